@@ -1,0 +1,29 @@
+"""molgan: a MolGAN-style molecular graph generator trained as a WGAN-GP.
+
+Importing the package is light: rdkit, pandas and torch_geometric are imported only inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {
+    "Vocab": "molgan.vocab",
+    "MoleculeDataset": "molgan.dataset",
+    "load_dataset": "molgan.dataset",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'molgan' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""One checkpoint bundle per run: written atomically, read with ``weights_only=True``.
+
+The bundle is a plain dict of ints, floats, strings, lists, dicts and tensors (model and
+optimizer state dicts, configs as dicts, the vocabulary as a dict, RNG states as uint8 tensors),
+so ``torch.load(..., weights_only=True)`` reads it and nothing arbitrary is ever unpickled.
+There is no fallback to ``weights_only=False``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: Stored in every bundle; bumped on incompatible changes.
+FORMAT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, truncated, corrupt or of another format (one-line message)."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, fsync, rename.
+
+    An interrupted save leaves the previous file at ``path`` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    bundle = {"format_version": FORMAT_VERSION, **state}
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(bundle, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a bundle written by :func:`save_checkpoint` (``weights_only=True``, no fallback).
+
+    Raises:
+        CheckpointError: missing, unreadable, truncated or not a molgan checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "ckpt.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        bundle = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?): "
+                              f"{first_line[:200]}") from None
+    if not isinstance(bundle, dict) or bundle.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} is not a molgan checkpoint of format {FORMAT_VERSION}")
+    return bundle

@@ -1,0 +1,175 @@
+"""RDKit side of the data flow: SMILES <-> molecule <-> token indices.
+
+RDKit is imported inside the functions so that ``import molgan`` stays light.
+
+Encoding: a molecule is kekulized (aromatic bonds become alternating single/double bonds),
+hydrogens stay implicit, stereochemistry and isotopes are dropped, and every heavy atom becomes
+an ``(atomic_number, formal_charge)`` token. Decoding builds an ``RWMol`` from the atoms that exist
+(node index > 0) and the bonds between them, then sanitizes it; if RDKit rejects it the graph is
+*invalid* and decoding returns ``None``. Nothing is repaired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from molgan.vocab import AtomToken, Vocab
+
+if TYPE_CHECKING:
+    from rdkit import Chem
+
+#: Reasons a molecule can be skipped during featurization (keys of the ``skipped`` report).
+SKIP_REASONS = (
+    "empty",
+    "unparsable",
+    "radical",
+    "kekulize_failed",
+    "unknown_bond",
+    "too_many_atoms",
+    "unknown_atom",
+)
+
+
+class SkipMolecule(ValueError):
+    """A molecule that cannot be represented; ``reason`` is one of :data:`SKIP_REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+RawGraph = tuple[list[AtomToken], list[tuple[int, int, int]]]
+"""Atoms as ``(atomic_number, charge)`` and bonds as ``(i, j, order)`` with order 1, 2 or 3."""
+
+
+def mol_from_smiles(smiles: str) -> Chem.Mol:
+    """Parse and sanitize a SMILES string; raise :class:`SkipMolecule` instead of returning junk."""
+    from rdkit import Chem, rdBase
+
+    if smiles is None or not str(smiles).strip():
+        raise SkipMolecule("empty")
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(str(smiles).strip())
+    if mol is None or mol.GetNumAtoms() == 0:
+        raise SkipMolecule("unparsable", str(smiles))
+    return mol
+
+
+def canonical_smiles(mol: Chem.Mol) -> str:
+    """Canonical SMILES without stereochemistry (what the graph representation can hold)."""
+    from rdkit import Chem
+
+    return str(Chem.MolToSmiles(mol, isomericSmiles=False))
+
+
+def mol_to_graph(mol: Chem.Mol) -> RawGraph:
+    """Kekulized heavy-atom graph of ``mol`` with implicit hydrogens.
+
+    Raises:
+        SkipMolecule: ``radical`` (unpaired electrons cannot be stored with implicit H),
+            ``kekulize_failed``, or ``unknown_bond`` (not single/double/triple after kekulization).
+    """
+    from rdkit import Chem
+
+    mol = Chem.Mol(mol)
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Exception as exc:  # noqa: BLE001 - RDKit raises several types here
+        raise SkipMolecule("kekulize_failed", str(exc)) from None
+    atoms: list[AtomToken] = []
+    for atom in mol.GetAtoms():
+        if atom.GetNumRadicalElectrons():
+            raise SkipMolecule("radical", atom.GetSymbol())
+        atoms.append((atom.GetAtomicNum(), atom.GetFormalCharge()))
+    orders = {
+        Chem.BondType.SINGLE: 1,
+        Chem.BondType.DOUBLE: 2,
+        Chem.BondType.TRIPLE: 3,
+    }
+    bonds: list[tuple[int, int, int]] = []
+    for bond in mol.GetBonds():
+        order = orders.get(bond.GetBondType())
+        if order is None:
+            raise SkipMolecule("unknown_bond", str(bond.GetBondType()))
+        bonds.append((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), order))
+    return atoms, bonds
+
+
+def graph_to_indices(graph: RawGraph, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a raw graph as ``x_idx [N]`` and ``adj_idx [N, N]`` (uint8, symmetric).
+
+    Raises:
+        SkipMolecule: ``too_many_atoms`` (more than ``vocab.max_atoms``) or ``unknown_atom``.
+    """
+    atoms, bonds = graph
+    n = vocab.max_atoms
+    if len(atoms) > n:
+        raise SkipMolecule("too_many_atoms", f"{len(atoms)} > {n}")
+    index = vocab.atom_index()
+    x = np.zeros(n, dtype=np.uint8)
+    for i, token in enumerate(atoms):
+        if token not in index:
+            from molgan.vocab import atom_symbol
+
+            raise SkipMolecule("unknown_atom", atom_symbol(token))
+        x[i] = index[token]
+    adj = np.zeros((n, n), dtype=np.uint8)
+    for i, j, order in bonds:
+        adj[i, j] = adj[j, i] = order
+    return x, adj
+
+
+def indices_to_mol(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> Chem.Mol | None:
+    """Decode ``x_idx [N]``, ``adj_idx [N, N]`` into a sanitized molecule, or ``None`` if invalid.
+
+    Only nodes with ``x_idx > 0`` become atoms (padding is dropped, never turned into ``*``);
+    bonds are read from the upper triangle between existing atoms; bonds that touch a padding
+    node are ignored. A graph with no atoms, or one that RDKit cannot sanitize (valence, charge,
+    kekulization), is invalid: ``None`` is returned, the molecule is never repaired.
+    """
+    from rdkit import Chem, rdBase
+
+    nodes = np.flatnonzero(x_idx)
+    if nodes.size == 0:
+        return None
+    mol = Chem.RWMol()
+    for node in nodes:
+        z, charge = vocab.atoms[int(x_idx[node]) - 1]
+        atom = Chem.Atom(z)
+        atom.SetFormalCharge(charge)
+        mol.AddAtom(atom)
+    sub = adj_idx[np.ix_(nodes, nodes)]
+    rows, cols = np.nonzero(np.triu(sub, 1))
+    bond_types = (None, Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE)
+    for i, j in zip(rows.tolist(), cols.tolist()):
+        mol.AddBond(i, j, bond_types[int(sub[i, j])])
+    with rdBase.BlockLogs():
+        try:
+            Chem.SanitizeMol(mol)
+        except Exception:  # noqa: BLE001 - any sanitization failure means "invalid"
+            return None
+    return mol.GetMol()
+
+
+def decode_smiles(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[str | None]:
+    """Decode a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]`` to canonical SMILES (``None`` if invalid)."""
+    out: list[str | None] = []
+    for x, adj in zip(x_idx, adj_idx):
+        mol = indices_to_mol(x, adj, vocab)
+        out.append(None if mol is None else canonical_smiles(mol))
+    return out
+
+
+def parse_many(smiles: Sequence[str | None]) -> list[Any]:
+    """Parse many SMILES; an unparsable or empty entry gives ``None`` (counted by callers)."""
+    mols: list[Any] = []
+    for s in smiles:
+        try:
+            mols.append(mol_from_smiles(s))  # type: ignore[arg-type]
+        except SkipMolecule:
+            mols.append(None)
+    return mols

@@ -1,0 +1,120 @@
+"""Command line: ``molgan prepare | train | sample | evaluate``.
+
+The library logs; this module prints. Progress bars and messages go to stderr, results to files
+or stdout. Exit codes: 0 success, 1 failure (one-line message, no traceback), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+log = logging.getLogger("molgan")
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed as one line."""
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="qm9",
+                        help="'qm9' (embedded, default) or a .smi/.txt/.csv/.sdf file")
+    parser.add_argument("--smiles-column", default=None,
+                        help="CSV column with SMILES (default: the first of SMILES/smiles/...)")
+    parser.add_argument("--max-atoms", type=int, default=None,
+                        help="node slots N; larger molecules are skipped (default: from the data)")
+    parser.add_argument("--atoms", default=None,
+                        help="comma-separated allowed atom tokens, e.g. C,N,O,F,N+,O- "
+                             "(default: every token in the data)")
+    parser.add_argument("--min-atom-count", type=int, default=1,
+                        help="learned atom tokens must occur at least this often")
+    parser.add_argument("--cache-dir", default=None,
+                        help="featurization cache (default: $MOLGAN_CACHE or ~/.cache/molgan)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes for RDKit work (default: all usable CPUs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="molgan", description="MolGAN-style molecular graph GAN (WGAN-GP).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prepare = sub.add_parser("prepare", help="read, featurize and cache a dataset; report it")
+    _add_data_args(prepare)
+    prepare.add_argument("--json", default=None, help="write the report as JSON to this file")
+    prepare.add_argument("--skipped-csv", default=None,
+                         help="write skipped rows with reasons here (default: next to --json)")
+    prepare.add_argument("--no-roundtrip", action="store_true",
+                         help="skip the decode check (roundtrip_exact)")
+    prepare.set_defaults(handler=run_prepare)
+    return parser
+
+
+def _progress_bar(total: int | None, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="mol", file=sys.stderr, dynamic_ncols=True,
+                disable=None, leave=False)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """``molgan prepare``: featurize and cache, then report counts and the round trip."""
+    from molgan.prepare import copy_skipped, format_report, prepare
+
+    report = prepare(
+        source=args.data,
+        smiles_column=args.smiles_column,
+        max_atoms=args.max_atoms,
+        atoms=args.atoms.split(",") if args.atoms else None,
+        min_atom_count=args.min_atom_count,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        roundtrip=not args.no_roundtrip,
+        progress_bar=_progress_bar,
+    )
+    skipped_csv = args.skipped_csv
+    if skipped_csv is None and args.json:
+        skipped_csv = str(Path(args.json).with_suffix("")) + "-skipped.csv"
+    if skipped_csv:
+        copy_skipped(report, skipped_csv)
+        report["skipped_csv"] = skipped_csv
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``molgan`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    from molgan.checkpoint import CheckpointError
+    from molgan.sources import DataError
+
+    start = time.perf_counter()
+    try:
+        code = int(args.handler(args))
+    except (DataError, CheckpointError, UserError, FileNotFoundError) as exc:
+        print(f"molgan {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"molgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    log.debug("%s took %.1f s", args.command, time.perf_counter() - start)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

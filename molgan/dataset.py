@@ -1,0 +1,269 @@
+"""Featurized datasets: the on-disk cache, train/validation/test splits, and device batches.
+
+The cache key hashes the source content, the vocabulary request (given vocabulary, allowed
+atoms, minimum count), ``max_atoms`` and :data:`molgan.featurize.FEATURIZER_VERSION`; a changed
+input never reuses a stale cache. Files are written atomically (temp file + rename).
+
+Default split (documented, deterministic): a permutation of the kept molecules by
+``numpy.random.default_rng(seed)``, then the first 80% train, next 10% validation, last 10% test.
+A split file of source ids (QM9 ``Index``) can instead fix the test (and validation) set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molgan.featurize import FEATURIZER_VERSION, Featurized, Progress, featurize
+from molgan.sources import DataError, read_source, source_fingerprint
+from molgan.vocab import Vocab
+
+SPLITS = ("train", "valid", "test")
+
+
+def default_cache_dir() -> Path:
+    """``$MOLGAN_CACHE``, else ``$XDG_CACHE_HOME/molgan``, else ``~/.cache/molgan``."""
+    if os.environ.get("MOLGAN_CACHE"):
+        return Path(os.environ["MOLGAN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "molgan"
+
+
+@dataclass
+class MoleculeDataset:
+    """Featurized molecules of one source.
+
+    Attributes:
+        x_idx: ``[M, N]`` uint8 atom token indices, 0 = no atom.
+        adj_idx: ``[M, N, N]`` uint8 bond token indices, 0 = no bond; symmetric, zero diagonal.
+        smiles: ``[M]`` canonical SMILES (no stereo) of each molecule.
+        ids: ``[M]`` int64 source ids (QM9 ``Index``; row number for user files).
+        vocab: the vocabulary (``T``, ``Y``, ``N``).
+        report: the preparation report (counts, skipped reasons, timings).
+    """
+
+    x_idx: np.ndarray
+    adj_idx: np.ndarray
+    smiles: np.ndarray
+    ids: np.ndarray
+    vocab: Vocab
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.x_idx.shape[0])
+
+    def subset(self, index: np.ndarray) -> MoleculeDataset:
+        """The molecules at ``index`` (same vocabulary)."""
+        return MoleculeDataset(
+            self.x_idx[index], self.adj_idx[index], self.smiles[index], self.ids[index],
+            self.vocab, self.report,
+        )
+
+    def split_indices(
+        self,
+        seed: int = 0,
+        fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_ids: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Indices of the train/valid/test split.
+
+        Without ``split_ids``: a seeded permutation cut by ``fractions`` (train, valid, test).
+        With ``split_ids`` (``{'test': ids, 'valid': ids}``, source ids): those molecules form the
+        named splits (ids not in the dataset are ignored) and the rest is train.
+        """
+        n = len(self)
+        if split_ids is None:
+            if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+                raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+            order = np.random.default_rng(seed).permutation(n)
+            n_train = int(round(fractions[0] * n))
+            n_valid = int(round(fractions[1] * n))
+            return {
+                "train": np.sort(order[:n_train]),
+                "valid": np.sort(order[n_train : n_train + n_valid]),
+                "test": np.sort(order[n_train + n_valid :]),
+            }
+        out: dict[str, np.ndarray] = {}
+        taken = np.zeros(n, dtype=bool)
+        for name in ("test", "valid"):
+            ids = split_ids.get(name)
+            member = np.isin(self.ids, ids) if ids is not None else np.zeros(n, dtype=bool)
+            member &= ~taken
+            out[name] = np.flatnonzero(member)
+            taken |= member
+        out["train"] = np.flatnonzero(~taken)
+        return {name: out[name] for name in SPLITS}
+
+    def split(self, **kwargs: Any) -> dict[str, MoleculeDataset]:
+        """The splits of :meth:`split_indices` as datasets."""
+        return {k: self.subset(v) for k, v in self.split_indices(**kwargs).items()}
+
+
+def read_split_file(path: str | Path, offset: int = 0) -> dict[str, np.ndarray]:
+    """Read a JSON split file of source ids.
+
+    Accepted forms: a list (the test ids) or an object whose keys name splits: ``test``,
+    ``valid``/``val``/``validation``; GDSS/MoFlow's ``valid_idxs`` file (their test set) is read
+    as ``test``. Ids may be ints or digit strings; ``offset`` is added to each (the GDSS file
+    holds 0-based QM9 row ids: pass ``offset=1`` to get QM9 ``Index`` values).
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read split file {path}: {exc}") from None
+    aliases = {"test": "test", "valid_idxs": "test", "valid": "valid", "val": "valid",
+               "validation": "valid"}
+    if isinstance(data, list):
+        data = {"test": data}
+    if not isinstance(data, dict) or not any(k in aliases for k in data):
+        raise DataError(f"split file {path} has none of the keys {sorted(aliases)}")
+    out: dict[str, np.ndarray] = {}
+    for key, values in data.items():
+        if key in aliases:
+            out[aliases[key]] = np.asarray([int(v) for v in values], dtype=np.int64) + offset
+    return out
+
+
+def _cache_key(content_hash: str, request: dict[str, Any]) -> str:
+    text = json.dumps({"content": content_hash, "version": FEATURIZER_VERSION, **request},
+                      sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cache_paths(cache_dir: Path, name: str, key: str) -> dict[str, Path]:
+    """The three files of one cached dataset."""
+    stem = f"{name}-{key}"
+    return {
+        "arrays": cache_dir / f"{stem}.npz",
+        "report": cache_dir / f"{stem}.json",
+        "skipped": cache_dir / f"{stem}-skipped.csv",
+    }
+
+
+def load_dataset(
+    source: str = "qm9",
+    smiles_column: str | None = None,
+    max_atoms: int | None = None,
+    atoms: Sequence[str] | None = None,
+    min_atom_count: int = 1,
+    vocab: Vocab | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> MoleculeDataset:
+    """Read, featurize and cache a source (``'qm9'`` or a file); a cache hit skips RDKit entirely.
+
+    Raises:
+        DataError: the source cannot be read, or no molecule in it can be represented.
+    """
+    start = time.perf_counter()
+    name, content_hash = source_fingerprint(source, smiles_column)
+    request = {
+        "max_atoms": max_atoms,
+        "atoms": sorted(atoms) if atoms else None,
+        "min_atom_count": min_atom_count,
+        "vocab": vocab.to_dict() if vocab else None,
+        "smiles_column": smiles_column,
+    }
+    key = _cache_key(content_hash, request)
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    paths = cache_paths(directory, name, key)
+    if use_cache and paths["arrays"].is_file() and paths["report"].is_file():
+        return _read_cache(paths, start)
+
+    table = read_source(source, smiles_column)
+
+    result = featurize(table.smiles, vocab=vocab, max_atoms=max_atoms, atoms=atoms,
+                       min_atom_count=min_atom_count, workers=workers, progress=progress)
+    if len(result.rows) == 0:
+        reasons = ", ".join(f"{k}: {v}" for k, v in result.skipped.counts().items())
+        raise DataError(f"no molecule in {source} could be featurized ({reasons})")
+    report = _report(source, table.smiles, result, time.perf_counter() - start)
+    report["cache_files"] = {k: str(v) for k, v in paths.items()}
+    dataset = MoleculeDataset(
+        x_idx=result.x_idx,
+        adj_idx=result.adj_idx,
+        smiles=np.asarray(result.smiles, dtype=str),
+        ids=table.ids[result.rows],
+        vocab=result.vocab,
+        report=report,
+    )
+    if use_cache:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_cache(paths, dataset, result, table.smiles, table.ids)
+    return dataset
+
+
+def _report(source: str, rows: Sequence[str], result: Featurized, seconds: float) -> dict[str, Any]:
+    return {
+        "source": source,
+        "n_read": len(rows),
+        "n_kept": len(result.rows),
+        "skipped": result.skipped.counts(),
+        "atom_tokens": result.vocab.atom_symbols[1:],
+        "bond_tokens": result.vocab.to_dict()["bonds"],
+        "max_atoms": result.vocab.max_atoms,
+        "vocab": result.vocab.to_dict(),
+        "featurizer_version": FEATURIZER_VERSION,
+        "featurize_seconds": round(seconds, 3),
+    }
+
+
+def _write_cache(
+    paths: dict[str, Path], data: MoleculeDataset, result: Featurized,
+    source_smiles: Sequence[str], source_ids: np.ndarray,
+) -> None:
+    def write_arrays(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, x_idx=data.x_idx, adj_idx=data.adj_idx, smiles=data.smiles,
+                     ids=data.ids)
+
+    def write_skipped(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["row", "id", "smiles", "reason", "detail"])
+            skipped = result.skipped
+            for row, smi, reason, detail in zip(skipped.rows, skipped.smiles, skipped.reasons,
+                                                skipped.details):
+                writer.writerow([row, int(source_ids[row]), smi, reason, detail])
+
+    _atomic_write(paths["skipped"], write_skipped)
+    _atomic_write(paths["arrays"], write_arrays)
+    # the report goes last: its presence marks a complete cache entry
+    _atomic_write(paths["report"], lambda tmp: tmp.write_text(json.dumps(data.report, indent=2)))
+
+
+def _read_cache(paths: dict[str, Path], start: float) -> MoleculeDataset:
+    report = json.loads(paths["report"].read_text())
+    with np.load(paths["arrays"], allow_pickle=False) as arrays:
+        dataset = MoleculeDataset(
+            x_idx=arrays["x_idx"],
+            adj_idx=arrays["adj_idx"],
+            smiles=arrays["smiles"],
+            ids=arrays["ids"],
+            vocab=Vocab.from_dict(report["vocab"]),
+            report=report,
+        )
+    report["cache_hit"] = True
+    report["load_seconds"] = round(time.perf_counter() - start, 3)
+    return dataset

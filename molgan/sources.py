@@ -1,0 +1,190 @@
+"""Where molecules come from: the embedded QM9 (from the ``qm9pack`` wheel) or a user file.
+
+Every source is read on demand (never at import) into a :class:`SmilesTable`: the SMILES strings,
+one id per row (QM9's original ``Index`` 1..133885, or the 0-based row number of a user file), a
+name and a content hash that keys the featurization cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+QM9_PARTS = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
+SMILES_COLUMN_GUESSES = ("SMILES", "smiles", "Smiles", "canonical_smiles", "smi")
+
+
+class DataError(Exception):
+    """A data source that cannot be read (missing, empty, wrong column); message is one line."""
+
+
+@dataclass(frozen=True)
+class SmilesTable:
+    """Raw rows of a source. ``smiles[i]`` has id ``ids[i]``; empty rows are ``''``."""
+
+    smiles: list[str]
+    ids: np.ndarray
+    name: str
+    content_hash: str
+
+
+def qm9_files() -> list[Path]:
+    """Paths of the QM9 CSVs inside the installed ``qm9pack`` wheel, found without importing it.
+
+    ``import qm9pack`` (and ``importlib.resources.files('qm9pack')``) runs its ``__init__``,
+    which imports ``pkg_resources``, gone from current setuptools; ``find_spec`` only locates it.
+    """
+    spec = importlib.util.find_spec("qm9pack")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("QM9 needs the 'qm9pack' package: pip install qm9pack")
+    root = Path(list(spec.submodule_search_locations)[0]) / "data"
+    paths = [root / part for part in QM9_PARTS]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"qm9pack is installed but its data files are missing: {missing}")
+    return paths
+
+
+def _hash_files(paths: list[Path], extra: str = "") -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(extra.encode())
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _qm9_fingerprint(paths: list[Path]) -> str:
+    """Hash of the QM9 CSVs from the wheel's RECORD (sha256 per file) and their sizes.
+
+    Hashing the 217 MB of CSVs would take most of a second on every cache hit; the wheel's
+    RECORD already holds a content hash of each file. Falls back to hashing the bytes.
+    """
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("qm9pack").files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    record = {Path(str(f)).name: f.hash.value for f in files if f.hash is not None}
+    if all(p.name in record for p in paths):
+        text = ";".join(f"{p.name}:{record[p.name]}:{p.stat().st_size}" for p in paths)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return _hash_files(paths)
+
+
+def source_fingerprint(source: str, smiles_column: str | None = None) -> tuple[str, str]:
+    """``(name, content_hash)`` of a source without parsing it (cheap: keys the cache)."""
+    if source.lower() == "qm9":
+        return "qm9", _qm9_fingerprint(qm9_files())
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    return path.stem, _hash_files([path], extra=f"{path.suffix.lower()}:{smiles_column}")
+
+
+def read_qm9() -> SmilesTable:
+    """All 130,831 QM9 molecules: the ``SMILES`` and ``Index`` columns of qm9pack's CSVs."""
+    import pandas as pd
+
+    paths = qm9_files()
+    frames = [pd.read_csv(p, usecols=["Index", "SMILES"]) for p in paths]
+    table = pd.concat(frames, ignore_index=True)
+    return SmilesTable(
+        smiles=table["SMILES"].fillna("").astype(str).tolist(),
+        ids=table["Index"].to_numpy(dtype=np.int64),
+        name="qm9",
+        content_hash=_qm9_fingerprint(paths),
+    )
+
+
+def read_smiles_file(path: str | Path, smiles_column: str | None = None) -> SmilesTable:
+    """Read a ``.smi``/``.txt`` (first token per line), ``.csv`` or ``.sdf`` file.
+
+    Args:
+        path: the file.
+        smiles_column: CSV column holding SMILES; by default the first of
+            :data:`SMILES_COLUMN_GUESSES` present.
+
+    Raises:
+        DataError: missing, unreadable or empty file, unknown extension, or missing column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".smi", ".txt", ".smiles"):
+        smiles = _read_smi(path)
+    elif suffix == ".csv":
+        smiles = _read_csv(path, smiles_column)
+    elif suffix == ".sdf":
+        smiles = _read_sdf(path)
+    else:
+        raise DataError(f"unknown file type {suffix!r} for {path}: use .smi, .txt, .csv or .sdf")
+    if not smiles or all(not s.strip() for s in smiles):
+        raise DataError(f"no molecules in {path}")
+    return SmilesTable(
+        smiles=smiles,
+        ids=np.arange(len(smiles), dtype=np.int64),
+        name=path.stem,
+        content_hash=source_fingerprint(str(path), smiles_column)[1],
+    )
+
+
+def read_source(source: str, smiles_column: str | None = None) -> SmilesTable:
+    """``'qm9'`` for the embedded QM9, anything else is a file path."""
+    if source.lower() == "qm9":
+        return read_qm9()
+    return read_smiles_file(source, smiles_column)
+
+
+def _read_smi(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows = [line.split()[0] if line.split() else "" for line in lines]
+    if rows and rows[0].lower() in ("smiles", "smi"):
+        rows = rows[1:]
+    # trailing blank lines are file formatting, not rows
+    while rows and not rows[-1]:
+        rows.pop()
+    return rows
+
+
+def _read_csv(path: Path, smiles_column: str | None) -> list[str]:
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"no molecules in {path}") from None
+    columns = list(header.columns)
+    column = smiles_column
+    if column is None:
+        column = next((c for c in SMILES_COLUMN_GUESSES if c in columns), None)
+        if column is None:
+            raise DataError(
+                f"{path} has no SMILES column among {columns}; choose one with --smiles-column"
+            )
+    elif column not in columns:
+        raise DataError(f"column {column!r} not in {path}; columns are {columns}")
+    frame = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)
+    return frame[column].astype(str).tolist()
+
+
+def _read_sdf(path: Path) -> list[str]:
+    from rdkit import Chem, rdBase
+
+    smiles: list[str] = []
+    with rdBase.BlockLogs():
+        supplier = Chem.SDMolSupplier(str(path), sanitize=True, removeHs=True)
+        for i, mol in enumerate(supplier):
+            if mol is None:
+                # kept as a row that will fail to parse, so it is counted, not lost
+                smiles.append(f"<unreadable SDF record {i}>")
+            else:
+                smiles.append(Chem.MolToSmiles(mol))
+    return smiles

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from molgan.chem import (
+    SkipMolecule,
+    canonical_smiles,
+    decode_smiles,
+    graph_to_indices,
+    indices_to_mol,
+    mol_from_smiles,
+    mol_to_graph,
+)
+from molgan.vocab import Vocab
+
+from .conftest import SMALL_SMILES
+
+VOCAB = Vocab.from_symbols(["C", "N", "O", "F", "N+", "O-", "C-", "N-"], max_atoms=9)
+
+
+def encode(smiles, vocab=VOCAB):
+    return graph_to_indices(mol_to_graph(mol_from_smiles(smiles)), vocab)
+
+
+@pytest.mark.parametrize("smiles", SMALL_SMILES)
+def test_smiles_survive_the_round_trip_through_indices(smiles):
+    x, adj = encode(smiles)
+    assert x.dtype == np.uint8 and adj.dtype == np.uint8
+    assert (adj == adj.T).all() and (np.diag(adj) == 0).all()
+    mol = indices_to_mol(x, adj, VOCAB)
+    assert canonical_smiles(mol) == canonical_smiles(mol_from_smiles(smiles))
+
+
+def test_single_atom_molecules_exist_without_bonds():
+    for smiles in ("C", "N", "O"):
+        x, adj = encode(smiles)
+        assert (x > 0).sum() == 1 and adj.sum() == 0
+        assert canonical_smiles(indices_to_mol(x, adj, VOCAB)) == smiles
+
+
+def test_aromatic_rings_are_stored_kekulized():
+    x, adj = encode("c1ccccc1")
+    orders = adj[np.triu_indices(9, 1)]
+    assert sorted(orders[orders > 0].tolist()) == [1, 1, 1, 2, 2, 2]
+
+
+def test_padding_is_dropped_and_bonds_to_padding_are_ignored():
+    x = np.zeros(9, dtype=np.uint8)
+    adj = np.zeros((9, 9), dtype=np.uint8)
+    x[3] = x[5] = 1  # C at slots 3 and 5
+    adj[3, 5] = adj[5, 3] = 1
+    adj[3, 7] = adj[7, 3] = 2  # slot 7 is padding
+    assert canonical_smiles(indices_to_mol(x, adj, VOCAB)) == "CC"
+
+
+def test_invalid_graphs_decode_to_none_not_a_repaired_molecule():
+    x = np.zeros(9, dtype=np.uint8)
+    adj = np.zeros((9, 9), dtype=np.uint8)
+    x[:6] = 1
+    for j in range(1, 6):  # a carbon with five single bonds
+        adj[0, j] = adj[j, 0] = 1
+    assert indices_to_mol(x, adj, VOCAB) is None
+    assert indices_to_mol(np.zeros(9, np.uint8), adj * 0, VOCAB) is None  # no atoms
+    assert decode_smiles(np.stack([x, x]), np.stack([adj, adj]), VOCAB) == [None, None]
+
+
+@pytest.mark.parametrize("smiles,reason", [
+    ("", "empty"), ("C1CC", "unparsable"), ("[CH3]", "radical"), ("CCCCCCCCCC", "too_many_atoms"),
+    ("C[Si](C)(C)C", "unknown_atom"),
+])
+def test_unrepresentable_molecules_raise_with_a_reason(smiles, reason):
+    with pytest.raises(SkipMolecule) as info:
+        encode(smiles)
+    assert info.value.reason == reason
+
+
+def test_element_only_tokens_would_lose_charges():
+    x, _ = encode("C[N+](C)(C)C")
+    assert sorted(VOCAB.atoms[i - 1] for i in x[x > 0]) == [(6, 0)] * 4 + [(7, 1)]

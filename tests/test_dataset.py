@@ -1,0 +1,127 @@
+import json
+
+import numpy as np
+import pytest
+
+from molgan.dataset import load_dataset, read_split_file
+from molgan.featurize import roundtrip_exact
+from molgan.sources import DataError
+
+from .conftest import SMALL_SMILES
+
+
+def test_all_of_qm9_is_kept_and_round_trips_exactly(qm9):
+    """SMILES -> tensors -> SMILES over all 130,831 QM9 molecules."""
+    assert len(qm9) == 130_831
+    assert qm9.report["skipped"] == {}
+    assert qm9.vocab.max_atoms == 9
+    assert qm9.vocab.atom_symbols[1:] == ["C", "O", "N", "F", "N+", "O-", "C-", "N-"]
+    fraction, misses = roundtrip_exact(qm9.x_idx, qm9.adj_idx, list(qm9.smiles), qm9.vocab)
+    assert misses == [] and fraction == 1.0
+
+
+def test_qm9_node_existence_comes_from_atoms_not_bonds(qm9):
+    n_atoms = (qm9.x_idx > 0).sum(1)
+    assert (n_atoms == 1).sum() == 3  # methane, ammonia, water
+    assert set(qm9.smiles[n_atoms == 1].tolist()) == {"C", "N", "O"}
+    assert qm9.ids.min() >= 1 and qm9.ids.max() <= 133_885
+
+
+def test_cache_hit_returns_identical_arrays(small_smi, tmp_path):
+    first = load_dataset(str(small_smi), cache_dir=tmp_path)
+    second = load_dataset(str(small_smi), cache_dir=tmp_path)
+    assert second.report.get("cache_hit") and not first.report.get("cache_hit")
+    np.testing.assert_array_equal(first.x_idx, second.x_idx)
+    np.testing.assert_array_equal(first.adj_idx, second.adj_idx)
+    assert first.smiles.tolist() == second.smiles.tolist()
+    assert first.vocab == second.vocab
+
+
+def test_cache_is_invalidated_by_max_atoms_tokens_and_content(small_smi, tmp_path):
+    base = load_dataset(str(small_smi), cache_dir=tmp_path)
+    other_n = load_dataset(str(small_smi), cache_dir=tmp_path, max_atoms=12)
+    assert not other_n.report.get("cache_hit") and other_n.x_idx.shape[1] == 12
+    only_cno = load_dataset(str(small_smi), cache_dir=tmp_path, atoms=["C", "N", "O"])
+    assert not only_cno.report.get("cache_hit") and len(only_cno) < len(base)
+    small_smi.write_text("CCO\nCCN\n")
+    changed = load_dataset(str(small_smi), cache_dir=tmp_path)
+    assert not changed.report.get("cache_hit") and len(changed) == 2
+
+
+def test_bad_rows_are_counted_and_written_with_reasons(tmp_path):
+    path = tmp_path / "bad.smi"
+    path.write_text("CCO\nnot_a_smiles\n\nC[Si](C)(C)C\n" + "C" * 40 + "\nc1ccccc1\n")
+    data = load_dataset(str(path), cache_dir=tmp_path, max_atoms=9, atoms=["C", "N", "O", "F"])
+    assert data.report["n_read"] == 6 and data.report["n_kept"] == 2
+    assert data.report["skipped"] == {"unparsable": 1, "empty": 1, "unknown_atom": 1,
+                                      "too_many_atoms": 1}
+    rows = open(data.report["cache_files"]["skipped"]).read().splitlines()
+    assert len(rows) == 5 and rows[0] == "row,id,smiles,reason,detail"
+
+
+def test_csv_with_a_chosen_column_and_missing_column(tmp_path):
+    path = tmp_path / "mols.csv"
+    path.write_text("name,smi_col\na,CCO\nb,C#N\n")
+    data = load_dataset(str(path), smiles_column="smi_col", cache_dir=tmp_path)
+    assert sorted(data.smiles.tolist()) == ["C#N", "CCO"]
+    with pytest.raises(DataError, match="no SMILES column"):
+        load_dataset(str(path), cache_dir=tmp_path)
+
+
+def test_sdf_input_is_read_and_unreadable_records_are_counted(tmp_path):
+    from rdkit import Chem
+
+    path = tmp_path / "mols.sdf"
+    writer = Chem.SDWriter(str(path))
+    for smiles in ("CCO", "c1ccccc1"):
+        writer.write(Chem.MolFromSmiles(smiles))
+    writer.close()
+    pentavalent = Chem.MolFromSmiles("C(C)(C)(C)(C)C", sanitize=False)  # fails sanitization
+    path.write_text(path.read_text() + Chem.MolToMolBlock(pentavalent, kekulize=False) + "$$$$\n")
+    data = load_dataset(str(path), cache_dir=tmp_path)
+    assert sorted(data.smiles.tolist()) == ["CCO", "c1ccccc1"]
+    assert data.report["skipped"] == {"unparsable": 1}
+
+
+def test_seeded_split_is_deterministic_and_disjoint(small_smi, tmp_path):
+    data = load_dataset(str(small_smi), cache_dir=tmp_path)
+    a = data.split_indices(seed=3)
+    b = data.split_indices(seed=3)
+    c = data.split_indices(seed=4)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+    together = np.concatenate([a["train"], a["valid"], a["test"]])
+    assert sorted(together.tolist()) == list(range(len(SMALL_SMILES)))
+    assert len(a["train"]) == round(0.8 * len(SMALL_SMILES))
+
+
+def test_split_file_of_ids_fixes_the_test_set(small_smi, tmp_path):
+    data = load_dataset(str(small_smi), cache_dir=tmp_path)
+    split_path = tmp_path / "split.json"
+    split_path.write_text(json.dumps({"valid_idxs": ["000002", "000004"]}))
+    ids = read_split_file(split_path, offset=1)  # 0-based file ids -> ids 3 and 5
+    parts = data.split_indices(split_ids=ids)
+    assert data.ids[parts["test"]].tolist() == [3, 5]
+    assert len(parts["valid"]) == 0 and len(parts["train"]) == len(data) - 2
+
+
+def test_gdss_split_file_selects_qm9_test_molecules(qm9):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared/reference/gdss_moflow_qm9_test_idx.json"
+    if not path.is_file():
+        pytest.skip("shared/reference is not beside the checkout")
+    parts = qm9.split_indices(split_ids=read_split_file(path, offset=1))
+    # 13,082 row ids of the 133,885-row table; rows that qm9pack lacks are not in the dataset
+    assert 12_000 < len(parts["test"]) <= 13_082
+    assert len(parts["train"]) + len(parts["test"]) == len(qm9)
+
+
+def test_missing_and_empty_files_raise_data_error(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_dataset(str(tmp_path / "missing.smi"), cache_dir=tmp_path)
+    empty = tmp_path / "empty.smi"
+    empty.write_text("\n\n")
+    with pytest.raises(DataError, match="no molecules"):
+        load_dataset(str(empty), cache_dir=tmp_path)
