@@ -57,6 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--no-roundtrip", action="store_true",
                          help="skip the decode check (roundtrip_exact)")
     prepare.set_defaults(handler=run_prepare)
+
+    from molgan.critic import CriticConfig
+    from molgan.generator import GeneratorConfig
+    from molgan.options import add_dataclass_flags
+    from molgan.train import TrainConfig
+
+    train = sub.add_parser("train", help="train a generator and critic (WGAN-GP)")
+    train.add_argument("--out", default="runs/molgan", help="run directory (default: runs/molgan)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from OUT/ckpt.pt (steps/epochs may be raised)")
+    train.add_argument("--config", default=None,
+                       help="JSON or TOML file of config fields (flags override it)")
+    train.add_argument("--cache-dir", default=None, help="featurization cache directory")
+    train.add_argument("--workers", type=int, default=None, help="processes for RDKit work")
+    for cls in (TrainConfig, GeneratorConfig, CriticConfig):
+        add_dataclass_flags(train, cls)
+    train.set_defaults(handler=run_train)
     return parser
 
 
@@ -91,6 +108,96 @@ def run_prepare(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report))
+    return 0
+
+
+#: Fields that ``--resume`` may change; the rest define the run.
+RESUMABLE = ("steps", "epochs", "device", "log_every", "eval_every", "eval_samples", "ckpt_every")
+
+
+def _run_config(args: argparse.Namespace) -> Any:
+    """Defaults < ``--config`` file < flags (< the checkpoint's config with ``--resume``)."""
+    from dataclasses import fields
+
+    from molgan.checkpoint import load_checkpoint
+    from molgan.options import read_config_file
+    from molgan.train import RunConfig
+
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("command", "handler", "out", "resume", "config", "cache_dir",
+                          "workers", "verbose")}
+    if args.resume:
+        bundle = load_checkpoint(Path(args.out) / "ckpt.pt")
+        config = RunConfig.from_dict(bundle["config"])
+        flat = {**config.train.__dict__, **config.generator.__dict__, **config.critic.__dict__}
+        changed = sorted(k for k, v in given.items() if k not in RESUMABLE and flat.get(k) != v)
+        if changed:
+            raise UserError(f"--resume cannot change {', '.join(changed)} (only "
+                            f"{', '.join(RESUMABLE)}); start a new --out instead")
+        flat.update(given)
+    else:
+        flat = read_config_file(args.config) if args.config else {}
+        flat.update(given)
+    sections: dict[str, dict[str, Any]] = {"train": {}, "generator": {}, "critic": {}}
+    owners = {f.name: name for name, cls in (("train", RunConfig().train.__class__),
+                                             ("generator", RunConfig().generator.__class__),
+                                             ("critic", RunConfig().critic.__class__))
+              for f in fields(cls)}
+    for key, value in flat.items():
+        if key not in owners:
+            raise UserError(f"unknown config field {key!r}")
+        sections[owners[key]][key] = value
+    return RunConfig.from_dict(sections)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``molgan train``: featurize (cached), train, checkpoint, plot."""
+    from tqdm.auto import tqdm
+
+    from molgan.dataset import load_dataset
+    from molgan.train import Trainer, TrainingDiverged
+
+    config = _run_config(args)
+    tc = config.train
+    if not args.resume and (Path(args.out) / "ckpt.pt").exists():
+        raise UserError(f"{args.out} already holds a run; pass --resume or choose another --out")
+    data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms,
+                        cache_dir=args.cache_dir, workers=args.workers)
+    try:
+        trainer = Trainer(config, data, args.out)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.resume:
+        try:
+            trainer.resume()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    log.info("training on %s: %d molecules (train split %d), %s, device %s, %d -> %d steps",
+             tc.data, len(data), trainer.x_idx.shape[0], data.vocab, trainer.device,
+             trainer.step, trainer.total_steps)
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train", unit="step",
+               file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def on_step(step: int, postfix: dict[str, Any]) -> None:
+        bar.update(step - bar.n)
+        if postfix:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
+
+    try:
+        result = trainer.fit(on_step)
+    except TrainingDiverged as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        bar.close()
+    last = result.last_record
+    summary = ", ".join(f"{k} {last[k]:.3f}" for k in ("validity", "uniqueness", "novelty")
+                        if k in last)
+    if result.status == "interrupted":
+        print(f"interrupted at step {result.step}; checkpoint {result.checkpoint}; "
+              f"continue with --resume", file=sys.stderr)
+        return 130
+    print(f"trained {result.step} steps -> {result.checkpoint}" + (f" ({summary})" if summary
+                                                                   else ""))
     return 0
 
 

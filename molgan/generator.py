@@ -1,0 +1,119 @@
+"""Generator: latent ``z`` -> MLP -> logits of a dense molecular graph; relaxations for the critic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from molgan.graph import DenseGraph
+from molgan.vocab import Vocab
+
+Relaxation = Literal["softmax", "gumbel", "hard"]
+RELAXATIONS: tuple[str, ...] = ("softmax", "gumbel", "hard")
+
+#: Logit margin that pins the adjacency diagonal to "no bond" (finite, so no NaN in gradients).
+_DIAGONAL_MARGIN = 1e4
+
+
+@dataclass
+class GeneratorConfig:
+    """Generator hyperparameters (sizes ``N``, ``T``, ``Y`` come from the vocabulary)."""
+
+    z_dim: int = 32
+    """Latent size; ``z ~ N(0, I)``."""
+    gen_hidden: tuple[int, ...] = (128, 256, 512)
+    """Widths of the MLP (tanh)."""
+    gen_dropout: float = 0.0
+    """Dropout after every hidden layer."""
+
+
+class Generator(nn.Module):
+    """``z [B, Z]`` -> :class:`DenseGraph` of logits: ``x [B, N, T]``, ``adj [B, N, N, Y]``.
+
+    The adjacency logits are symmetrized, ``(L + L^T) / 2``, and the diagonal is pinned to
+    "no bond" (channel 0 logit 0, the others ``-1e4``), so every relaxation and the argmax give a
+    symmetric adjacency without self-loops.
+    """
+
+    def __init__(self, config: GeneratorConfig, vocab: Vocab) -> None:
+        super().__init__()
+        self.config = config
+        self.num_nodes = vocab.max_atoms
+        self.num_atom_types = vocab.num_atom_types
+        self.num_bond_types = vocab.num_bond_types
+        layers: list[nn.Module] = []
+        width = config.z_dim
+        for hidden in config.gen_hidden:
+            layers += [nn.Linear(width, hidden), nn.Tanh()]
+            if config.gen_dropout > 0:
+                layers.append(nn.Dropout(config.gen_dropout))
+            width = hidden
+        self.mlp = nn.Sequential(*layers)
+        n, t, y = self.num_nodes, self.num_atom_types, self.num_bond_types
+        self.to_adj = nn.Linear(width, n * n * y)
+        self.to_x = nn.Linear(width, n * t)
+        diagonal = torch.zeros(n, n, y)
+        diagonal[torch.arange(n), torch.arange(n), 1:] = -_DIAGONAL_MARGIN
+        self.register_buffer("diagonal_bias", diagonal, persistent=False)
+        self.register_buffer("off_diagonal", (1 - torch.eye(n)).unsqueeze(-1), persistent=False)
+
+    def forward(self, z: Tensor) -> DenseGraph:
+        """``z [B, Z]`` -> logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``."""
+        h = self.mlp(z)
+        b, n = z.shape[0], self.num_nodes
+        adj = self.to_adj(h).view(b, n, n, self.num_bond_types)
+        adj = (adj + adj.transpose(1, 2)) * 0.5
+        adj = adj * self.off_diagonal + self.diagonal_bias
+        x = self.to_x(h).view(b, n, self.num_atom_types)
+        return DenseGraph(x, adj)
+
+    def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> Tensor:
+        """``z ~ N(0, I)`` of shape ``[batch_size, Z]``."""
+        device = device if device is not None else self.to_x.weight.device
+        return torch.randn(batch_size, self.config.z_dim, generator=generator, device=device)
+
+
+def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+    return -torch.log(-torch.log(u.clamp_min(1e-10)).clamp_min(1e-10))
+
+
+def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float = 1.0,
+          generator: torch.Generator | None = None) -> DenseGraph:
+    r"""Differentiable categorical relaxation of generator logits, for the critic.
+
+    - ``softmax``: :math:`\mathrm{softmax}(\ell / \tau)`.
+    - ``gumbel``: :math:`\mathrm{softmax}((\ell + g) / \tau)`, :math:`g \sim \mathrm{Gumbel}(0, 1)`.
+    - ``hard``: straight-through Gumbel: the one-hot argmax of the Gumbel sample in the forward
+      pass, the gradient of the ``gumbel`` relaxation in the backward pass.
+
+    Gumbel noise on the adjacency is drawn for the upper triangle and mirrored, so the relaxed
+    adjacency stays symmetric. Every output sums to 1 over its last axis.
+    """
+    if mode not in RELAXATIONS:
+        raise ValueError(f"unknown relaxation {mode!r}; choose from {RELAXATIONS}")
+    x, adj = logits
+    if mode != "softmax":
+        x = x + _gumbel(x.shape, x, generator)
+        adj = adj + _mirror_channels(adj, generator)
+    x_soft = torch.softmax(x / temperature, dim=-1)
+    adj_soft = torch.softmax(adj / temperature, dim=-1)
+    if mode != "hard":
+        return DenseGraph(x_soft, adj_soft)
+    return DenseGraph(_straight_through(x_soft), _straight_through(adj_soft))
+
+
+def _mirror_channels(adj: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Gumbel noise ``[B, N, N, Y]``, symmetric in the node axes (upper triangle mirrored)."""
+    noise = _gumbel(adj.shape, adj, generator)
+    upper = torch.triu(noise.movedim(-1, 1), diagonal=1)
+    return (upper + upper.transpose(2, 3)).movedim(1, -1)
+
+
+def _straight_through(soft: Tensor) -> Tensor:
+    hard = torch.nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft

@@ -1,0 +1,80 @@
+r"""WGAN-GP losses (Gulrajani et al. 2017) on dense graphs.
+
+Critic loss, minimized by the critic:
+
+.. math::
+    L_D = \mathbb{E}[D(\tilde G)] - \mathbb{E}[D(G)]
+          + \lambda\, \mathbb{E}\big[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2\big]
+
+with :math:`\hat G = \epsilon G + (1 - \epsilon) \tilde G`, one :math:`\epsilon \sim U[0, 1]`
+per sample applied to **both** ``X`` and ``A``, and the norm taken per sample over the
+gradients with respect to both inputs together. Generator loss: :math:`L_G = -\mathbb{E}[D(\tilde G)]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from molgan.graph import DenseGraph
+
+CriticFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGraph:
+    """``eps * real + (1 - eps) * fake`` for ``x`` and ``adj`` with one ``eps [B]`` per sample."""
+    e_x = epsilon.view(-1, 1, 1)
+    e_adj = epsilon.view(-1, 1, 1, 1)
+    return DenseGraph(e_x * real.x + (1 - e_x) * fake.x,
+                      e_adj * real.adj + (1 - e_adj) * fake.adj)
+
+
+def gradient_norms(critic: CriticFn, graph: DenseGraph) -> Tensor:
+    r"""Per-sample :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B]``, differentiable."""
+    x = graph.x.detach().requires_grad_(True)
+    adj = graph.adj.detach().requires_grad_(True)
+    scores = critic(x, adj)
+    grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
+    squared = grad_x.flatten(1).pow(2).sum(1) + grad_adj.flatten(1).pow(2).sum(1)
+    return torch.sqrt(squared + 1e-12)
+
+
+def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
+                     generator: torch.Generator | None = None) -> Tensor:
+    r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
+
+    ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
+    ``generator`` and shared by ``x`` and ``adj`` of each sample.
+    """
+    epsilon = torch.rand(real.x.shape[0], generator=generator, device=real.x.device,
+                         dtype=real.x.dtype)
+    norms = gradient_norms(critic, interpolate(real, fake, epsilon))
+    return (norms - 1.0).pow(2).mean()
+
+
+class CriticLoss(NamedTuple):
+    """The critic objective and its parts (all scalars)."""
+
+    loss: Tensor
+    """``E[D(fake)] - E[D(real)] + lambda * gp``: what the critic minimizes."""
+    wasserstein: Tensor
+    """``E[D(real)] - E[D(fake)]``: the critic's estimate of the Wasserstein distance."""
+    gradient_penalty: Tensor
+    """``E[(||grad||_2 - 1)^2]`` (before multiplying by lambda)."""
+
+
+def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
+                generator: torch.Generator | None = None) -> CriticLoss:
+    """The WGAN-GP critic loss; ``fake`` is detached here."""
+    fake = DenseGraph(fake.x.detach(), fake.adj.detach())
+    wasserstein = critic(*real).mean() - critic(*fake).mean()
+    penalty = gradient_penalty(critic, real, fake, generator)
+    return CriticLoss(-wasserstein + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
+
+
+def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:
+    """``-E[D(fake)]``: the generator makes its graphs score high."""
+    return -critic(*fake).mean()

@@ -1,0 +1,105 @@
+"""Command-line flags generated from config dataclasses, so defaults live in one place.
+
+Each field ``name: type = default`` with a docstring under it becomes ``--name`` (underscores
+as dashes) with that docstring as help. Tuples are written comma-separated (``--gen-hidden
+128,256,512``). Flags not given on the command line are absent from the parsed namespace, so a
+config file or a checkpoint's config can fill them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import textwrap
+import types
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under each field) of a dataclass."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _converter(hint: Any) -> Any:
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = True, args[0]
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+
+        def parse_tuple(text: str) -> tuple[Any, ...]:
+            return tuple(item(p) for p in text.split(",") if p.strip())
+
+        base: Any = parse_tuple
+    elif hint is bool:
+        def parse_bool(text: str) -> bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+        base = parse_bool
+    else:
+        base = hint
+    if not optional:
+        return base
+
+    def parse_optional(text: str) -> Any:
+        return None if text.lower() in ("none", "") else base(text)
+
+    return parse_optional
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser | Any, cls: type,
+                        skip: tuple[str, ...] = ()) -> list[str]:
+    """Add one flag per field of ``cls``; returns the field names added."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    names = []
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
+                            type=_converter(hints[f.name]), default=argparse.SUPPRESS,
+                            help=f"{docs.get(f.name, '')} (default: {shown})")
+        names.append(f.name)
+    return names
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON or TOML config: flat field names, or sections ``train``/``generator``/``critic``.
+
+    Returns a flat ``{field: value}`` mapping.
+    """
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    else:
+        data = json.loads(text)
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("train", "generator", "critic") and isinstance(value, dict):
+            flat.update(value)
+        elif key != "vocab":
+            flat[key] = value
+    return flat

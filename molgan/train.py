@@ -1,0 +1,389 @@
+"""WGAN-GP training loop: ``n_critic`` critic steps, then one generator step.
+
+A *step* is one generator update (with its ``n_critic`` critic updates before it). The loop is
+deterministic for a given seed on CPU: batches come from a seeded permutation (a torch CPU
+generator), noise (``z``, Gumbel, ``epsilon``) from a seeded generator on the device, and both
+states, with the global torch RNG (dropout), go into every checkpoint, so ``--resume``
+continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from molgan.checkpoint import load_checkpoint, save_checkpoint
+from molgan.critic import Critic, CriticConfig
+from molgan.dataset import MoleculeDataset
+from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
+from molgan.graph import one_hot_graph
+from molgan.loss import critic_loss, generator_loss
+from molgan.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Training hyperparameters; the CLI's ``train`` flags are generated from these fields."""
+
+    data: str = "qm9"
+    """'qm9' or a .smi/.csv/.sdf file."""
+    steps: int = 2000
+    """Generator updates (each after n_critic critic updates)."""
+    epochs: float | None = None
+    """If set, overrides steps: passes over the training split by the critic's real batches."""
+    batch_size: int = 128
+    """Graphs per critic and generator update."""
+    n_critic: int = 5
+    """Critic updates per generator update."""
+    lambda_gp: float = 10.0
+    """Gradient-penalty weight lambda."""
+    lr: float = 1e-4
+    """Adam learning rate of both networks (unless lr_g / lr_d are set)."""
+    lr_g: float | None = None
+    """Generator learning rate (default: lr)."""
+    lr_d: float | None = None
+    """Critic learning rate (default: lr)."""
+    beta1: float = 0.5
+    """Adam beta1 (Gulrajani et al.)."""
+    beta2: float = 0.9
+    """Adam beta2 (Gulrajani et al.)."""
+    relax: str = "softmax"
+    """Relaxation of generated graphs for the critic: softmax, gumbel or hard."""
+    temperature: float = 1.0
+    """Softmax / Gumbel-softmax temperature."""
+    device: str = "auto"
+    """auto (CUDA when present), cpu or cuda."""
+    seed: int = 0
+    """Seed of initialization, batches and noise."""
+    split_seed: int = 0
+    """Seed of the train/valid/test split (80/10/10)."""
+    log_every: int = 25
+    """Steps between metrics.jsonl records."""
+    eval_every: int = 250
+    """Steps between sample evaluations (validity, uniqueness, novelty)."""
+    eval_samples: int = 1000
+    """Samples per evaluation."""
+    ckpt_every: int = 250
+    """Steps between checkpoints (one is always written at the end)."""
+    max_atoms: int | None = None
+    """Node slots N (default: from the data)."""
+    smiles_column: str | None = None
+    """SMILES column of a CSV data file."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run: model and training configs."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": asdict(self.train), "generator": asdict(self.generator),
+                "critic": asdict(self.critic)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return cls(_build(TrainConfig, data.get("train", {})),
+                   _build(GeneratorConfig, data.get("generator", {})),
+                   _build(CriticConfig, data.get("critic", {})))
+
+
+def _build(kind: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(kind)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} fields: {sorted(unknown)}")
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but CUDA is not available")
+    return torch.device(device)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and returns."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class FitResult:
+    """How a run ended: ``completed``, ``interrupted`` (by a signal) or ``diverged``."""
+
+    status: str
+    step: int
+    checkpoint: Path
+    last_record: dict[str, Any]
+
+
+class BatchSampler:
+    """Epoch-wise shuffled batches of training indices, from a seeded CPU generator."""
+
+    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+        self.size = size
+        self.batch_size = min(batch_size, size)
+        self.rng = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(size, generator=self.rng)
+        self.position = 0
+
+    def next(self) -> torch.Tensor:
+        if self.position + self.batch_size > self.size:
+            self.order = torch.randperm(self.size, generator=self.rng)
+            self.position = 0
+        batch = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return batch
+
+    def state(self) -> dict[str, Any]:
+        return {"rng": self.rng.get_state(), "order": self.order, "position": self.position}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.set_state(state["rng"])
+        self.order = state["order"]
+        self.position = int(state["position"])
+
+
+class Trainer:
+    """Holds models, optimizers, data and RNG state of one run; :meth:`fit` runs the loop."""
+
+    def __init__(self, config: RunConfig, data: MoleculeDataset, out_dir: str | Path,
+                 split: dict[str, np.ndarray] | None = None) -> None:
+        tc = config.train
+        if tc.relax not in RELAXATIONS:
+            raise ValueError(f"relax must be one of {RELAXATIONS}, got {tc.relax!r}")
+        self.config = config
+        self.vocab: Vocab = data.vocab
+        self.out_dir = Path(out_dir)
+        self.device = resolve_device(tc.device)
+        torch.manual_seed(tc.seed)
+        self.generator = Generator(config.generator, self.vocab).to(self.device)
+        self.critic = Critic(config.critic, self.vocab).to(self.device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr_g or tc.lr,
+                                      betas=(tc.beta1, tc.beta2))
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=tc.lr_d or tc.lr,
+                                      betas=(tc.beta1, tc.beta2))
+        split = split if split is not None else data.split_indices(seed=tc.split_seed)
+        train = data.subset(split["train"])
+        self.train_smiles = frozenset(train.smiles.tolist())
+        self.all_smiles = frozenset(data.smiles.tolist())
+        self.x_idx = torch.from_numpy(train.x_idx).to(self.device)
+        self.adj_idx = torch.from_numpy(train.adj_idx).to(self.device)
+        self.batches = BatchSampler(len(train), tc.batch_size, tc.seed)
+        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
+        self.step = 0
+        self.total_steps = self._total_steps(len(train))
+
+    def _total_steps(self, n_train: int) -> int:
+        tc = self.config.train
+        if tc.epochs is None:
+            return tc.steps
+        batches = tc.epochs * n_train / min(tc.batch_size, n_train)
+        return max(1, math.ceil(batches / tc.n_critic))
+
+    # ---- one update each -------------------------------------------------------------------
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.batches.next().to(self.device)
+        return one_hot_graph(self.x_idx[index], self.adj_idx[index], self.vocab.num_atom_types,
+                             self.vocab.num_bond_types)
+
+    def _fake_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tc = self.config.train
+        z = self.generator.sample_z(size, generator=self.noise)
+        return relax(self.generator(z), tc.relax, tc.temperature, generator=self.noise)
+
+    def critic_step(self) -> tuple[torch.Tensor, ...]:
+        """One critic update; returns detached ``(loss, wasserstein, gp)``."""
+        real = self._real_batch()
+        with torch.no_grad():
+            fake = self._fake_batch(real[0].shape[0])
+        parts = critic_loss(self.critic, real, fake, self.config.train.lambda_gp, self.noise)
+        self.opt_d.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        self.opt_d.step()
+        return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
+
+    def generator_step(self) -> torch.Tensor:
+        """One generator update (critic parameters frozen); returns the detached loss."""
+        self.critic.requires_grad_(False)
+        try:
+            loss = generator_loss(self.critic, self._fake_batch(self.batches.batch_size))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            self.critic.requires_grad_(True)
+        return loss.detach()
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint bundle: plain data and tensors only (``weights_only`` safe)."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "noise": self.noise.get_state(),
+                               "batches": self.batches.state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "step": self.step,
+            "vocab": self.vocab.to_dict(),
+            "config": self.config.to_dict(),
+            "generator_config": asdict(self.config.generator),
+            "critic_config": asdict(self.config.critic),
+            "generator": self.generator.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, bundle: dict[str, Any]) -> None:
+        if Vocab.from_dict(bundle["vocab"]) != self.vocab:
+            raise ValueError("the checkpoint's vocabulary differs from this dataset's")
+        self.generator.load_state_dict(bundle["generator"])
+        self.critic.load_state_dict(bundle["critic"])
+        self.opt_g.load_state_dict(bundle["opt_g"])
+        self.opt_d.load_state_dict(bundle["opt_d"])
+        self.step = int(bundle["step"])
+        rng = bundle["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        self.noise.set_state(rng["noise"].cpu() if self.device.type == "cpu" else rng["noise"])
+        self.batches.load_state(rng["batches"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "ckpt.pt"
+
+    def save(self) -> None:
+        """Write the checkpoint atomically; refuse to overwrite a good one with NaN weights."""
+        for name, module in (("generator", self.generator), ("critic", self.critic)):
+            if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+                raise TrainingDiverged(
+                    f"non-finite {name} weights at step {self.step}; last good checkpoint: "
+                    f"{self.checkpoint_path}")
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+
+    def resume(self) -> None:
+        """Load ``ckpt.pt`` from the run dir and drop log records past its step."""
+        self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
+        metrics = self.out_dir / "metrics.jsonl"
+        if metrics.is_file():
+            kept = [line for line in metrics.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= self.step]
+            metrics.write_text("".join(line + "\n" for line in kept))
+
+    # ---- evaluation ------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        """Validity/uniqueness/novelty of ``eval_samples`` argmax samples (fixed seed)."""
+        from molgan.metrics import basic_metrics
+        from molgan.sample import Sampler
+
+        tc = self.config.train
+        sampler = Sampler(self.generator, self.vocab, self.device)
+        was_training = self.generator.training
+        try:
+            result = sampler.sample(tc.eval_samples, seed=tc.seed + 12345)
+        finally:
+            self.generator.train(was_training)
+        metrics = basic_metrics(result.smiles, self.train_smiles, self.all_smiles)
+        return {k: metrics[k] for k in ("validity", "validity_connected", "uniqueness",
+                                        "novelty")}
+
+    # ---- the loop --------------------------------------------------------------------------
+    def fit(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> FitResult:
+        """Train until ``total_steps``; write metrics.jsonl, checkpoints and the curves PNG."""
+        from molgan.plots import plot_training_curves
+
+        tc = self.config.train
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(json.dumps(
+            {**self.config.to_dict(), "vocab": self.vocab.to_dict()}, indent=2) + "\n")
+        metrics_path = self.out_dir / "metrics.jsonl"
+        self.generator.train()
+        self.critic.train()
+        sums = torch.zeros(4, device=self.device)  # loss_d, wasserstein, gp, loss_g
+        count = 0
+        record: dict[str, Any] = {}
+        postfix: dict[str, Any] = {}
+        status = "completed"
+        start = time.perf_counter()
+        last_time = start
+        with _StopFlag() as stop, open(metrics_path, "a") as metrics_file:
+            while self.step < self.total_steps:
+                for _ in range(tc.n_critic):
+                    loss_d, wasserstein, gp = self.critic_step()
+                loss_g = self.generator_step()
+                self.step += 1
+                sums += torch.stack([loss_d, wasserstein, gp, loss_g])
+                count += 1
+                last = self.step == self.total_steps
+                if self.step % tc.log_every == 0 or last or stop.signal is not None:
+                    means = (sums / count).tolist()
+                    sums.zero_()
+                    count = 0
+                    if not all(math.isfinite(v) for v in means):
+                        raise TrainingDiverged(
+                            f"non-finite loss at step {self.step} (loss_d={means[0]}, "
+                            f"loss_g={means[3]}); last good checkpoint: {self.checkpoint_path}")
+                    now = time.perf_counter()
+                    record = {"step": self.step, "loss_d": means[0], "loss_g": means[3],
+                              "wasserstein": means[1], "gp": means[2],
+                              "seconds": round(now - start, 3),
+                              "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
+                    last_time = now
+                    if self.step % tc.eval_every == 0 or last:
+                        record.update(self.evaluate())
+                        postfix.update({k: record[k] for k in ("validity", "uniqueness")})
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    postfix.update({"loss_d": record["loss_d"], "loss_g": record["loss_g"],
+                                    "W": record["wasserstein"]})
+                if self.step % tc.ckpt_every == 0 or last or stop.signal is not None:
+                    self.save()
+                if on_step is not None:
+                    on_step(self.step, postfix)
+                if stop.signal is not None:
+                    status = "interrupted"
+                    log.info("stopped by signal %d at step %d; checkpoint saved", stop.signal,
+                             self.step)
+                    break
+        plot_training_curves(metrics_path, self.out_dir / "training_curves.png")
+        return FitResult(status, self.step, self.checkpoint_path, record)
