@@ -79,7 +79,8 @@ class Generator(nn.Module):
 
 def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
     u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return -torch.log(-torch.log(u.clamp_min(1e-10)).clamp_min(1e-10))
+    exponential = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)
+    return -torch.log(exponential)
 
 
 def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float = 1.0,

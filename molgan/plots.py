@@ -23,17 +23,20 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> Path
     steps = [r["step"] for r in records]
 
     def panel(ax, keys: tuple[str, ...], title: str, ylim: tuple[float, float] | None = None):
+        plotted = False
         for key in keys:
             points = [(r["step"], r[key]) for r in records if key in r]
             if points:
                 xs, ys = zip(*points)
                 ax.plot(xs, ys, label=key, marker="o" if len(points) < 30 else None, ms=3)
+                plotted = True
         ax.set_title(title)
         ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)
         if ylim:
             ax.set_ylim(*ylim)
-        ax.legend(loc="best", fontsize=8)
+        if plotted:
+            ax.legend(loc="best", fontsize=8)
 
     panel(axes[0, 0], ("loss_d", "loss_g"), "losses")
     panel(axes[0, 1], ("wasserstein",), "Wasserstein estimate E[D(real)] - E[D(fake)]")

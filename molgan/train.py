@@ -376,11 +376,13 @@ class Trainer:
                     metrics_file.flush()
                     postfix.update({"loss_d": record["loss_d"], "loss_g": record["loss_g"],
                                     "W": record["wasserstein"]})
-                if self.step % tc.ckpt_every == 0 or last or stop.signal is not None:
+                if self.step % tc.ckpt_every == 0 or last:
                     self.save()
                 if on_step is not None:
                     on_step(self.step, postfix)
                 if stop.signal is not None:
+                    if not (self.step % tc.ckpt_every == 0 or last):
+                        self.save()
                     status = "interrupted"
                     log.info("stopped by signal %d at step %d; checkpoint saved", stop.signal,
                              self.step)

@@ -1,0 +1,73 @@
+import math
+
+import pytest
+import torch
+
+from molgan.graph import DenseGraph
+from molgan.loss import critic_loss, generator_loss, gradient_penalty, interpolate
+
+
+def random_graphs(b=4, n=5, t=3, y=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return DenseGraph(torch.rand(b, n, t, generator=g), torch.rand(b, n, n, y, generator=g))
+
+
+class LinearCritic(torch.nn.Module):
+    """D(x, a) = <w_x, x> + <w_a, a>: its gradient is (w_x, w_a) everywhere."""
+
+    def __init__(self, n=5, t=3, y=4):
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.w_x = torch.nn.Parameter(torch.randn(n, t, generator=g) * 0.3)
+        self.w_a = torch.nn.Parameter(torch.randn(n, n, y, generator=g) * 0.1)
+
+    def forward(self, x, a):
+        return (x * self.w_x).sum((1, 2)) + (a * self.w_a).sum((1, 2, 3))
+
+
+def test_gradient_penalty_of_a_linear_critic_matches_the_hand_computed_value():
+    critic = LinearCritic()
+    real, fake = random_graphs(seed=0), random_graphs(seed=1)
+    norm = math.sqrt(critic.w_x.pow(2).sum().item() + critic.w_a.pow(2).sum().item())
+    expected = (norm - 1.0) ** 2
+    for seed in range(3):  # any epsilon gives the same value
+        gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(seed))
+        assert gp.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_penalty_interpolates_x_and_adj_with_one_epsilon_per_sample():
+    """D = ||x||^2 + ||a||^2 has gradient norm 2 * sqrt(||x_hat||^2 + ||a_hat||^2)."""
+    def critic(x, a):
+        return x.pow(2).sum((1, 2)) + a.pow(2).sum((1, 2, 3))
+
+    real, fake = random_graphs(seed=2), random_graphs(seed=3)
+    gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7))
+    epsilon = torch.rand(4, generator=torch.Generator().manual_seed(7))
+    hat = interpolate(real, fake, epsilon)
+    for i in range(4):  # interpolation is per sample and shared by x and adj
+        e = epsilon[i]
+        assert torch.allclose(hat.x[i], e * real.x[i] + (1 - e) * fake.x[i])
+        assert torch.allclose(hat.adj[i], e * real.adj[i] + (1 - e) * fake.adj[i])
+    norms = 2 * torch.sqrt(hat.x.pow(2).sum((1, 2)) + hat.adj.pow(2).sum((1, 2, 3)))
+    assert gp.item() == pytest.approx((norms - 1).pow(2).mean().item(), rel=1e-5)
+
+
+def test_loss_signs_reward_high_real_and_low_fake_scores():
+    def critic(x, a):  # scores the mean of x: real graphs (ones) score higher
+        return x.mean((1, 2)) + 0 * a.sum((1, 2, 3))
+
+    real = DenseGraph(torch.ones(3, 2, 2), torch.zeros(3, 2, 2, 2))
+    fake = DenseGraph(torch.zeros(3, 2, 2), torch.zeros(3, 2, 2, 2))
+    parts = critic_loss(critic, real, fake, lambda_gp=0.0)
+    assert parts.wasserstein.item() == pytest.approx(1.0)
+    assert parts.loss.item() == pytest.approx(-1.0)
+    assert generator_loss(critic, fake).item() == pytest.approx(0.0)
+    assert generator_loss(critic, real).item() == pytest.approx(-1.0)
+
+
+def test_critic_loss_does_not_backpropagate_into_the_fake_batch():
+    critic = LinearCritic()
+    fake_x = torch.rand(4, 5, 3, requires_grad=True)
+    fake = DenseGraph(fake_x, torch.rand(4, 5, 5, 4))
+    critic_loss(critic, random_graphs(), fake).loss.backward()
+    assert fake_x.grad is None and critic.w_x.grad is not None

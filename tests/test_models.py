@@ -1,0 +1,130 @@
+import torch
+
+from molgan.critic import Critic, CriticConfig
+from molgan.generator import Generator, GeneratorConfig, relax
+from molgan.graph import DenseGraph, argmax_graph, one_hot_graph
+from molgan.layers import GraphAggregation, RelationalGraphConv
+from molgan.vocab import Vocab
+
+VOCAB = Vocab.from_symbols(["C", "N", "O", "F", "N+", "O-"], max_atoms=6)
+
+
+def molecules():
+    """Three small graphs as indices (C-C=O, N#C-C-O, single O), padded to 6 nodes."""
+    x = torch.zeros(3, 6, dtype=torch.uint8)
+    adj = torch.zeros(3, 6, 6, dtype=torch.uint8)
+    x[0, :3] = torch.tensor([1, 1, 3])
+    adj[0, 0, 1] = adj[0, 1, 0] = 1
+    adj[0, 1, 2] = adj[0, 2, 1] = 2
+    x[1, :4] = torch.tensor([2, 1, 1, 3])
+    adj[1, 0, 1] = adj[1, 1, 0] = 3
+    adj[1, 1, 2] = adj[1, 2, 1] = 1
+    adj[1, 2, 3] = adj[1, 3, 2] = 1
+    x[2, 0] = 3
+    return one_hot_graph(x, adj, VOCAB.num_atom_types, VOCAB.num_bond_types)
+
+
+def critic():
+    torch.manual_seed(0)
+    return Critic(CriticConfig(), VOCAB).double()
+
+
+def test_critic_returns_one_unbounded_score_per_graph():
+    c = critic()
+    g = molecules()
+    scores = c(g.x.double(), g.adj.double())
+    assert scores.shape == (3,)
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Sigmoid)) for m in c.modules())
+
+
+def test_critic_is_invariant_to_node_permutations():
+    c = critic()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    perm = torch.tensor([4, 2, 0, 5, 1, 3])
+    permuted = DenseGraph(g.x[:, perm], g.adj[:, perm][:, :, perm])
+    torch.testing.assert_close(c(*g), c(*permuted), rtol=0, atol=1e-12)
+
+
+def test_a_graph_scores_the_same_alone_and_in_any_batch():
+    c = critic()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    together = c(*g)
+    for i in range(3):
+        alone = c(g.x[i : i + 1], g.adj[i : i + 1])
+        torch.testing.assert_close(alone[0], together[i], rtol=0, atol=1e-12)
+    reversed_scores = c(g.x.flip(0), g.adj.flip(0))
+    torch.testing.assert_close(reversed_scores.flip(0), together, rtol=0, atol=1e-12)
+
+
+def test_permuting_bond_channels_changes_the_score():
+    c = critic()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    swapped = g.adj[..., [0, 2, 1, 3]]  # single <-> double
+    assert (c(g.x, swapped) - c(*g))[:2].abs().min() > 1e-6
+
+
+def test_padded_nodes_contribute_nothing():
+    c = critic()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    noisy_adj = g.adj.clone()
+    noisy_adj[2, 0, 3] = noisy_adj[2, 3, 0] = torch.tensor([0.0, 1.0, 0.0, 0.0],
+                                                           dtype=torch.float64)
+    torch.testing.assert_close(c(g.x, noisy_adj), c(*g), rtol=0, atol=1e-12)
+
+
+def test_layers_zero_padded_nodes_and_have_readable_reprs():
+    conv = RelationalGraphConv(4, 8, num_relations=3)
+    h = torch.rand(2, 5, 4)
+    weight = torch.tensor([[1.0, 1, 0, 0, 0], [1.0, 1, 1, 1, 0]])
+    out = conv(h, torch.rand(2, 5, 5, 3), weight)
+    assert out.shape == (2, 5, 8) and out[0, 2:].abs().sum() == 0
+    assert repr(conv) == "RelationalGraphConv(4, 8, num_relations=3)"
+    assert GraphAggregation(8, 16)(out, weight).shape == (2, 16)
+
+
+def generator():
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(z_dim=8, gen_hidden=(16, 32)), VOCAB)
+
+
+def test_generator_adjacency_is_symmetric_with_a_no_bond_diagonal():
+    g = generator()
+    logits = g(torch.randn(5, 8))
+    assert logits.x.shape == (5, 6, VOCAB.num_atom_types)
+    assert logits.adj.shape == (5, 6, 6, VOCAB.num_bond_types)
+    torch.testing.assert_close(logits.adj, logits.adj.transpose(1, 2))
+    for mode in ("softmax", "gumbel", "hard"):
+        soft = relax(logits, mode, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(soft.adj, soft.adj.transpose(1, 2))
+        diagonal = soft.adj[:, torch.arange(6), torch.arange(6)]
+        assert (diagonal[..., 0] == 1).all() and (diagonal[..., 1:] == 0).all()
+    x_idx, adj_idx = argmax_graph(logits)
+    assert (adj_idx == adj_idx.transpose(1, 2)).all()
+    assert (adj_idx[:, torch.arange(6), torch.arange(6)] == 0).all()
+
+
+def test_relaxations_sum_to_one_and_hard_is_one_hot():
+    logits = generator()(torch.randn(5, 8))
+    for mode in ("softmax", "gumbel", "hard"):
+        soft = relax(logits, mode, temperature=0.7, generator=torch.Generator().manual_seed(1))
+        for t in soft:
+            torch.testing.assert_close(t.sum(-1), torch.ones(t.shape[:-1]))
+    hard = relax(logits, "hard", generator=torch.Generator().manual_seed(1))
+    assert set(hard.x.detach().unique().tolist()) <= {0.0, 1.0}
+
+
+def test_straight_through_passes_gradients_to_the_generator():
+    g = generator()
+    hard = relax(g(torch.randn(5, 8)), "hard", generator=torch.Generator().manual_seed(2))
+    weights = torch.randn_like(hard.x)
+    (hard.x * weights).sum().add(hard.adj.pow(2).sum()).backward()
+    assert g.to_x.weight.grad is not None and g.to_x.weight.grad.abs().sum() > 0
+    assert g.to_adj.weight.grad.abs().sum() > 0
+
+
+def test_gumbel_noise_changes_samples_but_not_softmax():
+    logits = generator()(torch.randn(5, 8))
+    a = relax(logits, "gumbel", generator=torch.Generator().manual_seed(0))
+    b = relax(logits, "gumbel", generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(a.x, b.x)
+    torch.testing.assert_close(relax(logits, "softmax").x, torch.softmax(logits.x, -1))

@@ -1,0 +1,143 @@
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from molgan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from molgan.cli import main
+from molgan.train import RunConfig, TrainConfig, Trainer, TrainingDiverged
+
+
+def config(steps, **kwargs):
+    base = dict(steps=steps, batch_size=16, n_critic=2, log_every=5, eval_every=1000,
+                eval_samples=50, ckpt_every=1000, seed=3)
+    base.update(kwargs)
+    return RunConfig(TrainConfig(**base))
+
+
+def parameters(trainer):
+    return {**{f"g.{k}": v for k, v in trainer.generator.state_dict().items()},
+            **{f"d.{k}": v for k, v in trainer.critic.state_dict().items()}}
+
+
+def test_train_20_resume_20_equals_train_40(qm9, tmp_path):
+    straight = Trainer(config(40), qm9, tmp_path / "straight")
+    straight.fit()
+    first = Trainer(config(20), qm9, tmp_path / "split")
+    first.fit()
+    second = Trainer(config(40), qm9, tmp_path / "split")
+    second.resume()
+    assert second.step == 20
+    second.fit()
+    a, b = parameters(straight), parameters(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    steps = [json.loads(line)["step"]
+             for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 15, 20, 25, 30, 35, 40]
+
+
+def test_truncated_checkpoint_is_a_one_line_error(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"step": 1, "weights": torch.ones(1000)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def crash(obj, handle):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_checkpoints_load_with_weights_only(qm9, tmp_path):
+    trainer = Trainer(config(2), qm9, tmp_path)
+    trainer.fit()
+    bundle = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert bundle["step"] == 2 and bundle["vocab"]["max_atoms"] == 9
+
+
+def test_sigterm_saves_a_checkpoint_and_stops_cleanly(qm9, tmp_path):
+    trainer = Trainer(config(50), qm9, tmp_path)
+
+    def on_step(step, postfix):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = trainer.fit(on_step)
+    assert result.status == "interrupted" and result.step == 7
+    assert load_checkpoint(tmp_path)["step"] == 7
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(qm9, tmp_path):
+    trainer = Trainer(config(30, ckpt_every=5), qm9, tmp_path)
+
+    def on_step(step, postfix):
+        if step == 10:  # poison the critic after the step-10 checkpoint
+            with torch.no_grad():
+                trainer.critic.mlp[-1].bias.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        trainer.fit(on_step)
+    assert load_checkpoint(tmp_path)["step"] == 10
+
+
+def test_cli_train_on_qm9_writes_the_run_files(cache_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--data", "qm9", "--steps", "50", "--batch-size", "16",
+                 "--eval-every", "25", "--eval-samples", "200", "--out", str(out),
+                 "--cache-dir", str(cache_dir)])
+    assert code == 0
+    for name in ("config.json", "metrics.jsonl", "ckpt.pt", "training_curves.png"):
+        assert (out / name).is_file(), name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 50
+    for key in ("loss_d", "loss_g", "wasserstein", "gp", "seconds", "validity", "uniqueness",
+                "novelty"):
+        assert key in records[-1]
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 50
+    # a second train into the same dir without --resume is refused in one line
+    assert main(["train", "--steps", "1", "--out", str(out), "--cache-dir", str(cache_dir)]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_cli_resume_rejects_model_changes_and_truncated_checkpoints(cache_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--steps", "2", "--batch-size", "8", "--out", str(out),
+            "--cache-dir", str(cache_dir)]
+    assert main(args) == 0
+    assert main(args + ["--resume", "--z-dim", "64"]) == 1
+    assert "cannot change z_dim" in capsys.readouterr().err
+    ckpt = out / "ckpt.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert main(args + ["--resume", "--steps", "4"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "truncated or corrupt" in err
+
+
+def test_config_file_sets_defaults_and_flags_override(cache_dir, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[train]\nsteps = 3\nbatch_size = 8\n[generator]\nz_dim = 12\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--steps", "2", "--out", str(out),
+                 "--cache-dir", str(cache_dir)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["steps"] == 2 and saved["train"]["batch_size"] == 8
+    assert saved["generator"]["z_dim"] == 12
