@@ -74,6 +74,38 @@ def build_parser() -> argparse.ArgumentParser:
     for cls in (TrainConfig, GeneratorConfig, CriticConfig):
         add_dataclass_flags(train, cls)
     train.set_defaults(handler=run_train)
+
+    sample = sub.add_parser("sample", help="draw molecules from a trained generator")
+    sample.add_argument("run", help="run directory or ckpt.pt")
+    sample.add_argument("-n", "--num-samples", type=int, default=10_000, help="samples (10000)")
+    sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    sample.add_argument("-o", "--output", required=True,
+                        help="output .smi (invalid = empty line), .csv (smiles,valid) or .sdf")
+    sample.add_argument("--valid-only", action="store_true", help="drop invalid samples")
+    sample.add_argument("--image", default=None, help="PNG grid of sampled molecules")
+    sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    sample.add_argument("--batch-size", type=int, default=4096, help="generator batch size")
+    sample.add_argument("--workers", type=int, default=None, help="processes for decoding")
+    sample.set_defaults(handler=run_sample)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a SMILES sample file")
+    evaluate.add_argument("samples", help=".smi/.txt, .csv or .sdf; empty rows count as invalid")
+    evaluate.add_argument("--train", default="qm9",
+                          help="reference dataset: qm9 or a file (split as molgan train does)")
+    evaluate.add_argument("--smiles-column", default=None, help="SMILES column of a CSV")
+    evaluate.add_argument("--split-seed", type=int, default=0, help="split seed (0)")
+    evaluate.add_argument("--whole", action="store_true",
+                          help="no split: the whole --train set is both train and test")
+    evaluate.add_argument("--test-ids", default=None,
+                          help="JSON file of test-set ids (e.g. the GDSS/MoFlow QM9 split)")
+    evaluate.add_argument("--test-ids-offset", type=int, default=0,
+                          help="added to each id (1 for GDSS's 0-based QM9 row ids)")
+    evaluate.add_argument("--no-fcd", action="store_true", help="skip FCD (ChemNet)")
+    evaluate.add_argument("--no-properties", action="store_true", help="skip property metrics")
+    evaluate.add_argument("--json", default=None, help="write all metrics as JSON here")
+    evaluate.add_argument("--plots", default=None, help="directory for property histograms")
+    evaluate.add_argument("--cache-dir", default=None, help="cache directory")
+    evaluate.set_defaults(handler=run_evaluate)
     return parser
 
 
@@ -198,6 +230,53 @@ def run_train(args: argparse.Namespace) -> int:
         return 130
     print(f"trained {result.step} steps -> {result.checkpoint}" + (f" ({summary})" if summary
                                                                    else ""))
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    """``molgan sample``: exactly n rows (or only the valid ones with --valid-only)."""
+    from molgan.sample import Sampler, write_samples
+
+    sampler = Sampler.from_checkpoint(args.run, device=None if args.device == "auto"
+                                      else args.device, batch_size=args.batch_size)
+    start = time.perf_counter()
+    result = sampler.sample(args.num_samples, seed=args.seed, workers=args.workers)
+    seconds = time.perf_counter() - start
+    written = write_samples(result.smiles, args.output, valid_only=args.valid_only)
+    n_valid = sum(1 for s in result.smiles if s)
+    print(f"{len(result.smiles):,} samples ({n_valid:,} valid, "
+          f"{len({s for s in result.smiles if s}):,} unique) in {seconds:.2f} s "
+          f"-> {args.output} ({written:,} rows)")
+    if args.image:
+        from molgan.plots import draw_molecule_grid
+
+        draw_molecule_grid(result.smiles, args.image)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``molgan evaluate``: print a table, write JSON and plots."""
+    from molgan.evaluate import evaluate, format_table, load_reference, read_samples
+
+    samples = read_samples(args.samples, args.smiles_column)
+    reference = load_reference(args.train, split_seed=args.split_seed, test_ids=args.test_ids,
+                               test_ids_offset=args.test_ids_offset, whole=args.whole,
+                               cache_dir=args.cache_dir)
+    tables: dict[str, Any] = {}
+    result = evaluate(samples, reference, fcd=not args.no_fcd,
+                      properties=not args.no_properties or bool(args.plots), tables=tables)
+    result["samples_file"] = str(args.samples)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.plots and tables:
+        from molgan.plots import plot_property_histograms
+
+        path = plot_property_histograms(tables["samples"], tables["reference"],
+                                        Path(args.plots) / "properties.png",
+                                        title=f"{args.samples} vs {args.train} test split")
+        print(f"plots -> {path}", file=sys.stderr)
     return 0
 
 

@@ -48,3 +48,62 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> Path
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+def plot_property_histograms(samples: dict, reference: dict, out_path: str | Path,
+                             title: str = "") -> Path:
+    """One panel per property: density histograms of valid samples vs the reference set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from molgan.properties import PROPERTIES
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    for ax, name in zip(axes.flat, PROPERTIES):
+        ref = np.asarray(reference[name])
+        gen = np.asarray(samples[name])
+        values = np.concatenate([ref, gen]) if gen.size else ref
+        if name in ("atoms", "rings"):
+            bins = np.arange(values.min() - 0.5, values.max() + 1.5)
+        else:
+            bins = np.linspace(values.min(), values.max(), 41)
+        ax.hist(ref, bins=bins, density=True, alpha=0.5, label=f"reference (n={ref.size:,})")
+        if gen.size:
+            ax.hist(gen, bins=bins, density=True, histtype="step", lw=2,
+                    label=f"samples (n={gen.size:,})")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "property distributions: valid samples vs reference")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def draw_molecule_grid(smiles: list[str | None], out_path: str | Path, count: int = 48,
+                       per_row: int = 8) -> Path:
+    """A PNG grid of the first ``count`` valid molecules, each labelled with its SMILES."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    mols, legends = [], []
+    for s in smiles:
+        if s:
+            mol = Chem.MolFromSmiles(s)
+            if mol is not None:
+                mols.append(mol)
+                legends.append(s if len(s) <= 28 else s[:25] + "...")
+        if len(mols) == count:
+            break
+    if not mols:
+        raise ValueError("no valid molecule to draw")
+    image = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(220, 180),
+                                 legends=legends)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(str(out_path))
+    return out_path

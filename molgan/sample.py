@@ -91,3 +91,34 @@ class Sampler:
         seed = self._next_seed
         self._next_seed += 1
         return [s or "" for s in self.sample(number_samples, seed).smiles]
+
+
+def write_samples(smiles: list[str | None], path: str | Path, valid_only: bool = False) -> int:
+    """Write samples to ``.smi`` (an empty line for an invalid one), ``.csv`` (``index, smiles,
+    valid``) or ``.sdf`` (an empty record for an invalid one). Returns the rows written."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [(i, s) for i, s in enumerate(smiles) if s or not valid_only]
+    suffix = path.suffix.lower()
+    if suffix in (".smi", ".txt", ".smiles"):
+        path.write_text("".join((s or "") + "\n" for _, s in rows))
+    elif suffix == ".csv":
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["index", "smiles", "valid"])
+            writer.writerows((i, s or "", int(bool(s))) for i, s in rows)
+    elif suffix == ".sdf":
+        from rdkit import Chem
+
+        writer = Chem.SDWriter(str(path))
+        for i, s in rows:
+            mol = Chem.MolFromSmiles(s) if s else Chem.Mol()
+            mol.SetProp("_Name", f"sample {i}")
+            mol.SetIntProp("valid", int(bool(s)))
+            writer.write(mol)
+        writer.close()
+    else:
+        raise ValueError(f"unknown sample file type {suffix!r}: use .smi, .csv or .sdf")
+    return len(rows)

@@ -210,6 +210,7 @@ class Trainer:
         self.batches = BatchSampler(len(train), tc.batch_size, tc.seed)
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
         self.step = 0
+        self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
 
     def _total_steps(self, n_train: int) -> int:
@@ -309,6 +310,8 @@ class Trainer:
             kept = [line for line in metrics.read_text().splitlines()
                     if line.strip() and json.loads(line)["step"] <= self.step]
             metrics.write_text("".join(line + "\n" for line in kept))
+            if kept:
+                self.elapsed_before = float(json.loads(kept[-1])["seconds"])
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
@@ -323,7 +326,8 @@ class Trainer:
             result = sampler.sample(tc.eval_samples, seed=tc.seed + 12345)
         finally:
             self.generator.train(was_training)
-        metrics = basic_metrics(result.smiles, self.train_smiles, self.all_smiles)
+        metrics = basic_metrics(result.smiles, self.train_smiles, self.all_smiles,
+                                canonical=result.smiles)
         return {k: metrics[k] for k in ("validity", "validity_connected", "uniqueness",
                                         "novelty")}
 
@@ -366,7 +370,7 @@ class Trainer:
                     now = time.perf_counter()
                     record = {"step": self.step, "loss_d": means[0], "loss_g": means[3],
                               "wasserstein": means[1], "gp": means[2],
-                              "seconds": round(now - start, 3),
+                              "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
                     last_time = now
                     if self.step % tc.eval_every == 0 or last:

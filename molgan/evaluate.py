@@ -1,0 +1,167 @@
+"""``evaluate``: sample metrics against a reference dataset (novelty vs train, FCD vs test).
+
+Reference (``--train qm9|FILE``): the dataset is featurized (cached) and split exactly as
+``molgan train`` splits it (seeded 80/10/10, or a test-id file). Novelty compares against the
+train split, ``novelty_molgan`` against the whole dataset, FCD and property distributions
+against the test split. Reference statistics (FCD mean/covariance, property arrays) are cached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molgan.cache import cached_arrays, smiles_digest
+from molgan.metrics import basic_metrics, canonicalize
+from molgan.properties import PROPERTIES, internal_diversity, property_table
+from molgan.sources import DataError
+
+
+@dataclass
+class Reference:
+    """Canonical SMILES of a dataset's splits, plus where to cache statistics."""
+
+    name: str
+    train: frozenset[str]
+    dataset: frozenset[str]
+    test: list[str]
+    cache_dir: Path
+
+    def property_arrays(self) -> dict[str, np.ndarray]:
+        """Properties of the test molecules (cached)."""
+        from molgan.chem import mol_from_smiles
+
+        key = smiles_digest(self.test, "properties-v1")
+        return cached_arrays(
+            self.cache_dir / f"properties-{key}.npz",
+            lambda: property_table([mol_from_smiles(s) for s in self.test]))
+
+    def fcd_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """ChemNet statistics of the test molecules (cached)."""
+        from molgan.fcd_stats import cached_statistics
+
+        return cached_statistics(self.test, self.cache_dir)
+
+
+def load_reference(source: str = "qm9", split_seed: int = 0, test_ids: str | None = None,
+                   test_ids_offset: int = 0, whole: bool = False, smiles_column: str | None = None,
+                   max_atoms: int | None = None, cache_dir: str | Path | None = None) -> Reference:
+    """Build the :class:`Reference` of ``source`` (``whole``: no split, all of it is train and test)."""
+    from molgan.dataset import default_cache_dir, load_dataset, read_split_file
+
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    data = load_dataset(source, smiles_column=smiles_column, max_atoms=max_atoms,
+                        cache_dir=directory)
+    if whole:
+        parts = {"train": np.arange(len(data)), "test": np.arange(len(data))}
+    else:
+        ids = read_split_file(test_ids, offset=test_ids_offset) if test_ids else None
+        parts = data.split_indices(seed=split_seed, split_ids=ids)
+    return Reference(
+        name=source,
+        train=frozenset(data.smiles[parts["train"]].tolist()),
+        dataset=frozenset(data.smiles.tolist()),
+        test=data.smiles[parts["test"]].tolist(),
+        cache_dir=directory,
+    )
+
+
+def read_samples(path: str | Path, smiles_column: str | None = None) -> list[str | None]:
+    """Samples from ``.smi``/``.txt`` (an empty line is an invalid sample), ``.csv`` (empty cell
+    = invalid) or ``.sdf`` (an unreadable record = invalid). Every row counts toward ``n``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".smi", ".txt", ".smiles"):
+        rows = path.read_text().splitlines()
+        rows = [r.split()[0] if r.split() else "" for r in rows]
+        if rows and rows[0].lower() in ("smiles", "smi"):
+            rows = rows[1:]
+    elif suffix == ".csv":
+        from molgan.sources import _read_csv
+
+        rows = _read_csv(path, smiles_column)
+    elif suffix == ".sdf":
+        from molgan.sources import _read_sdf
+
+        rows = ["" if r.startswith("<unreadable") else r for r in _read_sdf(path)]
+    else:
+        raise DataError(f"unknown sample file type {suffix!r}: use .smi, .txt, .csv or .sdf")
+    if not rows:
+        raise DataError(f"no samples in {path}")
+    return [r or None for r in rows]
+
+
+def evaluate(samples: Sequence[str | None], reference: Reference, fcd: bool = True,
+             properties: bool = True, diversity: bool = True,
+             tables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All metrics of ``samples`` (``None``/``''`` = invalid) against ``reference``.
+
+    Returns a flat dict: ``n``, counts, ``validity``, ``validity_connected``, ``uniqueness``,
+    ``novelty``, ``novelty_molgan`` (definitions in :mod:`molgan.metrics`), ``fcd`` (valid
+    samples vs test split), ``internal_diversity``, and per property ``{p}_mean``,
+    ``{p}_ref_mean`` and ``{p}_w1`` (1-D Wasserstein distance of the distributions).
+    If ``tables`` is a dict, the property arrays are put in it (``samples``, ``reference``).
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    canonical, mols = canonicalize(samples)
+    result: dict[str, Any] = basic_metrics(samples, reference.train, reference.dataset,
+                                           canonical=canonical)
+    timings["basic"] = time.perf_counter() - t0
+    valid = [s for s in canonical if s]
+    if diversity:
+        t0 = time.perf_counter()
+        result["internal_diversity"] = internal_diversity(mols)
+        timings["internal_diversity"] = time.perf_counter() - t0
+    if properties:
+        from scipy.stats import wasserstein_distance
+
+        t0 = time.perf_counter()
+        ref = reference.property_arrays()
+        table = property_table(mols) if mols else {p: np.zeros(0) for p in PROPERTIES}
+        for name in PROPERTIES:
+            has = table[name].size > 0
+            result[f"{name}_mean"] = float(table[name].mean()) if has else float("nan")
+            result[f"{name}_ref_mean"] = float(ref[name].mean())
+            result[f"{name}_w1"] = (float(wasserstein_distance(table[name], ref[name]))
+                                    if has else float("nan"))
+        timings["properties"] = time.perf_counter() - t0
+        if tables is not None:
+            tables.update({"samples": table, "reference": ref})
+    if fcd:
+        from molgan.fcd_stats import chemnet_statistics, frechet_distance
+
+        t0 = time.perf_counter()
+        result["fcd"] = (frechet_distance(chemnet_statistics(valid), reference.fcd_statistics())
+                         if len(valid) >= 2 else float("nan"))
+        timings["fcd"] = time.perf_counter() - t0
+    result["reference"] = {"name": reference.name, "n_train": len(reference.train),
+                           "n_test": len(reference.test)}
+    result["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The main figures as an aligned text table."""
+    rows = [("samples (n)", f"{result['n']:,}"),
+            ("validity", f"{result['validity']:.4f}"),
+            ("validity_connected", f"{result['validity_connected']:.4f}"),
+            (f"uniqueness (unique@{result['n']})", f"{result['uniqueness']:.4f}"),
+            ("novelty (MOSES)", f"{result['novelty']:.4f}"),
+            ("novelty_molgan", f"{result['novelty_molgan']:.4f}")]
+    for key, label in (("fcd", "FCD vs test"), ("internal_diversity", "internal diversity")):
+        if key in result:
+            rows.append((label, f"{result[key]:.4f}"))
+    for name in PROPERTIES:
+        if f"{name}_mean" in result:
+            rows.append((f"{name} mean (ref)", f"{result[f'{name}_mean']:.3f} "
+                         f"({result[f'{name}_ref_mean']:.3f}), W1 {result[f'{name}_w1']:.3f}"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

@@ -1,0 +1,47 @@
+r"""Fréchet ChemNet Distance (Preuer et al. 2018) with the ``fcd`` package, offline.
+
+``fcd`` ships the ChemNet weights inside its wheel (``ChemNet_v0.13_pretrained.pt``); nothing is
+downloaded. FCD is :math:`\lVert\mu_1-\mu_2\rVert^2 + \mathrm{Tr}(\Sigma_1+\Sigma_2-2(\Sigma_1\Sigma_2)^{1/2})`
+over ChemNet's penultimate activations of canonical SMILES. Reference statistics are cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from molgan.cache import cached_arrays, smiles_digest
+
+
+def chemnet_statistics(smiles: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[512]`` and covariance ``[512, 512]`` of ChemNet activations."""
+    import fcd
+
+    model = fcd.load_ref_model()
+    activations = fcd.get_predictions(model, list(smiles))
+    return activations.mean(0), np.cov(activations.T)
+
+
+def cached_statistics(smiles: Sequence[str], cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`chemnet_statistics`, cached on disk by a hash of the SMILES list."""
+    import fcd
+
+    key = smiles_digest(smiles, f"fcd-{getattr(fcd, '__version__', '?')}")
+
+    def compute() -> dict[str, np.ndarray]:
+        mu, sigma = chemnet_statistics(smiles)
+        return {"mu": mu, "sigma": sigma}
+
+    stats = cached_arrays(Path(cache_dir) / f"fcd-stats-{key}.npz", compute)
+    return stats["mu"], stats["sigma"]
+
+
+def frechet_distance(stats_a: tuple[np.ndarray, np.ndarray],
+                     stats_b: tuple[np.ndarray, np.ndarray]) -> float:
+    """FCD between two ``(mu, sigma)`` pairs."""
+    import fcd
+
+    return float(fcd.calculate_frechet_distance(mu1=stats_a[0], sigma1=stats_a[1],
+                                                mu2=stats_b[0], sigma2=stats_b[1]))

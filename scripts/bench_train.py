@@ -1,0 +1,154 @@
+"""Training throughput: median over timed windows after warm-up.
+
+One *iteration* is one critic or one generator update; a graph counts once per update it takes
+part in, so a generator step with n_critic=5 at batch B processes 6*B graphs. Also reports FLOPs
+per iteration (torch's FlopCounterMode, double backward of the penalty included), peak memory,
+and an fp32 matmul ceiling measured in the same run.
+
+    python scripts/bench_train.py --batch-size 32 128 512 --device cpu --json out.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+from molgan.dataset import load_dataset
+from molgan.train import RunConfig, TrainConfig, Trainer
+
+
+def matmul_ceiling(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """fp32 GFLOP/s of a large square matmul (the machine's practical peak)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def flops_per_iteration(trainer: Trainer) -> float:
+    """Mean FLOPs of one update (n_critic critic steps + 1 generator step, divided).
+
+    Counts matmul-like ops with torch's FLOP formulas (``flop_counter.flop_registry``) in a
+    dispatch mode; ``FlopCounterMode`` itself cannot run ``autograd.grad`` (the penalty).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            packet = func._overloadpacket
+            if packet in flop_registry:
+                Counter.total += flop_registry[packet](*args, **kwargs, out_val=out)
+            return out
+
+    n_critic = trainer.config.train.n_critic
+    with Counter():
+        for _ in range(n_critic):
+            trainer.critic_step()
+        trainer.generator_step()
+    return Counter.total / (n_critic + 1)
+
+
+def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
+          cache_dir: str | None) -> dict:
+    data = load_dataset("qm9", cache_dir=cache_dir)
+    config = RunConfig(TrainConfig(batch_size=batch_size, device=device))
+    trainer = Trainer(config, data, "/tmp/molgan-bench-unused")
+    n_critic = config.train.n_critic
+    dev = trainer.device
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(3):  # warm-up
+        for _ in range(n_critic):
+            trainer.critic_step()
+        trainer.generator_step()
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    window_times = []
+    for _ in range(windows):
+        t0 = time.perf_counter()
+        for _ in range(steps_per_window):
+            for _ in range(n_critic):
+                trainer.critic_step()
+            trainer.generator_step()
+        sync()
+        window_times.append(time.perf_counter() - t0)
+    iterations = steps_per_window * (n_critic + 1)
+    median = statistics.median(window_times)
+    flops = flops_per_iteration(trainer)
+    ceiling = matmul_ceiling(dev)
+    achieved = flops * iterations / median / 1e9
+    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {
+        "batch_size": batch_size,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "n_critic": n_critic,
+        "iterations_per_s": round(iterations / median, 2),
+        "graphs_per_s": round(iterations * batch_size / median, 1),
+        "ms_per_iteration": round(1000 * median / iterations, 3),
+        "window_s_all": [round(t, 4) for t in window_times],
+        "gflop_per_iteration": round(flops / 1e9, 4),
+        "achieved_gflop_s": round(achieved, 2),
+        "matmul_ceiling_gflop_s": round(ceiling, 1),
+        "fraction_of_ceiling": round(achieved / ceiling, 4),
+        "peak_memory_mb": round(peak / 2**20, 1),
+        "torch": torch.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--steps-per-window", type=int, default=5,
+                        help="generator steps per timed window")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--json", default=None, help="append one JSON line per batch size")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for batch_size in args.batch_size:
+        result = bench(batch_size, args.device, args.windows, args.steps_per_window,
+                       args.cache_dir)
+        line = json.dumps(result)
+        print(line)
+        sys.stdout.flush()
+        if args.json:
+            with open(args.json, "a") as handle:
+                handle.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
