@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSON or TOML file of config fields (flags override it)")
     train.add_argument("--cache-dir", default=None, help="featurization cache directory")
     train.add_argument("--workers", type=int, default=None, help="processes for RDKit work")
+    train.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice, the usable cores)")
     for cls in (TrainConfig, GeneratorConfig, CriticConfig):
         add_dataclass_flags(train, cls)
     train.set_defaults(handler=run_train)
@@ -157,7 +159,7 @@ def _run_config(args: argparse.Namespace) -> Any:
 
     given = {k: v for k, v in vars(args).items()
              if k not in ("command", "handler", "out", "resume", "config", "cache_dir",
-                          "workers", "verbose")}
+                          "workers", "verbose", "threads")}
     if args.resume:
         bundle = load_checkpoint(Path(args.out) / "ckpt.pt")
         config = RunConfig.from_dict(bundle["config"])
@@ -189,6 +191,10 @@ def run_train(args: argparse.Namespace) -> int:
     from molgan.dataset import load_dataset
     from molgan.train import Trainer, TrainingDiverged
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = _run_config(args)
     tc = config.train
     if not args.resume and (Path(args.out) / "ckpt.pt").exists():
