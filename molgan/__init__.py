@@ -15,6 +15,17 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
+    "Critic": "molgan.critic",
+    "CriticConfig": "molgan.critic",
+    "DenseGraph": "molgan.graph",
+    "Generator": "molgan.generator",
+    "GeneratorConfig": "molgan.generator",
+    "Sampler": "molgan.sample",
+    "TrainConfig": "molgan.train",
+    "Trainer": "molgan.train",
+    "evaluate": "molgan.evaluate",
+    "gradient_penalty": "molgan.loss",
+    "smiles_to_pyg": "molgan.convert",
     "Vocab": "molgan.vocab",
     "MoleculeDataset": "molgan.dataset",
     "load_dataset": "molgan.dataset",

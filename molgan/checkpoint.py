@@ -62,3 +62,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(bundle, dict) or bundle.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a molgan checkpoint of format {FORMAT_VERSION}")
     return bundle
+
+
+#: Models shipped inside the package: name -> file under ``molgan/pretrained``.
+PRETRAINED = {"qm9": "qm9.pt"}
+
+
+def pretrained_path(name: str = "qm9") -> Path:
+    """Path of a shipped model (``molgan/pretrained/<name>.pt``)."""
+    if name not in PRETRAINED:
+        raise CheckpointError(f"no pretrained model {name!r}; available: {sorted(PRETRAINED)}")
+    return Path(__file__).resolve().parent / "pretrained" / PRETRAINED[name]
+
+
+def export_model(bundle: dict[str, Any], path: str | Path, note: dict[str, Any]) -> None:
+    """Write a slim, inference-only copy of a training bundle (no optimizer or RNG state)."""
+    keep = ("step", "vocab", "config", "generator_config", "critic_config", "generator",
+            "critic")
+    slim = {k: bundle[k] for k in keep}
+    slim["note"] = note
+    save_checkpoint(path, slim)

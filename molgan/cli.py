@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=run_train)
 
     sample = sub.add_parser("sample", help="draw molecules from a trained generator")
-    sample.add_argument("run", help="run directory or ckpt.pt")
+    sample.add_argument("run", nargs="?", default=None, help="run directory or ckpt.pt")
+    sample.add_argument("--pretrained", default=None, metavar="NAME",
+                        help="use a model shipped with the package instead (qm9)")
     sample.add_argument("-n", "--num-samples", type=int, default=10_000, help="samples (10000)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     sample.add_argument("-o", "--output", required=True,
@@ -108,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plots", default=None, help="directory for property histograms")
     evaluate.add_argument("--cache-dir", default=None, help="cache directory")
     evaluate.set_defaults(handler=run_evaluate)
+
+    score = sub.add_parser("score", help="score molecules with a trained critic")
+    score.add_argument("model", help="run directory, ckpt.pt, or 'pretrained' (shipped QM9)")
+    score.add_argument("input", help=".smi/.txt, .csv or .sdf of molecules")
+    score.add_argument("-o", "--output", required=True, help="CSV: index,smiles,score,reason")
+    score.add_argument("--smiles-column", default=None, help="SMILES column of a CSV input")
+    score.add_argument("--device", default="cpu", help="cpu or cuda")
+    score.add_argument("--batch-size", type=int, default=4096, help="molecules per batch")
+    score.set_defaults(handler=run_score)
     return parser
 
 
@@ -243,7 +254,12 @@ def run_sample(args: argparse.Namespace) -> int:
     """``molgan sample``: exactly n rows (or only the valid ones with --valid-only)."""
     from molgan.sample import Sampler, write_samples
 
-    sampler = Sampler.from_checkpoint(args.run, device=None if args.device == "auto"
+    from molgan.checkpoint import pretrained_path
+
+    if (args.run is None) == (args.pretrained is None):
+        raise UserError("give a run directory / checkpoint or --pretrained NAME (not both)")
+    source = pretrained_path(args.pretrained) if args.pretrained else args.run
+    sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
                                       else args.device, batch_size=args.batch_size)
     start = time.perf_counter()
     result = sampler.sample(args.num_samples, seed=args.seed, workers=args.workers)
@@ -283,6 +299,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                         Path(args.plots) / "properties.png",
                                         title=f"{args.samples} vs {args.train} test split")
         print(f"plots -> {path}", file=sys.stderr)
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """``molgan score``: one CSV row per input molecule, NaN score with a reason if unscorable."""
+    import csv
+    import math
+
+    from molgan.checkpoint import pretrained_path
+    from molgan.critic import Critic
+    from molgan.evaluate import read_samples
+
+    model = pretrained_path("qm9") if args.model == "pretrained" else args.model
+    critic = Critic.from_checkpoint(model, device=args.device)
+    rows = read_samples(args.input, args.smiles_column)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    scored = 0
+    with open(args.output, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "smiles", "score", "reason"])
+        for start in range(0, len(rows), args.batch_size):
+            chunk = rows[start : start + args.batch_size]
+            scores, reasons = critic.score(chunk, return_reasons=True)
+            for i, (smiles, value, reason) in enumerate(zip(chunk, scores.tolist(), reasons)):
+                writer.writerow([start + i, smiles or "", "" if math.isnan(value)
+                                 else f"{value:.6f}", reason or ""])
+                scored += reason is None
+    print(f"scored {scored:,} of {len(rows):,} molecules -> {args.output}")
     return 0
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -55,8 +58,7 @@ class Critic(nn.Module):
         mlp.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*mlp)
 
-    def embed(self, x: Tensor, adj: Tensor) -> Tensor:
-        """Graph representation ``[B, critic_agg]`` of ``x [B, N, T]``, ``adj [B, N, N, Y]``."""
+    def _embed_dense(self, x: Tensor, adj: Tensor) -> Tensor:
         node_weight = 1.0 - x[..., 0]
         weight = node_weight.unsqueeze(-1)
         bonds = adj[..., 1:]
@@ -67,4 +69,90 @@ class Critic(nn.Module):
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
         """Scores ``[B]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or relaxed)."""
-        return self.mlp(self.embed(x, adj)).squeeze(-1)
+        return self.mlp(self._embed_dense(x, adj)).squeeze(-1)
+
+    # ---- pipeline use ----------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Critic:
+        """The critic of a run dir, ``ckpt.pt`` or exported model, in eval mode."""
+        from molgan.checkpoint import load_checkpoint
+
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        bundle = load_checkpoint(path, map_location=device)
+        config = CriticConfig(**{f.name: _as_tuple(bundle["critic_config"][f.name])
+                                 for f in fields(CriticConfig)})
+        critic = cls(config, Vocab.from_dict(bundle["vocab"]))
+        critic.load_state_dict(bundle["critic"])
+        return critic.to(device).eval()
+
+    @classmethod
+    def pretrained(cls, name: str = "qm9", device: str | torch.device | None = None) -> Critic:
+        """The critic shipped inside the package (``'qm9'``), trained by ``molgan train``."""
+        from molgan.checkpoint import pretrained_path
+
+        return cls.from_checkpoint(pretrained_path(name), device)
+
+    def _dense_inputs(self, inputs: Any) -> tuple[Tensor, Tensor, list[str | None]]:
+        from molgan.convert import mols_to_indices, pyg_to_dense
+        from molgan.graph import one_hot_graph
+
+        device = self.mlp[-1].weight.device
+        if _is_pyg(inputs):
+            x, adj, reasons = pyg_to_dense(inputs, self.vocab)
+            return x.to(device), adj.to(device), reasons
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        x_idx, adj_idx, reasons = mols_to_indices(list(inputs), self.vocab)
+        x, adj = one_hot_graph(x_idx.to(device), adj_idx.to(device), self.vocab.num_atom_types,
+                               self.vocab.num_bond_types)
+        return x, adj, reasons
+
+    @torch.no_grad()
+    def score(self, inputs: Sequence[Any] | Any, errors: str = "nan",
+              return_reasons: bool = False) -> Tensor | tuple[Tensor, list[str | None]]:
+        """Scores ``[B]`` of SMILES, RDKit molecules, or a PyG ``Batch`` / list of ``Data``.
+
+        Args:
+            inputs: what to score (see :mod:`molgan.convert` for the PyG convention).
+            errors: ``'nan'`` gives NaN for molecules that cannot be represented in the
+                vocabulary (unparsable, unknown atom, more than ``max_atoms``); ``'raise'``
+                raises ``ValueError`` naming the first one.
+            return_reasons: also return the reason per input (``None`` when scored).
+        """
+        x, adj, reasons = self._dense_inputs(inputs)
+        scores = self._checked(self(x, adj), reasons, errors)
+        return (scores, reasons) if return_reasons else scores
+
+    def embed(self, x: Any, adj: Tensor | None = None, errors: str = "nan") -> Tensor:
+        """Graph representation ``[B, critic_agg]`` (the gated aggregation's output).
+
+        ``embed(x, adj)`` takes dense tensors ``x [B, N, T]``, ``adj [B, N, N, Y]``;
+        ``embed(inputs)`` takes what :meth:`score` takes (NaN rows for unrepresentable ones).
+        """
+        if adj is not None:
+            return self._embed_dense(x, adj)
+        with torch.no_grad():
+            dense_x, dense_adj, reasons = self._dense_inputs(x)
+            return self._checked(self._embed_dense(dense_x, dense_adj), reasons, errors)
+
+    @staticmethod
+    def _checked(values: Tensor, reasons: list[str | None], errors: str) -> Tensor:
+        if errors not in ("nan", "raise"):
+            raise ValueError(f"errors must be 'nan' or 'raise', got {errors!r}")
+        bad = [i for i, r in enumerate(reasons) if r is not None]
+        if bad and errors == "raise":
+            raise ValueError(f"input {bad[0]} cannot be scored: {reasons[bad[0]]}")
+        if bad:
+            values = values.clone()
+            values[bad] = float("nan")
+        return values
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _is_pyg(inputs: Any) -> bool:
+    """A PyG Batch/Data or a list of Data (duck-typed: no torch_geometric import needed)."""
+    first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
+    return hasattr(first, "edge_index") and hasattr(first, "x")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
+import logging
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -36,6 +38,7 @@ CHUNK_SIZE = 4096
 PARALLEL_MIN_ROWS = 20_000
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,11 +124,16 @@ def _map_chunks(
             if progress:
                 progress(size)
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        for part, size in zip(pool.map(function, chunks), sizes):
-            results.extend(part)
-            if progress:
-                progress(size)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for part, size in zip(pool.map(function, chunks), sizes):
+                results.extend(part)
+                if progress:
+                    progress(size)
+    except BrokenProcessPool:
+        # spawn cannot re-import a __main__ read from stdin or some notebooks: do it here
+        log.warning("worker processes could not start; continuing in this process")
+        return _map_chunks(function, chunks, 1, None, sizes)
     return results
 
 
