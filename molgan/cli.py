@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output .smi (invalid = empty line), .csv (smiles,valid) or .sdf")
     sample.add_argument("--valid-only", action="store_true", help="drop invalid samples")
     sample.add_argument("--image", default=None, help="PNG grid of sampled molecules")
+    sample.add_argument("--decode", default=None, choices=("argmax", "sample"),
+                        help="argmax, or sample a categorical per node/pair "
+                             "(default: what the model was trained with)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
     sample.add_argument("--batch-size", type=int, default=4096, help="generator batch size")
     sample.add_argument("--workers", type=int, default=None, help="processes for decoding")
@@ -260,7 +263,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise UserError("give a run directory / checkpoint or --pretrained NAME (not both)")
     source = pretrained_path(args.pretrained) if args.pretrained else args.run
     sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
-                                      else args.device, batch_size=args.batch_size)
+                                      else args.device, batch_size=args.batch_size,
+                                      decode=args.decode)
     start = time.perf_counter()
     result = sampler.sample(args.num_samples, seed=args.seed, workers=args.workers)
     seconds = time.perf_counter() - start

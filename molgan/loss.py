@@ -78,3 +78,20 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:
     """``-E[D(fake)]``: the generator makes its graphs score high."""
     return -critic(*fake).mean()
+
+
+def mode_seeking_loss(fake: DenseGraph, z: Tensor, eps: float = 1e-5) -> Tensor:
+    r"""Mode-seeking regularizer (Mao et al. 2019), minimized by the generator.
+
+    The batch is split into pairs :math:`(z_1, z_2)`; with :math:`d_G` the mean absolute
+    difference of the two relaxed graphs (``x`` and ``adj`` together) and :math:`d_z` that of
+    the latents, the term is :math:`\mathbb{E}[1 / (d_G / d_z + \epsilon)]`: it grows when
+    different latents give the same graph, which is what mode collapse is.
+    """
+    half = z.shape[0] // 2
+    if half == 0:
+        return z.new_zeros(())
+    d_graph = ((fake.x[:half] - fake.x[half : 2 * half]).abs().flatten(1).mean(1)
+               + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
+    d_z = (z[:half] - z[half : 2 * half]).abs().mean(1)
+    return (1.0 / (d_graph / d_z + eps)).mean()

@@ -10,9 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from molgan.generator import Generator, GeneratorConfig
+from molgan.generator import Generator, GeneratorConfig, relax
 from molgan.graph import argmax_graph
 from molgan.vocab import Vocab
+
+#: ``argmax``: the most likely token per node and node pair (deterministic given z);
+#: ``sample``: a categorical draw per node and pair (Gumbel-max, symmetric for bonds).
+DECODINGS = ("argmax", "sample")
 
 
 @dataclass
@@ -33,7 +37,10 @@ class Sampler:
     """
 
     def __init__(self, generator: Generator, vocab: Vocab, device: str | torch.device = "cpu",
-                 batch_size: int = 2048, seed: int = 0) -> None:
+                 batch_size: int = 2048, seed: int = 0, decode: str = "argmax") -> None:
+        if decode not in DECODINGS:
+            raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
+        self.decode = decode
         self.generator = generator.to(device).eval()
         self.vocab = vocab
         self.device = torch.device(device)
@@ -54,6 +61,10 @@ class Sampler:
                                     for k, v in bundle["generator_config"].items()})
         generator = Generator(config, vocab)
         generator.load_state_dict(bundle["generator"])
+        kwargs.setdefault("decode", bundle.get("config", {}).get("train", {}).get("decode",
+                                                                                  "argmax"))
+        if kwargs["decode"] is None:
+            kwargs["decode"] = "argmax"
         return cls(generator, vocab, device, **kwargs)
 
     @torch.no_grad()
@@ -64,7 +75,10 @@ class Sampler:
         for start in range(0, n, self.batch_size):
             size = min(self.batch_size, n - start)
             z = self.generator.sample_z(size, generator=rng, device=self.device)
-            x_idx, adj_idx = argmax_graph(self.generator(z))
+            logits = self.generator(z)
+            if self.decode == "sample":
+                logits = relax(logits, "hard", generator=rng)
+            x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())
             adjs.append(adj_idx.cpu().numpy())
         n_nodes = self.vocab.max_atoms

@@ -27,8 +27,9 @@ from molgan.checkpoint import load_checkpoint, save_checkpoint
 from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
 from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
-from molgan.graph import one_hot_graph
-from molgan.loss import critic_loss, generator_loss
+from molgan.graph import DenseGraph, one_hot_graph
+from molgan.loss import critic_loss, generator_loss, mode_seeking_loss
+from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ class TrainConfig:
     """Relaxation of generated graphs for the critic: softmax, gumbel or hard."""
     temperature: float = 1.0
     """Softmax / Gumbel-softmax temperature."""
+    decode: str = "argmax"
+    """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max)."""
+    mode_seeking: float = 0.0
+    """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     seed: int = 0
@@ -190,6 +195,8 @@ class Trainer:
         tc = config.train
         if tc.relax not in RELAXATIONS:
             raise ValueError(f"relax must be one of {RELAXATIONS}, got {tc.relax!r}")
+        if tc.decode not in DECODINGS:
+            raise ValueError(f"decode must be one of {DECODINGS}, got {tc.decode!r}")
         self.config = config
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
@@ -226,9 +233,10 @@ class Trainer:
         return one_hot_graph(self.x_idx[index], self.adj_idx[index], self.vocab.num_atom_types,
                              self.vocab.num_bond_types)
 
-    def _fake_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fake_batch(self, size: int, z: torch.Tensor | None = None) -> DenseGraph:
         tc = self.config.train
-        z = self.generator.sample_z(size, generator=self.noise)
+        if z is None:
+            z = self.generator.sample_z(size, generator=self.noise)
         return relax(self.generator(z), tc.relax, tc.temperature, generator=self.noise)
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
@@ -246,7 +254,11 @@ class Trainer:
         """One generator update (critic parameters frozen); returns the detached loss."""
         self.critic.requires_grad_(False)
         try:
-            loss = generator_loss(self.critic, self._fake_batch(self.batches.batch_size))
+            z = self.generator.sample_z(self.batches.batch_size, generator=self.noise)
+            fake = self._fake_batch(len(z), z)
+            loss = generator_loss(self.critic, fake)
+            if self.config.train.mode_seeking > 0:
+                loss = loss + self.config.train.mode_seeking * mode_seeking_loss(fake, z)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
@@ -320,7 +332,7 @@ class Trainer:
         from molgan.sample import Sampler
 
         tc = self.config.train
-        sampler = Sampler(self.generator, self.vocab, self.device)
+        sampler = Sampler(self.generator, self.vocab, self.device, decode=tc.decode)
         was_training = self.generator.training
         try:
             result = sampler.sample(tc.eval_samples, seed=tc.seed + 12345)

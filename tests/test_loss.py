@@ -71,3 +71,15 @@ def test_critic_loss_does_not_backpropagate_into_the_fake_batch():
     fake = DenseGraph(fake_x, torch.rand(4, 5, 5, 4))
     critic_loss(critic, random_graphs(), fake).loss.backward()
     assert fake_x.grad is None and critic.w_x.grad is not None
+
+
+def test_mode_seeking_term_is_larger_when_different_latents_give_the_same_graph():
+    from molgan.loss import mode_seeking_loss
+
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    same = DenseGraph(torch.full((8, 3, 2), 0.5), torch.full((8, 3, 3, 2), 0.5))
+    varied = random_graphs(b=8, n=3, t=2, y=2, seed=5)
+    assert mode_seeking_loss(same, z) > 100 * mode_seeking_loss(varied, z)
+    x = varied.x.clone().requires_grad_(True)
+    mode_seeking_loss(DenseGraph(x, varied.adj), z).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

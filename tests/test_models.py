@@ -128,3 +128,18 @@ def test_gumbel_noise_changes_samples_but_not_softmax():
     b = relax(logits, "gumbel", generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(a.x, b.x)
     torch.testing.assert_close(relax(logits, "softmax").x, torch.softmax(logits.x, -1))
+
+
+def test_sampled_decoding_is_symmetric_and_varies_for_the_same_latent():
+    from molgan.sample import Sampler
+
+    torch.manual_seed(0)
+    sampler = Sampler(generator(), VOCAB, decode="sample")
+    x_a, adj_a = sampler.sample_graphs(64, seed=0)
+    x_b, adj_b = sampler.sample_graphs(64, seed=0)
+    assert (x_a == x_b).all() and (adj_a == adj_b).all()  # seeded
+    assert (adj_a == adj_a.transpose(0, 2, 1)).all()
+    assert (adj_a[:, range(6), range(6)] == 0).all()
+    argmax = Sampler(sampler.generator, VOCAB, decode="argmax")
+    x_c, _ = argmax.sample_graphs(64, seed=0)  # same latents, argmax decoding
+    assert (x_a != x_c).any()
