@@ -160,7 +160,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 #: Fields that ``--resume`` may change; the rest define the run.
-RESUMABLE = ("steps", "epochs", "device", "log_every", "eval_every", "eval_samples", "ckpt_every")
+RESUMABLE = ("steps", "epochs", "device", "log_every", "eval_every", "eval_samples", "ckpt_every",
+             "max_seconds")
 
 
 def _run_config(args: argparse.Namespace) -> Any:

@@ -67,11 +67,30 @@ class CriticLoss(NamedTuple):
 
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
-                generator: torch.Generator | None = None) -> CriticLoss:
-    """The WGAN-GP critic loss; ``fake`` is detached here."""
+                generator: torch.Generator | None = None, fused: bool = True) -> CriticLoss:
+    """The WGAN-GP critic loss; ``fake`` is detached here.
+
+    ``fused=True`` scores real, fake and interpolated graphs in one critic call on the
+    concatenated batch (``[3B, ...]``) instead of three: fewer, larger ops, the same values
+    (every graph's score is independent of its batch-mates), and the same ``epsilon`` draw.
+    """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
-    wasserstein = critic(*real).mean() - critic(*fake).mean()
-    penalty = gradient_penalty(critic, real, fake, generator)
+    if not fused:
+        wasserstein = critic(*real).mean() - critic(*fake).mean()
+        penalty = gradient_penalty(critic, real, fake, generator)
+    else:
+        b = real.x.shape[0]
+        epsilon = torch.rand(b, generator=generator, device=real.x.device, dtype=real.x.dtype)
+        hat = interpolate(real, fake, epsilon)
+        hat_x = hat.x.detach().requires_grad_(True)
+        hat_adj = hat.adj.detach().requires_grad_(True)
+        scores = critic(torch.cat([real.x, fake.x, hat_x]), torch.cat([real.adj, fake.adj,
+                                                                      hat_adj]))
+        s_real, s_fake, s_hat = scores.split(b)
+        grad_x, grad_adj = torch.autograd.grad(s_hat.sum(), (hat_x, hat_adj), create_graph=True)
+        squared = grad_x.flatten(1).pow(2).sum(1) + grad_adj.flatten(1).pow(2).sum(1)
+        penalty = (torch.sqrt(squared + 1e-12) - 1.0).pow(2).mean()
+        wasserstein = s_real.mean() - s_fake.mean()
     return CriticLoss(-wasserstein + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
 
 

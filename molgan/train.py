@@ -83,6 +83,8 @@ class TrainConfig:
     """Samples per evaluation."""
     ckpt_every: int = 250
     """Steps between checkpoints (one is always written at the end)."""
+    max_seconds: float | None = None
+    """Wall-clock training budget: stop (with a checkpoint) once this much time is spent."""
     max_atoms: int | None = None
     """Node slots N (default: from the data)."""
     smiles_column: str | None = None
@@ -152,7 +154,7 @@ class _StopFlag:
 
 @dataclass
 class FitResult:
-    """How a run ended: ``completed``, ``interrupted`` (by a signal) or ``diverged``."""
+    """How a run ended: ``completed``, ``out_of_time`` (``max_seconds``) or ``interrupted``."""
 
     status: str
     step: int
@@ -370,7 +372,9 @@ class Trainer:
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g])
                 count += 1
-                last = self.step == self.total_steps
+                out_of_time = (tc.max_seconds is not None and
+                               self.elapsed_before + time.perf_counter() - start >= tc.max_seconds)
+                last = self.step == self.total_steps or out_of_time
                 if self.step % tc.log_every == 0 or last or stop.signal is not None:
                     means = (sums / count).tolist()
                     sums.zero_()
@@ -396,6 +400,9 @@ class Trainer:
                     self.save()
                 if on_step is not None:
                     on_step(self.step, postfix)
+                if out_of_time:
+                    status = "out_of_time"
+                    break
                 if stop.signal is not None:
                     if not (self.step % tc.ckpt_every == 0 or last):
                         self.save()

@@ -83,3 +83,25 @@ def test_mode_seeking_term_is_larger_when_different_latents_give_the_same_graph(
     x = varied.x.clone().requires_grad_(True)
     mode_seeking_loss(DenseGraph(x, varied.adj), z).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients():
+    from molgan.critic import Critic, CriticConfig
+    from molgan.vocab import Vocab
+
+    torch.manual_seed(0)
+    vocab = Vocab.from_symbols(["C", "N"], max_atoms=5)
+    critic = Critic(CriticConfig(), vocab).double()
+    real = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=0)))
+    fake = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=1)))
+    results = []
+    for fused in (False, True):
+        critic.zero_grad()
+        parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3), fused)
+        parts.loss.backward()
+        results.append((parts, [p.grad.clone() for p in critic.parameters()]))
+    (plain, plain_grads), (fused, fused_grads) = results
+    for a, b in zip(plain, fused):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for a, b in zip(plain_grads, fused_grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

@@ -141,3 +141,10 @@ def test_config_file_sets_defaults_and_flags_override(cache_dir, tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["train"]["steps"] == 2 and saved["train"]["batch_size"] == 8
     assert saved["generator"]["z_dim"] == 12
+
+
+def test_wall_clock_budget_stops_with_a_checkpoint(qm9, tmp_path):
+    trainer = Trainer(config(10_000, max_seconds=1.0), qm9, tmp_path)
+    result = trainer.fit()
+    assert result.status == "out_of_time" and 0 < result.step < 10_000
+    assert load_checkpoint(tmp_path)["step"] == result.step
