@@ -227,12 +227,20 @@ def decode_all(
 ) -> list[str | None]:
     """Decode ``[M, N]``/``[M, N, N]`` index arrays to canonical SMILES in parallel (``None`` = invalid)."""
     workers = default_workers() if workers is None else workers
+    m = len(x_idx)
+    if m == 0:
+        return []
+    # identical graphs decode identically: decode each distinct graph once
+    keys = np.concatenate([x_idx.reshape(m, -1), adj_idx.reshape(m, -1)], axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    x_u, adj_u = x_idx[first], adj_idx[first]
     step = CHUNK_SIZE
-    chunks = [
-        (x_idx[i : i + step], adj_idx[i : i + step], vocab.to_dict())
-        for i in range(0, len(x_idx), step)
-    ]
-    return _map_chunks(_decode_chunk, chunks, workers, progress, [len(c[0]) for c in chunks])
+    chunks = [(x_u[i : i + step], adj_u[i : i + step], vocab.to_dict())
+              for i in range(0, len(x_u), step)]
+    decoded = _map_chunks(_decode_chunk, chunks, workers, None, [len(c[0]) for c in chunks])
+    if progress:
+        progress(m)
+    return [decoded[j] for j in inverse.reshape(-1).tolist()]
 
 
 def roundtrip_exact(
