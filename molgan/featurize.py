@@ -21,15 +21,13 @@ from typing import Any
 import numpy as np
 
 from molgan.chem import (
-    RawGraph,
     SkipMolecule,
     canonical_smiles,
     decode_smiles,
-    graph_to_indices,
     mol_from_smiles,
     mol_to_graph,
 )
-from molgan.vocab import AtomToken, Vocab, parse_atom_symbol
+from molgan.vocab import Vocab, atom_symbol, parse_atom_symbol
 
 #: Bump when the encoding changes: it is part of every cache key.
 FEATURIZER_VERSION = 1
@@ -93,16 +91,77 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _parse_chunk(smiles: Sequence[str]) -> list[tuple[str, RawGraph] | SkipMolecule]:
-    """Worker: SMILES -> (canonical SMILES, raw graph) or the reason it was skipped."""
-    out: list[tuple[str, RawGraph] | SkipMolecule] = []
-    for s in smiles:
+@dataclass
+class _ParsedChunk:
+    """Worker output for one chunk, as flat arrays (cheap to send between processes).
+
+    Kept molecules are numbered ``0..K-1`` inside the chunk; atoms and bonds point at them.
+    """
+
+    rows: np.ndarray  # [K] row of each kept molecule inside the chunk
+    canonical: list[str]  # [K] canonical input SMILES
+    n_atoms: np.ndarray  # [K]
+    atom_z: np.ndarray  # [sum n_atoms] atomic numbers, molecule by molecule
+    atom_charge: np.ndarray  # [sum n_atoms]
+    bond_mol: np.ndarray  # [E] kept-molecule index of each bond
+    bond_ij: np.ndarray  # [E, 2] atom positions inside the molecule
+    bond_order: np.ndarray  # [E] 1, 2 or 3
+    skipped: list[tuple[int, SkipMolecule]]
+
+
+def _parse_chunk(smiles: Sequence[str]) -> list[_ParsedChunk]:
+    """Worker: SMILES -> canonical SMILES and kekulized graphs, or the reason for a skip."""
+    rows, canonical, n_atoms, z, charge = [], [], [], [], []
+    bond_mol, bond_ij, bond_order = [], [], []
+    skipped: list[tuple[int, SkipMolecule]] = []
+    for row, text in enumerate(smiles):
         try:
-            mol = mol_from_smiles(s)
-            out.append((canonical_smiles(mol), mol_to_graph(mol)))
+            mol = mol_from_smiles(text)
+            canon = canonical_smiles(mol)
+            atoms, bonds = mol_to_graph(mol)
         except SkipMolecule as error:
-            out.append(error)
-    return out
+            skipped.append((row, error))
+            continue
+        k = len(rows)
+        rows.append(row)
+        canonical.append(canon)
+        n_atoms.append(len(atoms))
+        z.extend(a[0] for a in atoms)
+        charge.extend(a[1] for a in atoms)
+        for i, j, order in bonds:
+            bond_mol.append(k)
+            bond_ij.append((i, j))
+            bond_order.append(order)
+    return [_ParsedChunk(
+        rows=np.asarray(rows, dtype=np.int64), canonical=canonical,
+        n_atoms=np.asarray(n_atoms, dtype=np.int64), atom_z=np.asarray(z, dtype=np.int64),
+        atom_charge=np.asarray(charge, dtype=np.int64),
+        bond_mol=np.asarray(bond_mol, dtype=np.int64),
+        bond_ij=np.asarray(bond_ij, dtype=np.int64).reshape(-1, 2),
+        bond_order=np.asarray(bond_order, dtype=np.uint8), skipped=skipped)]
+
+
+def _merge(parts: list[_ParsedChunk], chunk_size: int) -> _ParsedChunk:
+    """Concatenate chunk outputs; rows become source rows, molecule indices global."""
+    offsets = np.cumsum([0] + [len(p.rows) for p in parts])
+    return _ParsedChunk(
+        rows=np.concatenate([p.rows + c * chunk_size for c, p in enumerate(parts)] or
+                            [np.zeros(0, np.int64)]),
+        canonical=[s for p in parts for s in p.canonical],
+        n_atoms=np.concatenate([p.n_atoms for p in parts] or [np.zeros(0, np.int64)]),
+        atom_z=np.concatenate([p.atom_z for p in parts] or [np.zeros(0, np.int64)]),
+        atom_charge=np.concatenate([p.atom_charge for p in parts] or [np.zeros(0, np.int64)]),
+        bond_mol=np.concatenate([p.bond_mol + o for p, o in zip(parts, offsets)] or
+                                [np.zeros(0, np.int64)]),
+        bond_ij=np.concatenate([p.bond_ij for p in parts] or [np.zeros((0, 2), np.int64)]),
+        bond_order=np.concatenate([p.bond_order for p in parts] or [np.zeros(0, np.uint8)]),
+        skipped=[(r + c * chunk_size, e) for c, p in enumerate(parts) for r, e in p.skipped],
+    )
+
+
+def _token_code(z: np.ndarray | int, charge: np.ndarray | int) -> Any:
+    """One integer per (atomic number, charge) token."""
+    return z * 256 + (charge + 128)
 
 
 def _decode_chunk(args: tuple[np.ndarray, np.ndarray, dict[str, Any]]) -> list[str | None]:
@@ -160,59 +219,74 @@ def featurize(
     """
     workers = default_workers() if workers is None else workers
     chunks = [list(smiles[i : i + CHUNK_SIZE]) for i in range(0, len(smiles), CHUNK_SIZE)]
-    parsed = _map_chunks(_parse_chunk, chunks, workers, progress, [len(c) for c in chunks])
+    parsed = _merge(_map_chunks(_parse_chunk, chunks, workers, progress,
+                                [len(c) for c in chunks]), CHUNK_SIZE)
+    reasons: list[tuple[int, SkipMolecule]] = list(parsed.skipped)
+    k_total = len(parsed.rows)
+    mol_of_atom = np.repeat(np.arange(k_total), parsed.n_atoms)
+    codes = _token_code(parsed.atom_z, parsed.atom_charge)
+    keep = np.ones(k_total, dtype=bool)
 
-    skipped = Skipped()
-    kept: list[tuple[int, str, RawGraph]] = []
     limit = vocab.max_atoms if vocab is not None else max_atoms
-    allowed: set[AtomToken] | None = None
+    if limit is not None:
+        for k in np.flatnonzero(parsed.n_atoms > limit).tolist():
+            reasons.append((int(parsed.rows[k]), SkipMolecule(
+                "too_many_atoms", f"{int(parsed.n_atoms[k])} > {limit}")))
+        keep &= parsed.n_atoms <= limit
+
+    def drop_unknown(allowed_codes: np.ndarray) -> None:
+        unknown = ~np.isin(codes, allowed_codes) & keep[mol_of_atom]
+        molecules, first = np.unique(mol_of_atom[unknown], return_index=True)
+        atom_rows = np.flatnonzero(unknown)[first]
+        for k, a in zip(molecules.tolist(), atom_rows.tolist()):
+            token = (int(parsed.atom_z[a]), int(parsed.atom_charge[a]))
+            reasons.append((int(parsed.rows[k]), SkipMolecule("unknown_atom", atom_symbol(token))))
+        keep[molecules] = False
+
     if vocab is not None:
-        allowed = set(vocab.atoms)
+        drop_unknown(np.asarray([_token_code(z, c) for z, c in vocab.atoms], dtype=np.int64))
     elif atoms is not None:
-        allowed = {parse_atom_symbol(a) for a in atoms}
-    for row, item in enumerate(parsed):
-        if isinstance(item, SkipMolecule):
-            skipped.add(row, smiles[row], item)
-            continue
-        canon, graph = item
-        if limit is not None and len(graph[0]) > limit:
-            skipped.add(row, smiles[row], SkipMolecule("too_many_atoms", f"{len(graph[0])} > {limit}"))
-            continue
-        unknown = [t for t in graph[0] if allowed is not None and t not in allowed]
-        if unknown:
-            from molgan.vocab import atom_symbol
-
-            skipped.add(row, smiles[row], SkipMolecule("unknown_atom", atom_symbol(unknown[0])))
-            continue
-        kept.append((row, canon, graph))
-
+        drop_unknown(np.asarray([_token_code(*parse_atom_symbol(a)) for a in atoms],
+                                dtype=np.int64))
     if vocab is None:
-        counts: Counter[AtomToken] = Counter(t for _, _, g in kept for t in g[0])
-        n_max = limit if limit is not None else max((len(g[0]) for _, _, g in kept), default=1)
-        vocab = Vocab.from_counts(counts, max_atoms=n_max, min_count=min_atom_count)
+        kept_atoms = keep[mol_of_atom]
+        tokens, counts = np.unique(np.stack([parsed.atom_z[kept_atoms],
+                                             parsed.atom_charge[kept_atoms]], 1),
+                                   axis=0, return_counts=True)
+        n_max = limit if limit is not None else int(parsed.n_atoms[keep].max(initial=1))
+        vocab = Vocab.from_counts({(int(z), int(c)): int(n) for (z, c), n in zip(tokens, counts)},
+                                  max_atoms=n_max, min_count=min_atom_count)
+        if min_atom_count > 1:  # tokens below the count make their molecules unknown
+            drop_unknown(np.asarray([_token_code(z, c) for z, c in vocab.atoms], dtype=np.int64))
 
-    m = len(kept)
+    # pack the kept molecules into dense arrays, all at once
     n = vocab.max_atoms
+    new_id = np.cumsum(keep) - 1
+    m = int(keep.sum())
     x_idx = np.zeros((m, n), dtype=np.uint8)
     adj_idx = np.zeros((m, n, n), dtype=np.uint8)
-    out_rows: list[int] = []
-    out_smiles: list[str] = []
-    for row, canon, graph in kept:
-        try:
-            x, adj = graph_to_indices(graph, vocab)
-        except SkipMolecule as error:  # only rare tokens below min_atom_count get here
-            skipped.add(row, smiles[row], error)
-            continue
-        k = len(out_rows)
-        x_idx[k], adj_idx[k] = x, adj
-        out_rows.append(row)
-        out_smiles.append(canon)
-    k = len(out_rows)
+    vocab_codes = np.asarray([_token_code(z, c) for z, c in vocab.atoms], dtype=np.int64)
+    order = np.argsort(vocab_codes)
+    starts = np.cumsum(parsed.n_atoms) - parsed.n_atoms
+    position = np.arange(len(codes)) - np.repeat(starts, parsed.n_atoms)
+    atom_kept = keep[mol_of_atom]
+    token_index = order[np.searchsorted(vocab_codes[order], codes[atom_kept])] + 1
+    x_idx[new_id[mol_of_atom[atom_kept]], position[atom_kept]] = token_index
+    bond_kept = keep[parsed.bond_mol] if len(parsed.bond_mol) else np.zeros(0, dtype=bool)
+    target = new_id[parsed.bond_mol[bond_kept]]
+    i, j = parsed.bond_ij[bond_kept, 0], parsed.bond_ij[bond_kept, 1]
+    adj_idx[target, i, j] = parsed.bond_order[bond_kept]
+    adj_idx[target, j, i] = parsed.bond_order[bond_kept]
+
+    skipped = Skipped()
+    for row, error in sorted(reasons, key=lambda item: item[0]):
+        skipped.add(row, smiles[row], error)
+    kept_index = np.flatnonzero(keep)
     return Featurized(
-        x_idx=x_idx[:k],
-        adj_idx=adj_idx[:k],
-        smiles=out_smiles,
-        rows=np.asarray(out_rows, dtype=np.int64),
+        x_idx=x_idx,
+        adj_idx=adj_idx,
+        smiles=[parsed.canonical[k] for k in kept_index.tolist()],
+        rows=parsed.rows[keep],
         vocab=vocab,
         skipped=skipped,
     )

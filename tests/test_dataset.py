@@ -125,3 +125,24 @@ def test_missing_and_empty_files_raise_data_error(tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(DataError, match="no molecules"):
         load_dataset(str(empty), cache_dir=tmp_path)
+
+
+def test_rare_tokens_below_min_count_are_left_out_and_their_molecules_reported(tmp_path):
+    path = tmp_path / "rare.smi"
+    path.write_text("CCO\nCCN\nCCF\nOCCN\n")
+    data = load_dataset(str(path), cache_dir=tmp_path, min_atom_count=2)
+    assert data.vocab.atom_symbols[1:] == ["C", "N", "O"]
+    assert data.report["skipped"] == {"unknown_atom": 1}
+    assert sorted(data.smiles.tolist()) == ["CCN", "CCO", "NCCO"]
+
+
+def test_given_vocabulary_is_used_as_is(tmp_path):
+    from molgan.vocab import Vocab
+
+    path = tmp_path / "v.smi"
+    path.write_text("CCO\nC[N+](C)(C)C\nCCCCCC\nCCN\n")
+    vocab = Vocab.from_symbols(["C", "O", "N+"], max_atoms=5)
+    data = load_dataset(str(path), cache_dir=tmp_path, vocab=vocab)
+    assert data.vocab == vocab
+    assert data.report["skipped"] == {"too_many_atoms": 1, "unknown_atom": 1}
+    assert data.x_idx.tolist() == [[1, 1, 2, 0, 0], [1, 3, 1, 1, 1]]
