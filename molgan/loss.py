@@ -70,27 +70,21 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 generator: torch.Generator | None = None, fused: bool = True) -> CriticLoss:
     """The WGAN-GP critic loss; ``fake`` is detached here.
 
-    ``fused=True`` scores real, fake and interpolated graphs in one critic call on the
-    concatenated batch (``[3B, ...]``) instead of three: fewer, larger ops, the same values
-    (every graph's score is independent of its batch-mates), and the same ``epsilon`` draw.
+    ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
+    (``[2B, ...]``) instead of two: fewer, larger ops and the same values, since every graph's
+    score is independent of its batch-mates. The penalty keeps its own call: putting the
+    interpolates in the same batch would make the double backward run over all ``3B`` graphs
+    (measured: 1.5x the FLOPs and slower).
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
-    if not fused:
-        wasserstein = critic(*real).mean() - critic(*fake).mean()
-        penalty = gradient_penalty(critic, real, fake, generator)
-    else:
+    if fused:
         b = real.x.shape[0]
-        epsilon = torch.rand(b, generator=generator, device=real.x.device, dtype=real.x.dtype)
-        hat = interpolate(real, fake, epsilon)
-        hat_x = hat.x.detach().requires_grad_(True)
-        hat_adj = hat.adj.detach().requires_grad_(True)
-        scores = critic(torch.cat([real.x, fake.x, hat_x]), torch.cat([real.adj, fake.adj,
-                                                                      hat_adj]))
-        s_real, s_fake, s_hat = scores.split(b)
-        grad_x, grad_adj = torch.autograd.grad(s_hat.sum(), (hat_x, hat_adj), create_graph=True)
-        squared = grad_x.flatten(1).pow(2).sum(1) + grad_adj.flatten(1).pow(2).sum(1)
-        penalty = (torch.sqrt(squared + 1e-12) - 1.0).pow(2).mean()
+        s_real, s_fake = critic(torch.cat([real.x, fake.x]),
+                                torch.cat([real.adj, fake.adj])).split(b)
         wasserstein = s_real.mean() - s_fake.mean()
+    else:
+        wasserstein = critic(*real).mean() - critic(*fake).mean()
+    penalty = gradient_penalty(critic, real, fake, generator)
     return CriticLoss(-wasserstein + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
 
 

@@ -218,6 +218,7 @@ class Trainer:
         self.adj_idx = torch.from_numpy(train.adj_idx).to(self.device)
         self.batches = BatchSampler(len(train), tc.batch_size, tc.seed)
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
+        self.fused_loss = True  # one critic call for real and fake (see loss.critic_loss)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -246,7 +247,8 @@ class Trainer:
         real = self._real_batch()
         with torch.no_grad():
             fake = self._fake_batch(real[0].shape[0])
-        parts = critic_loss(self.critic, real, fake, self.config.train.lambda_gp, self.noise)
+        parts = critic_loss(self.critic, real, fake, self.config.train.lambda_gp, self.noise,
+                            fused=self.fused_loss)
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()

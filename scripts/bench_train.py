@@ -71,10 +71,11 @@ def flops_per_iteration(trainer: Trainer) -> float:
 
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
-          cache_dir: str | None) -> dict:
+          cache_dir: str | None, fused: bool = True) -> dict:
     data = load_dataset("qm9", cache_dir=cache_dir)
     config = RunConfig(TrainConfig(batch_size=batch_size, device=device))
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused")
+    trainer.fused_loss = fused
     n_critic = config.train.n_critic
     dev = trainer.device
 
@@ -107,6 +108,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {
         "batch_size": batch_size,
+        "fused_loss": fused,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda"
         else platform.processor() or platform.machine(),
@@ -136,18 +138,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--json", default=None, help="append one JSON line per batch size")
+    parser.add_argument("--compare-unfused", action="store_true",
+                        help="also time the unfused critic loss (separate real/fake calls)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                       args.cache_dir)
-        line = json.dumps(result)
-        print(line)
-        sys.stdout.flush()
-        if args.json:
-            with open(args.json, "a") as handle:
-                handle.write(line + "\n")
+        for fused in variants:
+            result = bench(batch_size, args.device, args.windows, args.steps_per_window,
+                           args.cache_dir, fused)
+            line = json.dumps(result)
+            print(line)
+            sys.stdout.flush()
+            if args.json:
+                with open(args.json, "a") as handle:
+                    handle.write(line + "\n")
 
 
 if __name__ == "__main__":
