@@ -24,6 +24,8 @@ class CriticConfig:
     """Width of the aggregated graph representation."""
     critic_mlp: tuple[int, ...] = (128, 64)
     """Widths of the MLP on the graph representation (tanh)."""
+    pack: int = 1
+    """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
 
 
 class Critic(nn.Module):
@@ -50,8 +52,10 @@ class Critic(nn.Module):
             width = out
         self.convs = nn.ModuleList(convs)
         self.aggregate = GraphAggregation(width + t, config.critic_agg)
+        if config.pack < 1:
+            raise ValueError(f"pack must be >= 1, got {config.pack}")
         mlp: list[nn.Module] = []
-        width = config.critic_agg
+        width = config.critic_agg * config.pack
         for hidden in config.critic_mlp:
             mlp += [nn.Linear(width, hidden), nn.Tanh()]
             width = hidden
@@ -68,8 +72,20 @@ class Critic(nn.Module):
         return self.aggregate(torch.cat([h, x], dim=-1) * weight, node_weight)
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
-        """Scores ``[B]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or relaxed)."""
-        return self.mlp(self._embed_dense(x, adj)).squeeze(-1)
+        """Scores ``[B / pack]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or
+        relaxed). With ``pack > 1`` (PacGAN), consecutive groups of ``pack`` graphs get one
+        joint score: their representations are concatenated before the MLP."""
+        h = self._embed_dense(x, adj)
+        pack = self.config.pack
+        if h.shape[0] % pack:
+            raise ValueError(f"batch of {h.shape[0]} graphs is not a multiple of pack={pack}")
+        return self.mlp(h.reshape(h.shape[0] // pack, -1)).squeeze(-1)
+
+    def score_dense(self, x: Tensor, adj: Tensor) -> Tensor:
+        """One score per graph ``[B]``, whatever ``pack`` is: a packed critic scores each graph
+        as a pack of ``pack`` copies of itself (so it still needs no batch-mates)."""
+        h = self._embed_dense(x, adj)
+        return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod
@@ -120,7 +136,7 @@ class Critic(nn.Module):
             return_reasons: also return the reason per input (``None`` when scored).
         """
         x, adj, reasons = self._dense_inputs(inputs)
-        scores = self._checked(self(x, adj), reasons, errors)
+        scores = self._checked(self.score_dense(x, adj), reasons, errors)
         return (scores, reasons) if return_reasons else scores
 
     def embed(self, x: Any, adj: Tensor | None = None, errors: str = "nan") -> Tensor:

@@ -32,26 +32,30 @@ def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGra
                       e_adj * real.adj + (1 - e_adj) * fake.adj)
 
 
-def gradient_norms(critic: CriticFn, graph: DenseGraph) -> Tensor:
-    r"""Per-sample :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B]``, differentiable."""
+def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1) -> Tensor:
+    r"""Per-score :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B / pack]``,
+    differentiable; with ``pack > 1`` the norm covers all graphs of a pack."""
     x = graph.x.detach().requires_grad_(True)
     adj = graph.adj.detach().requires_grad_(True)
     scores = critic(x, adj)
     grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
-    squared = grad_x.flatten(1).pow(2).sum(1) + grad_adj.flatten(1).pow(2).sum(1)
+    groups = x.shape[0] // pack
+    squared = (grad_x.reshape(groups, -1).pow(2).sum(1)
+               + grad_adj.reshape(groups, -1).pow(2).sum(1))
     return torch.sqrt(squared + 1e-12)
 
 
 def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
-                     generator: torch.Generator | None = None) -> Tensor:
+                     generator: torch.Generator | None = None, pack: int = 1) -> Tensor:
     r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
 
     ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
-    ``generator`` and shared by ``x`` and ``adj`` of each sample.
+    ``generator`` and shared by ``x`` and ``adj`` of each sample (with PacGAN packing, one
+    epsilon per pack of ``pack`` consecutive graphs, and one norm per pack).
     """
-    epsilon = torch.rand(real.x.shape[0], generator=generator, device=real.x.device,
-                         dtype=real.x.dtype)
-    norms = gradient_norms(critic, interpolate(real, fake, epsilon))
+    epsilon = torch.rand(real.x.shape[0] // pack, generator=generator, device=real.x.device,
+                         dtype=real.x.dtype).repeat_interleave(pack)
+    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack)
     return (norms - 1.0).pow(2).mean()
 
 
@@ -67,7 +71,8 @@ class CriticLoss(NamedTuple):
 
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
-                generator: torch.Generator | None = None, fused: bool = True) -> CriticLoss:
+                generator: torch.Generator | None = None, fused: bool = True,
+                pack: int = 1) -> CriticLoss:
     """The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -80,11 +85,11 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     if fused:
         b = real.x.shape[0]
         s_real, s_fake = critic(torch.cat([real.x, fake.x]),
-                                torch.cat([real.adj, fake.adj])).split(b)
+                                torch.cat([real.adj, fake.adj])).split(b // pack)
         wasserstein = s_real.mean() - s_fake.mean()
     else:
         wasserstein = critic(*real).mean() - critic(*fake).mean()
-    penalty = gradient_penalty(critic, real, fake, generator)
+    penalty = gradient_penalty(critic, real, fake, generator, pack)
     return CriticLoss(-wasserstein + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
 
 

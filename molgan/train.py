@@ -165,9 +165,11 @@ class FitResult:
 class BatchSampler:
     """Epoch-wise shuffled batches of training indices, from a seeded CPU generator."""
 
-    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+    def __init__(self, size: int, batch_size: int, seed: int, multiple: int = 1) -> None:
         self.size = size
-        self.batch_size = min(batch_size, size)
+        self.batch_size = min(batch_size, size - size % multiple)
+        if self.batch_size < 1:
+            raise ValueError(f"{size} training molecules cannot fill a batch of {multiple}")
         self.rng = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(size, generator=self.rng)
         self.position = 0
@@ -210,13 +212,16 @@ class Trainer:
                                       betas=(tc.beta1, tc.beta2))
         self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=tc.lr_d or tc.lr,
                                       betas=(tc.beta1, tc.beta2))
+        if tc.batch_size % config.critic.pack:
+            raise ValueError(f"batch_size {tc.batch_size} is not a multiple of pack "
+                             f"{config.critic.pack}")
         split = split if split is not None else data.split_indices(seed=tc.split_seed)
         train = data.subset(split["train"])
         self.train_smiles = frozenset(train.smiles.tolist())
         self.all_smiles = frozenset(data.smiles.tolist())
         self.x_idx = torch.from_numpy(train.x_idx).to(self.device)
         self.adj_idx = torch.from_numpy(train.adj_idx).to(self.device)
-        self.batches = BatchSampler(len(train), tc.batch_size, tc.seed)
+        self.batches = BatchSampler(len(train), tc.batch_size, tc.seed, config.critic.pack)
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
         self.fused_loss = True  # one critic call for real and fake (see loss.critic_loss)
         self.step = 0
@@ -248,7 +253,7 @@ class Trainer:
         with torch.no_grad():
             fake = self._fake_batch(real[0].shape[0])
         parts = critic_loss(self.critic, real, fake, self.config.train.lambda_gp, self.noise,
-                            fused=self.fused_loss)
+                            fused=self.fused_loss, pack=self.config.critic.pack)
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()

@@ -105,3 +105,18 @@ def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     for a, b in zip(plain_grads, fused_grads):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_packed_penalty_uses_one_epsilon_and_one_norm_per_pack():
+    """A linear critic over packs of 2: the norm per pack is sqrt(2 (|w_x|^2 + |w_a|^2))."""
+    critic = LinearCritic()
+
+    def packed(x, a):
+        return critic(x, a).view(-1, 2).sum(1)
+
+    real, fake = random_graphs(seed=0), random_graphs(seed=1)
+    norm = math.sqrt(2 * (critic.w_x.pow(2).sum().item() + critic.w_a.pow(2).sum().item()))
+    gp = gradient_penalty(packed, real, fake, torch.Generator().manual_seed(0), pack=2)
+    assert gp.item() == pytest.approx((norm - 1.0) ** 2, abs=1e-6)
+    parts = critic_loss(packed, real, fake, 10.0, torch.Generator().manual_seed(0), pack=2)
+    assert parts.gradient_penalty.item() == pytest.approx(gp.item(), abs=1e-6)

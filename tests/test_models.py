@@ -143,3 +143,15 @@ def test_sampled_decoding_is_symmetric_and_varies_for_the_same_latent():
     argmax = Sampler(sampler.generator, VOCAB, decode="argmax")
     x_c, _ = argmax.sample_graphs(64, seed=0)  # same latents, argmax decoding
     assert (x_a != x_c).any()
+
+
+def test_packed_critic_scores_packs_and_still_scores_single_graphs():
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(pack=3), VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    assert c(*g).shape == (1,)
+    single = c.score_dense(*g)
+    assert single.shape == (3,)
+    for i in range(3):  # a graph alone scores as a pack of copies of itself
+        copies = DenseGraph(g.x[i : i + 1].repeat(3, 1, 1), g.adj[i : i + 1].repeat(3, 1, 1, 1))
+        torch.testing.assert_close(c(*copies)[0], single[i])
