@@ -225,11 +225,14 @@ def run_train(args: argparse.Namespace) -> int:
             trainer.resume()
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    log.info("training on %s: %d molecules (train split %d), %s, device %s, %d -> %d steps",
-             tc.data, len(data), trainer.x_idx.shape[0], data.vocab, trainer.device,
-             trainer.step, trainer.total_steps)
+    main_rank = trainer.dist.is_main
+    if main_rank:
+        log.info("training on %s: %d molecules (train split %d), %s, device %s, %d -> %d steps"
+                 "%s", tc.data, len(data), trainer.x_idx.shape[0], data.vocab, trainer.device,
+                 trainer.step, trainer.total_steps,
+                 f", {trainer.dist.world_size} processes" if trainer.dist.enabled else "")
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train", unit="step",
-               file=sys.stderr, dynamic_ncols=True, disable=None)
+               file=sys.stderr, dynamic_ncols=True, disable=None if main_rank else True)
 
     def on_step(step: int, postfix: dict[str, Any]) -> None:
         bar.update(step - bar.n)
@@ -246,9 +249,16 @@ def run_train(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {last[k]:.3f}" for k in ("validity", "uniqueness", "novelty")
                         if k in last)
     if result.status == "interrupted":
-        print(f"interrupted at step {result.step}; checkpoint {result.checkpoint}; "
-              f"continue with --resume", file=sys.stderr)
+        if main_rank:
+            print(f"interrupted at step {result.step}; checkpoint {result.checkpoint}; "
+                  f"continue with --resume", file=sys.stderr)
         return 130
+    if trainer.dist.enabled:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if not main_rank:
+        return 0
     print(f"trained {result.step} steps -> {result.checkpoint}" + (f" ({summary})" if summary
                                                                    else ""))
     return 0

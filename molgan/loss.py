@@ -46,15 +46,18 @@ def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1) -> Tensor
 
 
 def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
-                     generator: torch.Generator | None = None, pack: int = 1) -> Tensor:
+                     generator: torch.Generator | None = None, pack: int = 1,
+                     epsilon: Tensor | None = None) -> Tensor:
     r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
 
     ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
     ``generator`` and shared by ``x`` and ``adj`` of each sample (with PacGAN packing, one
-    epsilon per pack of ``pack`` consecutive graphs, and one norm per pack).
+    epsilon per pack of ``pack`` consecutive graphs, and one norm per pack). A given
+    ``epsilon [B]`` is used instead of drawing one.
     """
-    epsilon = torch.rand(real.x.shape[0] // pack, generator=generator, device=real.x.device,
-                         dtype=real.x.dtype).repeat_interleave(pack)
+    if epsilon is None:
+        epsilon = torch.rand(real.x.shape[0] // pack, generator=generator,
+                             device=real.x.device, dtype=real.x.dtype).repeat_interleave(pack)
     norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack)
     return (norms - 1.0).pow(2).mean()
 
@@ -72,14 +75,17 @@ class CriticLoss(NamedTuple):
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
                 generator: torch.Generator | None = None, fused: bool = True,
-                pack: int = 1) -> CriticLoss:
+                pack: int = 1, epsilon: Tensor | None = None,
+                penalty_critic: CriticFn | None = None) -> CriticLoss:
     """The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
     (``[2B, ...]``) instead of two: fewer, larger ops and the same values, since every graph's
     score is independent of its batch-mates. The penalty keeps its own call: putting the
     interpolates in the same batch would make the double backward run over all ``3B`` graphs
-    (measured: 1.5x the FLOPs and slower).
+    (measured: 1.5x the FLOPs and slower). ``penalty_critic`` (default ``critic``) computes the
+    penalty: the same network, unwrapped, when ``critic`` is a DistributedDataParallel wrapper
+    (DDP supports ``backward`` but not the ``autograd.grad`` of the penalty).
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     if fused:
@@ -89,7 +95,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
         wasserstein = s_real.mean() - s_fake.mean()
     else:
         wasserstein = critic(*real).mean() - critic(*fake).mean()
-    penalty = gradient_penalty(critic, real, fake, generator, pack)
+    penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon)
     return CriticLoss(-wasserstein + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
 
 

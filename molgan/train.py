@@ -26,6 +26,7 @@ import torch
 from molgan.checkpoint import load_checkpoint, save_checkpoint
 from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
+from molgan.distributed import barrier, init_from_env, local_device
 from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.loss import critic_loss, generator_loss, mode_seeking_loss
@@ -131,6 +132,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: Adam implementation: "foreach" (multi-tensor), "fused" (one kernel), or "loop" (per
+#: parameter). All give the same updates to float tolerance (tested); see docs/benchmarks.md.
+ADAM_DEFAULT = "foreach"
+
+
+def make_adam(params: Any, lr: float, tc: TrainConfig, impl: str = ADAM_DEFAULT) -> torch.optim.Adam:
+    """Adam with betas ``(beta1, beta2)`` from the config and the chosen implementation."""
+    options = {"foreach": {"foreach": True}, "fused": {"fused": True},
+               "loop": {"foreach": False}}
+    if impl not in options:
+        raise ValueError(f"unknown Adam implementation {impl!r}; choose from {sorted(options)}")
+    return torch.optim.Adam(params, lr=lr, betas=(tc.beta1, tc.beta2), **options[impl])
+
+
 class _StopFlag:
     """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and returns."""
 
@@ -195,7 +210,7 @@ class Trainer:
     """Holds models, optimizers, data and RNG state of one run; :meth:`fit` runs the loop."""
 
     def __init__(self, config: RunConfig, data: MoleculeDataset, out_dir: str | Path,
-                 split: dict[str, np.ndarray] | None = None) -> None:
+                 split: dict[str, np.ndarray] | None = None, adam: str = ADAM_DEFAULT) -> None:
         tc = config.train
         if tc.relax not in RELAXATIONS:
             raise ValueError(f"relax must be one of {RELAXATIONS}, got {tc.relax!r}")
@@ -204,14 +219,13 @@ class Trainer:
         self.config = config
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
-        self.device = resolve_device(tc.device)
+        self.dist = init_from_env(resolve_device(tc.device))
+        self.device = local_device(resolve_device(tc.device), self.dist)
         torch.manual_seed(tc.seed)
         self.generator = Generator(config.generator, self.vocab).to(self.device)
         self.critic = Critic(config.critic, self.vocab).to(self.device)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr_g or tc.lr,
-                                      betas=(tc.beta1, tc.beta2))
-        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=tc.lr_d or tc.lr,
-                                      betas=(tc.beta1, tc.beta2))
+        self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
+        self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
         if tc.batch_size % config.critic.pack:
             raise ValueError(f"batch_size {tc.batch_size} is not a multiple of pack "
                              f"{config.critic.pack}")
@@ -221,7 +235,15 @@ class Trainer:
         self.all_smiles = frozenset(data.smiles.tolist())
         self.x_idx = torch.from_numpy(train.x_idx).to(self.device)
         self.adj_idx = torch.from_numpy(train.adj_idx).to(self.device)
-        self.batches = BatchSampler(len(train), tc.batch_size, tc.seed, config.critic.pack)
+        # every rank draws the same global batch and keeps its slice (see molgan.distributed)
+        self.batches = BatchSampler(len(train), tc.batch_size * self.dist.world_size, tc.seed,
+                                    config.critic.pack)
+        self.local_batch = self.batches.batch_size // self.dist.world_size
+        if self.local_batch * self.dist.world_size != self.batches.batch_size:
+            raise ValueError(f"{len(train)} training molecules cannot fill "
+                             f"{self.dist.world_size} batches of {tc.batch_size}")
+        self.critic_ddp: torch.nn.Module = self.critic
+        self.generator_ddp: torch.nn.Module = self.generator
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
         self.fused_loss = True  # one critic call for real and fake (see loss.critic_loss)
         self.step = 0
@@ -236,24 +258,37 @@ class Trainer:
         return max(1, math.ceil(batches / tc.n_critic))
 
     # ---- one update each -------------------------------------------------------------------
-    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        index = self.batches.next().to(self.device)
+    def _local(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of a global-batch tensor (the whole tensor in one process)."""
+        if not self.dist.enabled:
+            return tensor
+        per_rank = tensor.shape[0] // self.dist.world_size
+        return tensor[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+
+    def _real_batch(self) -> DenseGraph:
+        index = self._local(self.batches.next()).to(self.device)
         return one_hot_graph(self.x_idx[index], self.adj_idx[index], self.vocab.num_atom_types,
                              self.vocab.num_bond_types)
 
-    def _fake_batch(self, size: int, z: torch.Tensor | None = None) -> DenseGraph:
+    def _latents(self) -> torch.Tensor:
+        """This rank's slice of the global batch of latents."""
+        return self._local(self.generator.sample_z(self.batches.batch_size, generator=self.noise))
+
+    def _fake_batch(self, z: torch.Tensor, generator: torch.nn.Module) -> DenseGraph:
         tc = self.config.train
-        if z is None:
-            z = self.generator.sample_z(size, generator=self.noise)
-        return relax(self.generator(z), tc.relax, tc.temperature, generator=self.noise)
+        return relax(generator(z), tc.relax, tc.temperature, generator=self.noise)
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
         """One critic update; returns detached ``(loss, wasserstein, gp)``."""
         real = self._real_batch()
         with torch.no_grad():
-            fake = self._fake_batch(real[0].shape[0])
-        parts = critic_loss(self.critic, real, fake, self.config.train.lambda_gp, self.noise,
-                            fused=self.fused_loss, pack=self.config.critic.pack)
+            fake = self._fake_batch(self._latents(), self.generator)
+        pack = self.config.critic.pack
+        epsilon = self._local(torch.rand(self.batches.batch_size // pack, generator=self.noise,
+                                         device=self.device).repeat_interleave(pack))
+        parts = critic_loss(self.critic_ddp, real, fake, self.config.train.lambda_gp,
+                            fused=self.fused_loss, pack=pack, epsilon=epsilon,
+                            penalty_critic=self.critic)
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()
@@ -263,8 +298,8 @@ class Trainer:
         """One generator update (critic parameters frozen); returns the detached loss."""
         self.critic.requires_grad_(False)
         try:
-            z = self.generator.sample_z(self.batches.batch_size, generator=self.noise)
-            fake = self._fake_batch(len(z), z)
+            z = self._latents()
+            fake = self._fake_batch(z, self.generator_ddp)
             loss = generator_loss(self.critic, fake)
             if self.config.train.mode_seeking > 0:
                 loss = loss + self.config.train.mode_seeking * mode_seeking_loss(fake, z)
@@ -315,13 +350,15 @@ class Trainer:
         return self.out_dir / "ckpt.pt"
 
     def save(self) -> None:
-        """Write the checkpoint atomically; refuse to overwrite a good one with NaN weights."""
+        """Write the checkpoint atomically (rank 0 only); refuse to overwrite a good one with
+        NaN weights."""
         for name, module in (("generator", self.generator), ("critic", self.critic)):
             if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
                 raise TrainingDiverged(
                     f"non-finite {name} weights at step {self.step}; last good checkpoint: "
                     f"{self.checkpoint_path}")
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_path, self.state_dict())
 
     def resume(self) -> None:
         """Load ``ckpt.pt`` from the run dir and drop log records past its step."""
@@ -353,14 +390,53 @@ class Trainer:
                                         "novelty")}
 
     # ---- the loop --------------------------------------------------------------------------
+    def _wrap_distributed(self) -> None:
+        """Wrap generator and critic in DistributedDataParallel (once, after any resume)."""
+        if not self.dist.enabled or self.critic_ddp is not self.critic:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.critic_ddp = DistributedDataParallel(self.critic, device_ids=ids)
+        self.generator_ddp = DistributedDataParallel(self.generator, device_ids=ids)
+        self.fused_loss = True  # one DDP forward per backward
+
+    def _any_rank(self, *flags: bool) -> list[bool]:
+        """Each flag true on any rank (all ranks must stop at the same step)."""
+        if not self.dist.enabled:
+            return list(flags)
+        import torch.distributed as dist
+
+        values = torch.tensor([float(f) for f in flags], device=self.device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in values.tolist()]
+
+    def _mean_over_ranks(self, values: torch.Tensor) -> list[float]:
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            values = values.clone()
+            dist.all_reduce(values)
+            values /= self.dist.world_size
+        return values.tolist()
+
     def fit(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> FitResult:
-        """Train until ``total_steps``; write metrics.jsonl, checkpoints and the curves PNG."""
+        """Train until ``total_steps``; write metrics.jsonl, checkpoints and the curves PNG.
+
+        In a multi-process job every rank runs this loop; only rank 0 evaluates and writes.
+        """
+        import contextlib
+
         from molgan.plots import plot_training_curves
 
         tc = self.config.train
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(json.dumps(
-            {**self.config.to_dict(), "vocab": self.vocab.to_dict()}, indent=2) + "\n")
+        main = self.dist.is_main
+        self._wrap_distributed()
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(json.dumps(
+                {**self.config.to_dict(), "vocab": self.vocab.to_dict(),
+                 "world_size": self.dist.world_size}, indent=2) + "\n")
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
@@ -371,7 +447,8 @@ class Trainer:
         status = "completed"
         start = time.perf_counter()
         last_time = start
-        with _StopFlag() as stop, open(metrics_path, "a") as metrics_file:
+        metrics_cm = open(metrics_path, "a") if main else contextlib.nullcontext()
+        with _StopFlag() as stop, metrics_cm as metrics_file:
             while self.step < self.total_steps:
                 for _ in range(tc.n_critic):
                     loss_d, wasserstein, gp = self.critic_step()
@@ -379,11 +456,13 @@ class Trainer:
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g])
                 count += 1
-                out_of_time = (tc.max_seconds is not None and
-                               self.elapsed_before + time.perf_counter() - start >= tc.max_seconds)
+                stopping, out_of_time = self._any_rank(
+                    stop.signal is not None,
+                    tc.max_seconds is not None
+                    and self.elapsed_before + time.perf_counter() - start >= tc.max_seconds)
                 last = self.step == self.total_steps or out_of_time
-                if self.step % tc.log_every == 0 or last or stop.signal is not None:
-                    means = (sums / count).tolist()
+                if self.step % tc.log_every == 0 or last or stopping:
+                    means = self._mean_over_ranks(sums / count)
                     sums.zero_()
                     count = 0
                     if not all(math.isfinite(v) for v in means):
@@ -396,26 +475,31 @@ class Trainer:
                               "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
                     last_time = now
-                    if self.step % tc.eval_every == 0 or last:
+                    if main and (self.step % tc.eval_every == 0 or last):
                         record.update(self.evaluate())
                         postfix.update({k: record[k] for k in ("validity", "uniqueness")})
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
+                    if main:
+                        metrics_file.write(json.dumps(record) + "\n")
+                        metrics_file.flush()
                     postfix.update({"loss_d": record["loss_d"], "loss_g": record["loss_g"],
                                     "W": record["wasserstein"]})
-                if self.step % tc.ckpt_every == 0 or last:
+                saved = self.step % tc.ckpt_every == 0 or last
+                if saved:
                     self.save()
                 if on_step is not None:
                     on_step(self.step, postfix)
                 if out_of_time:
                     status = "out_of_time"
                     break
-                if stop.signal is not None:
-                    if not (self.step % tc.ckpt_every == 0 or last):
+                # a signal can also arrive while on_step runs
+                (stopping,) = self._any_rank(stop.signal is not None)
+                if stopping:
+                    if not saved:
                         self.save()
                     status = "interrupted"
-                    log.info("stopped by signal %d at step %d; checkpoint saved", stop.signal,
-                             self.step)
+                    log.info("stopped by a signal at step %d; checkpoint saved", self.step)
                     break
-        plot_training_curves(metrics_path, self.out_dir / "training_curves.png")
+        if main:
+            plot_training_curves(metrics_path, self.out_dir / "training_curves.png")
+        barrier(self.dist)
         return FitResult(status, self.step, self.checkpoint_path, record)

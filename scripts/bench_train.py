@@ -71,10 +71,10 @@ def flops_per_iteration(trainer: Trainer) -> float:
 
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
-          cache_dir: str | None, fused: bool = True) -> dict:
+          cache_dir: str | None, fused: bool = True, adam: str = "foreach") -> dict:
     data = load_dataset("qm9", cache_dir=cache_dir)
     config = RunConfig(TrainConfig(batch_size=batch_size, device=device))
-    trainer = Trainer(config, data, "/tmp/molgan-bench-unused")
+    trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
     trainer.fused_loss = fused
     n_critic = config.train.n_critic
     dev = trainer.device
@@ -109,6 +109,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
     return {
         "batch_size": batch_size,
         "fused_loss": fused,
+        "adam": adam,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda"
         else platform.processor() or platform.machine(),
@@ -138,6 +139,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--json", default=None, help="append one JSON line per batch size")
+    parser.add_argument("--adam", nargs="+", default=["foreach"],
+                        choices=("foreach", "fused", "loop"),
+                        help="Adam implementations to time (interleaved)")
     parser.add_argument("--compare-unfused", action="store_true",
                         help="also time the unfused critic loss (separate real/fake calls)")
     args = parser.parse_args()
@@ -145,9 +149,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        for fused in variants:
+        for fused, adam in [(f, a) for f in variants for a in args.adam]:
             result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                           args.cache_dir, fused)
+                           args.cache_dir, fused, adam)
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()

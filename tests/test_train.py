@@ -148,3 +148,14 @@ def test_wall_clock_budget_stops_with_a_checkpoint(qm9, tmp_path):
     result = trainer.fit()
     assert result.status == "out_of_time" and 0 < result.step < 10_000
     assert load_checkpoint(tmp_path)["step"] == result.step
+
+
+def test_adam_implementations_give_the_same_training(qm9, tmp_path):
+    results = []
+    for impl in ("loop", "foreach", "fused"):
+        trainer = Trainer(config(3), qm9, tmp_path / impl, adam=impl)
+        trainer.fit()
+        results.append(parameters(trainer))
+    for other in results[1:]:
+        for key in results[0]:
+            torch.testing.assert_close(other[key], results[0][key], rtol=1e-5, atol=1e-6)
