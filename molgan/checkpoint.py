@@ -64,6 +64,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return bundle
 
 
+def build_config(kind: type, values: dict[str, Any]) -> Any:
+    """A config dataclass from a saved dict: lists become tuples, fields missing from older
+    checkpoints take their defaults, unknown fields (a newer format) are an error."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(kind)}
+    unknown = set(values) - known
+    if unknown:
+        raise CheckpointError(f"unknown {kind.__name__} fields {sorted(unknown)}: "
+                              f"written by a newer molgan?")
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 #: Models shipped inside the package: name -> file under ``molgan/pretrained``.
 PRETRAINED = {"qm9": "qm9.pt"}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,11 @@ class Critic(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Critic:
         """The critic of a run dir, ``ckpt.pt`` or exported model, in eval mode."""
-        from molgan.checkpoint import load_checkpoint
+        from molgan.checkpoint import build_config, load_checkpoint
 
         device = torch.device(device) if device is not None else torch.device("cpu")
         bundle = load_checkpoint(path, map_location=device)
-        config = CriticConfig(**{f.name: _as_tuple(bundle["critic_config"][f.name])
-                                 for f in fields(CriticConfig)})
+        config = build_config(CriticConfig, bundle["critic_config"])
         critic = cls(config, Vocab.from_dict(bundle["vocab"]))
         critic.load_state_dict(bundle["critic"])
         return critic.to(device).eval()
@@ -162,10 +161,6 @@ class Critic(nn.Module):
             values = values.clone()
             values[bad] = float("nan")
         return values
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _is_pyg(inputs: Any) -> bool:

@@ -35,7 +35,6 @@ def prepare(
     bar = None
 
     def progress(n: int) -> None:
-        nonlocal bar
         if bar is not None:
             bar.update(n)
 

@@ -51,14 +51,13 @@ class Sampler:
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         **kwargs: Any) -> Sampler:
         """Load the generator and vocabulary from a run dir or ``ckpt.pt``."""
-        from molgan.checkpoint import load_checkpoint
+        from molgan.checkpoint import build_config, load_checkpoint
         from molgan.train import resolve_device
 
         device = resolve_device("auto" if device is None else str(device))
         bundle = load_checkpoint(path, map_location=device)
         vocab = Vocab.from_dict(bundle["vocab"])
-        config = GeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                    for k, v in bundle["generator_config"].items()})
+        config = build_config(GeneratorConfig, bundle["generator_config"])
         generator = Generator(config, vocab)
         generator.load_state_dict(bundle["generator"])
         kwargs.setdefault("decode", bundle.get("config", {}).get("train", {}).get("decode",

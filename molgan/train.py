@@ -16,14 +16,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from molgan.checkpoint import load_checkpoint, save_checkpoint
+from molgan.checkpoint import build_config, load_checkpoint, save_checkpoint
 from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
 from molgan.distributed import barrier, init_from_env, local_device
@@ -106,17 +106,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return cls(_build(TrainConfig, data.get("train", {})),
-                   _build(GeneratorConfig, data.get("generator", {})),
-                   _build(CriticConfig, data.get("critic", {})))
-
-
-def _build(kind: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(kind)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {kind.__name__} fields: {sorted(unknown)}")
-    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return cls(build_config(TrainConfig, data.get("train", {})),
+                   build_config(GeneratorConfig, data.get("generator", {})),
+                   build_config(CriticConfig, data.get("critic", {})))
 
 
 class TrainingDiverged(RuntimeError):

@@ -3,7 +3,6 @@
 import os
 import socket
 
-import pytest
 import torch
 
 from molgan.train import RunConfig, TrainConfig, Trainer
