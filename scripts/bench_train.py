@@ -71,8 +71,9 @@ def flops_per_iteration(trainer: Trainer) -> float:
 
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
-          cache_dir: str | None, fused: bool = True, adam: str = "foreach") -> dict:
-    data = load_dataset("qm9", cache_dir=cache_dir)
+          cache_dir: str | None, fused: bool = True, adam: str = "foreach",
+          data_source: str = "qm9") -> dict:
+    data = load_dataset(data_source, cache_dir=cache_dir)
     config = RunConfig(TrainConfig(batch_size=batch_size, device=device))
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
     trainer.fused_loss = fused
@@ -108,6 +109,12 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {
         "batch_size": batch_size,
+        "data": data_source,
+        "max_atoms": data.vocab.max_atoms,
+        "atom_types": data.vocab.num_atom_types,
+        "one_hot_batch_mb": round(batch_size * data.vocab.max_atoms
+                                  * (data.vocab.max_atoms * data.vocab.num_bond_types
+                                     + data.vocab.num_atom_types) * 4 / 2**20, 2),
         "fused_loss": fused,
         "adam": adam,
         "device": str(dev),
@@ -133,6 +140,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default="qm9", help="qm9 or a SMILES file")
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--steps-per-window", type=int, default=5,
                         help="generator steps per timed window")
@@ -151,7 +159,7 @@ def main() -> None:
     for batch_size in args.batch_size:
         for fused, adam in [(f, a) for f in variants for a in args.adam]:
             result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                           args.cache_dir, fused, adam)
+                           args.cache_dir, fused, adam, args.data)
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()
