@@ -150,6 +150,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     skipped_csv = args.skipped_csv
     if skipped_csv is None and args.json:
         skipped_csv = str(Path(args.json).with_suffix("")) + "-skipped.csv"
+    for path in (skipped_csv, args.json):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     if skipped_csv:
         copy_skipped(report, skipped_csv)
         report["skipped_csv"] = skipped_csv

@@ -6,7 +6,7 @@ from molgan.cli import main
 def test_prepare_counts_bad_rows_writes_skipped_csv_and_exits_zero(tmp_path, capsys):
     data = tmp_path / "bad.smi"
     data.write_text("CCO\nnot_a_smiles\n\nC[Si](C)(C)C\n" + "C" * 40 + "\nc1ccccc1\n")
-    report_path = tmp_path / "r.json"
+    report_path = tmp_path / "new_dir" / "r.json"
     code = main(["prepare", "--data", str(data), "--max-atoms", "9", "--atoms", "C,N,O,F",
                  "--cache-dir", str(tmp_path / "cache"), "--json", str(report_path)])
     assert code == 0
@@ -17,7 +17,7 @@ def test_prepare_counts_bad_rows_writes_skipped_csv_and_exits_zero(tmp_path, cap
     assert report["roundtrip_exact"] == 1.0
     for key in ("atom_tokens", "bond_tokens", "max_atoms", "seconds"):
         assert key in report
-    skipped = (tmp_path / "r-skipped.csv").read_text().splitlines()
+    skipped = (tmp_path / "new_dir" / "r-skipped.csv").read_text().splitlines()
     assert [line.split(",")[3] for line in skipped[1:]] == [
         "unparsable", "empty", "unknown_atom", "too_many_atoms"]
 
