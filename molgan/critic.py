@@ -26,6 +26,8 @@ class CriticConfig:
     """Widths of the MLP on the graph representation (tanh)."""
     pack: int = 1
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
+    minibatch_distance: bool = False
+    """Append each graph's mean L1 distance to the other graphs of its batch (others detached)."""
 
 
 class Critic(nn.Module):
@@ -55,7 +57,7 @@ class Critic(nn.Module):
         if config.pack < 1:
             raise ValueError(f"pack must be >= 1, got {config.pack}")
         mlp: list[nn.Module] = []
-        width = config.critic_agg * config.pack
+        width = (config.critic_agg + int(config.minibatch_distance)) * config.pack
         for hidden in config.critic_mlp:
             mlp += [nn.Linear(width, hidden), nn.Tanh()]
             width = hidden
@@ -75,7 +77,7 @@ class Critic(nn.Module):
         """Scores ``[B / pack]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or
         relaxed). With ``pack > 1`` (PacGAN), consecutive groups of ``pack`` graphs get one
         joint score: their representations are concatenated before the MLP."""
-        h = self._embed_dense(x, adj)
+        h = self._with_batch_feature(self._embed_dense(x, adj))
         pack = self.config.pack
         if h.shape[0] % pack:
             raise ValueError(f"batch of {h.shape[0]} graphs is not a multiple of pack={pack}")
@@ -84,8 +86,23 @@ class Critic(nn.Module):
     def score_dense(self, x: Tensor, adj: Tensor) -> Tensor:
         """One score per graph ``[B]``, whatever ``pack`` is: a packed critic scores each graph
         as a pack of ``pack`` copies of itself (so it still needs no batch-mates)."""
-        h = self._embed_dense(x, adj)
+        h = self._with_batch_feature(self._embed_dense(x, adj))
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
+
+    def _with_batch_feature(self, h: Tensor) -> Tensor:
+        r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
+        \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation. A collapsed batch has
+        :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
+        only as constants (stop-gradient), so the gradient penalty stays per sample. Scores
+        then depend on the batch they are computed in."""
+        if not self.config.minibatch_distance:
+            return h
+        b = h.shape[0]
+        if b < 2:
+            return torch.cat([h, h.new_zeros(b, 1)], dim=1)
+        distance = (h.unsqueeze(1) - h.detach().unsqueeze(0)).abs().mean(-1)  # [B, B]
+        distance = distance * (1 - torch.eye(b, device=h.device, dtype=h.dtype))
+        return torch.cat([h, distance.sum(1, keepdim=True) / (b - 1)], dim=1)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod

@@ -237,7 +237,9 @@ class Trainer:
         self.critic_ddp: torch.nn.Module = self.critic
         self.generator_ddp: torch.nn.Module = self.generator
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
-        self.fused_loss = True  # one critic call for real and fake (see loss.critic_loss)
+        # one critic call for real and fake (see loss.critic_loss); not with a batch feature,
+        # which must compare reals with reals and fakes with fakes
+        self.fused_loss = not config.critic.minibatch_distance
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -386,6 +388,8 @@ class Trainer:
         """Wrap generator and critic in DistributedDataParallel (once, after any resume)."""
         if not self.dist.enabled or self.critic_ddp is not self.critic:
             return
+        if self.config.critic.minibatch_distance:
+            raise ValueError("minibatch_distance is not supported with several processes yet")
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None

@@ -155,3 +155,16 @@ def test_packed_critic_scores_packs_and_still_scores_single_graphs():
     for i in range(3):  # a graph alone scores as a pack of copies of itself
         copies = DenseGraph(g.x[i : i + 1].repeat(3, 1, 1), g.adj[i : i + 1].repeat(3, 1, 1, 1))
         torch.testing.assert_close(c(*copies)[0], single[i])
+
+
+def test_minibatch_distance_sees_a_collapsed_batch_and_keeps_gradients_per_sample():
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=True), VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    same = DenseGraph(g.x[:1].repeat(3, 1, 1), g.adj[:1].repeat(3, 1, 1, 1))
+    h_same = c._with_batch_feature(c._embed_dense(*same))
+    h_varied = c._with_batch_feature(c._embed_dense(*g))
+    assert h_same[:, -1].abs().max() < 1e-12 and (h_varied[:, -1] > 0).all()
+    x = g.x.clone().requires_grad_(True)
+    grad = torch.autograd.grad(c(x, g.adj)[0], x)[0]
+    assert grad[1:].abs().sum() == 0  # batch-mates enter as constants
