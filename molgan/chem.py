@@ -11,8 +11,7 @@ an ``(atomic_number, formal_charge)`` token. Decoding builds an ``RWMol`` from t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -162,14 +161,3 @@ def decode_smiles(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[
         mol = indices_to_mol(x, adj, vocab)
         out.append(None if mol is None else canonical_smiles(mol))
     return out
-
-
-def parse_many(smiles: Sequence[str | None]) -> list[Any]:
-    """Parse many SMILES; an unparsable or empty entry gives ``None`` (counted by callers)."""
-    mols: list[Any] = []
-    for s in smiles:
-        try:
-            mols.append(mol_from_smiles(s))  # type: ignore[arg-type]
-        except SkipMolecule:
-            mols.append(None)
-    return mols

@@ -84,13 +84,13 @@ def read_samples(path: str | Path, smiles_column: str | None = None) -> list[str
         if rows and rows[0].lower() in ("smiles", "smi"):
             rows = rows[1:]
     elif suffix == ".csv":
-        from molgan.sources import _read_csv
+        from molgan.sources import read_csv_column
 
-        rows = _read_csv(path, smiles_column)
+        rows = read_csv_column(path, smiles_column)
     elif suffix == ".sdf":
-        from molgan.sources import _read_sdf
+        from molgan.sources import read_sdf_smiles
 
-        rows = ["" if r.startswith("<unreadable") else r for r in _read_sdf(path)]
+        rows = ["" if r.startswith("<unreadable") else r for r in read_sdf_smiles(path)]
     else:
         raise DataError(f"unknown sample file type {suffix!r}: use .smi, .txt, .csv or .sdf")
     if not rows:

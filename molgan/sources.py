@@ -121,9 +121,9 @@ def read_smiles_file(path: str | Path, smiles_column: str | None = None) -> Smil
     if suffix in (".smi", ".txt", ".smiles"):
         smiles = _read_smi(path)
     elif suffix == ".csv":
-        smiles = _read_csv(path, smiles_column)
+        smiles = read_csv_column(path, smiles_column)
     elif suffix == ".sdf":
-        smiles = _read_sdf(path)
+        smiles = read_sdf_smiles(path)
     else:
         raise DataError(f"unknown file type {suffix!r} for {path}: use .smi, .txt, .csv or .sdf")
     if not smiles or all(not s.strip() for s in smiles):
@@ -154,7 +154,7 @@ def _read_smi(path: Path) -> list[str]:
     return rows
 
 
-def _read_csv(path: Path, smiles_column: str | None) -> list[str]:
+def read_csv_column(path: Path, smiles_column: str | None) -> list[str]:
     import pandas as pd
 
     try:
@@ -175,7 +175,7 @@ def _read_csv(path: Path, smiles_column: str | None) -> list[str]:
     return frame[column].astype(str).tolist()
 
 
-def _read_sdf(path: Path) -> list[str]:
+def read_sdf_smiles(path: Path) -> list[str]:
     from rdkit import Chem, rdBase
 
     smiles: list[str] = []
