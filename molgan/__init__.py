@@ -20,6 +20,7 @@ _LAZY = {
     "DenseGraph": "molgan.graph",
     "Generator": "molgan.generator",
     "GeneratorConfig": "molgan.generator",
+    "RewardNet": "molgan.reward_net",
     "Sampler": "molgan.sample",
     "TrainConfig": "molgan.train",
     "Trainer": "molgan.train",

@@ -161,3 +161,25 @@ def decode_smiles(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[
         mol = indices_to_mol(x, adj, vocab)
         out.append(None if mol is None else canonical_smiles(mol))
     return out
+
+
+def max_valences(vocab: Vocab) -> list[int]:
+    """Largest total bond order each atom index may carry, ``[T]`` (index 0, "no atom": 0).
+
+    An ion takes the default valence of its isoelectronic neutral element (``N+`` as ``C``: 4,
+    ``O-`` as ``F``: 1, ``C-`` as ``N``: 3), the largest of RDKit's allowed valences for that
+    element (``S``: 6, ``P``: 7); an element RDKit leaves unconstrained gets 8. With implicit
+    hydrogens filling the rest, a graph whose atoms exceed these valences cannot sanitize
+    (QM9's vocabulary: C 4, N 3, O 2, F 1).
+    """
+    from rdkit import Chem
+
+    table = Chem.GetPeriodicTable()
+    valences = [0]
+    for z, charge in vocab.atoms:
+        element = z - charge
+        if not 1 <= element <= 118:
+            raise ValueError(f"no element is isoelectronic with token {(z, charge)}")
+        allowed = list(table.GetValenceList(element))
+        valences.append(8 if -1 in allowed else max(allowed))
+    return valences

@@ -42,6 +42,9 @@ class Critic(nn.Module):
     the per-sample gradient penalty requires).
     """
 
+    #: Keys of this network's weights and config in a checkpoint bundle.
+    checkpoint_keys: tuple[str, str] = ("critic", "critic_config")
+
     def __init__(self, config: CriticConfig, vocab: Vocab) -> None:
         super().__init__()
         self.config = config
@@ -107,15 +110,18 @@ class Critic(nn.Module):
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Critic:
-        """The critic of a run dir, ``ckpt.pt`` or exported model, in eval mode."""
-        from molgan.checkpoint import build_config, load_checkpoint
+        """The network of a run dir, ``ckpt.pt`` or exported model, in eval mode."""
+        from molgan.checkpoint import CheckpointError, build_config, load_checkpoint
 
         device = torch.device(device) if device is not None else torch.device("cpu")
         bundle = load_checkpoint(path, map_location=device)
-        config = build_config(CriticConfig, bundle["critic_config"])
-        critic = cls(config, Vocab.from_dict(bundle["vocab"]))
-        critic.load_state_dict(bundle["critic"])
-        return critic.to(device).eval()
+        state_key, config_key = cls.checkpoint_keys
+        if state_key not in bundle:
+            raise CheckpointError(f"{path} holds no {cls.__name__} (trained without it?)")
+        config = build_config(CriticConfig, bundle[config_key])
+        network = cls(config, Vocab.from_dict(bundle["vocab"]))
+        network.load_state_dict(bundle[state_key])
+        return network.to(device).eval()
 
     @classmethod
     def pretrained(cls, name: str = "qm9", device: str | torch.device | None = None) -> Critic:

@@ -106,7 +106,10 @@ def evaluate(samples: Sequence[str | None], reference: Reference, fcd: bool = Tr
     Returns a flat dict: ``n``, counts, ``validity``, ``validity_connected``, ``uniqueness``,
     ``novelty``, ``novelty_molgan`` (definitions in :mod:`molgan.metrics`), ``fcd`` (valid
     samples vs test split), ``internal_diversity``, and per property ``{p}_mean``,
-    ``{p}_ref_mean`` and ``{p}_w1`` (1-D Wasserstein distance of the distributions).
+    ``{p}_ref_mean`` and ``{p}_w1`` (1-D Wasserstein distance of the distributions), and
+    for qed/logp/sa the fraction of valid samples (``{p}_reward_ge_half``) and of reference
+    molecules (``ref_{p}_reward_ge_half``) at or above half the RL reward
+    (:func:`molgan.reward.rewarded_fractions`).
     If ``tables`` is a dict, the property arrays are put in it (``samples``, ``reference``).
     """
     timings: dict[str, float] = {}
@@ -132,6 +135,10 @@ def evaluate(samples: Sequence[str | None], reference: Reference, fcd: bool = Tr
             result[f"{name}_ref_mean"] = float(ref[name].mean())
             result[f"{name}_w1"] = (float(wasserstein_distance(table[name], ref[name]))
                                     if has else float("nan"))
+        from molgan.reward import rewarded_fractions
+
+        result.update(rewarded_fractions(table))
+        result.update(rewarded_fractions(ref, prefix="ref_"))
         timings["properties"] = time.perf_counter() - t0
         if tables is not None:
             tables.update({"samples": table, "reference": ref})
@@ -163,5 +170,9 @@ def format_table(result: dict[str, Any]) -> str:
         if f"{name}_mean" in result:
             rows.append((f"{name} mean (ref)", f"{result[f'{name}_mean']:.3f} "
                          f"({result[f'{name}_ref_mean']:.3f}), W1 {result[f'{name}_w1']:.3f}"))
+    for name, rule in (("qed", "QED >= 0.5"), ("logp", "logP >= 1.96"), ("sa", "SA <= 3.25")):
+        if f"{name}_reward_ge_half" in result:
+            rows.append((f"{rule} (ref)", f"{result[f'{name}_reward_ge_half']:.3f} "
+                         f"({result[f'ref_{name}_reward_ge_half']:.3f})"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

@@ -169,13 +169,16 @@ def _decode_chunk(args: tuple[np.ndarray, np.ndarray, dict[str, Any]]) -> list[s
     return decode_smiles(x_idx, adj_idx, Vocab.from_dict(vocab))
 
 
-def _map_chunks(
+def map_chunks(
     function: Callable[[Any], list[Any]],
     chunks: list[Any],
     workers: int,
     progress: Progress | None,
     sizes: list[int],
 ) -> list[Any]:
+    """``function`` over ``chunks`` (each returns a list; the lists are concatenated in order),
+    in ``workers`` spawned processes when there are at least ``PARALLEL_MIN_ROWS`` rows, with
+    ``progress(size)`` after each chunk. ``function`` must be importable (module level)."""
     results: list[Any] = []
     if workers <= 1 or sum(sizes) < PARALLEL_MIN_ROWS:
         for chunk, size in zip(chunks, sizes):
@@ -192,7 +195,7 @@ def _map_chunks(
     except BrokenProcessPool:
         # spawn cannot re-import a __main__ read from stdin or some notebooks: do it here
         log.warning("worker processes could not start; continuing in this process")
-        return _map_chunks(function, chunks, 1, None, sizes)
+        return map_chunks(function, chunks, 1, None, sizes)
     return results
 
 
@@ -219,7 +222,7 @@ def featurize(
     """
     workers = default_workers() if workers is None else workers
     chunks = [list(smiles[i : i + CHUNK_SIZE]) for i in range(0, len(smiles), CHUNK_SIZE)]
-    parsed = _merge(_map_chunks(_parse_chunk, chunks, workers, progress,
+    parsed = _merge(map_chunks(_parse_chunk, chunks, workers, progress,
                                 [len(c) for c in chunks]), CHUNK_SIZE)
     reasons: list[tuple[int, SkipMolecule]] = list(parsed.skipped)
     k_total = len(parsed.rows)
@@ -311,7 +314,7 @@ def decode_all(
     step = CHUNK_SIZE
     chunks = [(x_u[i : i + step], adj_u[i : i + step], vocab.to_dict())
               for i in range(0, len(x_u), step)]
-    decoded = _map_chunks(_decode_chunk, chunks, workers, None, [len(c[0]) for c in chunks])
+    decoded = map_chunks(_decode_chunk, chunks, workers, None, [len(c[0]) for c in chunks])
     if progress:
         progress(m)
     return [decoded[j] for j in inverse.reshape(-1).tolist()]

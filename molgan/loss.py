@@ -119,3 +119,40 @@ def mode_seeking_loss(fake: DenseGraph, z: Tensor, eps: float = 1e-5) -> Tensor:
                + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
     d_z = (z[:half] - z[half : 2 * half]).abs().mean(1)
     return (1.0 / (d_graph / d_z + eps)).mean()
+
+
+def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
+    r"""Expected bond order above each atom's allowed valence, summed over nodes, mean over
+    graphs (a scalar, minimized by the generator; 0 for a valid one-hot graph).
+
+    With relaxed :math:`p(A_{ij} = y)`, bond orders :math:`o_y = (0, 1, 2, 3)` and
+    ``max_valence [T]`` (:func:`molgan.chem.max_valences`, 0 for "no atom"):
+
+    .. math::
+        \mathbb{E}[v_i] = \sum_j \sum_y p(A_{ij} = y)\, o_y, \qquad
+        \bar v_i = \sum_t p(X_i = t)\, \mathrm{maxval}_t, \qquad
+        L_{val} = \mathbb{E}_G \Big[\sum_i \max(0, \mathbb{E}[v_i] - \bar v_i)\Big].
+
+    Bonds to "no atom" slots count in full (allowed valence 0). A training-time constraint
+    inside the generator's objective; samples are never corrected afterwards.
+    """
+    orders = torch.arange(fake.adj.shape[-1], device=fake.adj.device, dtype=fake.adj.dtype)
+    expected = (fake.adj * orders).sum(dim=(2, 3))  # [B, N]
+    allowed = fake.x @ max_valence.to(fake.x.dtype)  # [B, N]
+    return torch.relu(expected - allowed).sum(1).mean()
+
+
+def combined_generator_loss(wgan: Tensor, predicted_reward: Tensor, lam: float) -> Tensor:
+    r"""MolGAN's generator objective with RL, a scalar:
+
+    .. math::
+        L_G = \lambda L_{WGAN} + (1 - \lambda)\, \alpha L_{RL}, \qquad
+        L_{RL} = -\mathbb{E}[R(\tilde G)], \qquad \alpha = |L_{WGAN}| / |L_{RL}|
+
+    with :math:`\alpha` a constant (no gradient) that gives the RL term the WGAN term's
+    magnitude. ``wgan`` is :func:`generator_loss`, ``predicted_reward [B]`` the reward
+    network's output on the generated graphs. ``lam = 1``: WGAN only; ``lam = 0``: RL only.
+    """
+    rl = -predicted_reward.mean()
+    alpha = wgan.detach().abs() / rl.detach().abs().clamp_min(1e-8)
+    return lam * wgan + (1 - lam) * alpha * rl

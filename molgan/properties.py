@@ -18,22 +18,22 @@ import numpy as np
 PROPERTIES = ("qed", "logp", "sa", "mol_weight", "atoms", "rings")
 
 
-def _sa_scorer() -> Any:
+def sa_score(mol: Any) -> float:
+    """Synthetic accessibility, 1 (easy) .. 10 (hard), of a valid RDKit molecule."""
     from rdkit.Contrib.SA_Score import sascorer  # ships inside the rdkit wheel
 
-    return sascorer
+    return float(sascorer.calculateScore(mol))
 
 
 def property_table(mols: Sequence[Any]) -> dict[str, np.ndarray]:
     """``{property: [len(mols)] float array}`` for RDKit molecules (all must be valid)."""
     from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
 
-    sascorer = _sa_scorer()
     table: dict[str, list[float]] = {name: [] for name in PROPERTIES}
     for mol in mols:
         table["qed"].append(QED.qed(mol))
         table["logp"].append(Crippen.MolLogP(mol))
-        table["sa"].append(sascorer.calculateScore(mol))
+        table["sa"].append(sa_score(mol))
         table["mol_weight"].append(Descriptors.MolWt(mol))
         table["atoms"].append(mol.GetNumHeavyAtoms())
         table["rings"].append(rdMolDescriptors.CalcNumRings(mol))

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ from molgan.dataset import MoleculeDataset
 from molgan.distributed import barrier, init_from_env, local_device
 from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import critic_loss, generator_loss, mode_seeking_loss
+from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
+                         mode_seeking_loss, valence_excess)
+from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
 
@@ -70,6 +72,15 @@ class TrainConfig:
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
+    valence_penalty: float = 0.0
+    """Weight of the expected-valence excess (loss.valence_excess) in the generator loss."""
+    reward: str = ""
+    """Comma-separated RL rewards (qed, logp, sa, validity, uniqueness; see molgan.reward),
+    learned by a reward network; empty = none."""
+    lambda_rl: float = 1.0
+    """Generator loss lambda * L_WGAN + (1 - lambda) * L_RL (1 = no RL; needs --reward)."""
+    rl_warmup: int = 0
+    """Generator steps of WGAN only before the RL term starts (the reward net trains from 0)."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     seed: int = 0
@@ -240,9 +251,47 @@ class Trainer:
         # one critic call for real and fake (see loss.critic_loss); not with a batch feature,
         # which must compare reals with reals and fakes with fakes
         self.fused_loss = not config.critic.minibatch_distance
+        self.max_valence: torch.Tensor | None = None
+        if tc.valence_penalty > 0:
+            from molgan.chem import max_valences
+
+            self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
+                                            dtype=torch.float32)
+        self._init_reward(config, train)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
+
+    def _init_reward(self, config: RunConfig, train: MoleculeDataset) -> None:
+        """Reward function, reward network and its optimizer when ``--reward`` is given."""
+        from molgan.reward import parse_rewards
+
+        tc = config.train
+        names = parse_rewards(tc.reward)
+        if not 0.0 <= tc.lambda_rl <= 1.0:
+            raise ValueError(f"lambda_rl must be in [0, 1], got {tc.lambda_rl}")
+        if not names and tc.lambda_rl != 1.0:
+            raise ValueError("lambda_rl < 1 needs --reward (the RL term's reward)")
+        zero = torch.zeros((), device=self.device)
+        self.last_reward: tuple[torch.Tensor, torch.Tensor] = (zero, zero)  # loss_r, reward
+        self.reward_fn = None
+        self.reward_net: RewardNet | None = None
+        self.opt_r: torch.optim.Optimizer | None = None
+        if not names:
+            return
+        from molgan.dataset import default_cache_dir
+        from molgan.reward import RewardFunction, property_rewards
+
+        self.reward_fn = RewardFunction(names)
+        self.train_smiles_list = train.smiles
+        if any(n in ("qed", "logp", "sa") for n in names):
+            log.info("reward properties of %d training molecules (cached after the first run)",
+                     len(train))
+            table = property_rewards(train.smiles.tolist(), default_cache_dir())
+            self.reward_fn.remember(train.smiles.tolist(), table)
+        reward_config = replace(config.critic, pack=1, minibatch_distance=False)
+        self.reward_net = RewardNet(reward_config, self.vocab).to(self.device)
+        self.opt_r = make_adam(self.reward_net.parameters(), tc.lr_d or tc.lr, tc)
 
     def _total_steps(self, n_train: int) -> int:
         tc = self.config.train
@@ -259,8 +308,10 @@ class Trainer:
         per_rank = tensor.shape[0] // self.dist.world_size
         return tensor[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
 
-    def _real_batch(self) -> DenseGraph:
-        index = self._local(self.batches.next()).to(self.device)
+    def _real_batch(self, index: torch.Tensor | None = None) -> DenseGraph:
+        if index is None:
+            index = self._local(self.batches.next())
+        index = index.to(self.device)
         return one_hot_graph(self.x_idx[index], self.adj_idx[index], self.vocab.num_atom_types,
                              self.vocab.num_bond_types)
 
@@ -288,20 +339,74 @@ class Trainer:
         self.opt_d.step()
         return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
 
+    def reward_step(self, fake: DenseGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        """One reward-network update on a real batch and ``fake`` (relaxed, detached here).
+
+        Targets are RDKit rewards of the real molecules and of the argmax-decoded fakes (0 when
+        invalid); the loss is the mean squared error over both. Returns detached
+        ``(loss, mean RDKit reward of the fakes)``.
+        """
+        from molgan.chem import decode_smiles
+        from molgan.graph import argmax_graph
+
+        assert self.reward_fn is not None and self.reward_net is not None
+        assert self.opt_r is not None
+        index = self._local(self.batches.next())
+        real = self._real_batch(index)
+        fake = DenseGraph(fake.x.detach(), fake.adj.detach())
+        x_idx, adj_idx = argmax_graph(fake)
+        fake_smiles = decode_smiles(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
+        real_smiles = self.train_smiles_list[index.cpu().numpy()].tolist()
+        target = torch.as_tensor(
+            np.concatenate([self.reward_fn(real_smiles), self.reward_fn(fake_smiles)]),
+            dtype=torch.float32, device=self.device)
+        predicted = self.reward_net(torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
+        loss = torch.nn.functional.mse_loss(predicted, target)
+        self.opt_r.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_r.step()
+        return loss.detach(), target[len(real_smiles):].mean()
+
+    def rl_active(self, step: int | None = None) -> bool:
+        """Whether the generator update after ``step`` done steps (default: now) uses the RL
+        term: a reward is set, lambda < 1 and the warm-up is over."""
+        tc = self.config.train
+        step = self.step if step is None else step
+        return self.reward_net is not None and tc.lambda_rl < 1 and step >= tc.rl_warmup
+
     def generator_step(self) -> torch.Tensor:
-        """One generator update (critic parameters frozen); returns the detached loss."""
+        """One generator update (critic parameters frozen); returns the detached loss.
+
+        With a reward: first a :meth:`reward_step` on this batch, then (after the warm-up) the
+        combined WGAN + RL objective of :func:`molgan.loss.combined_generator_loss`.
+        """
         self.critic.requires_grad_(False)
+        if self.reward_net is not None:
+            self.reward_net.requires_grad_(False)
         try:
             z = self._latents()
             fake = self._fake_batch(z, self.generator_ddp)
             loss = generator_loss(self.critic, fake)
+            if self.reward_net is not None:
+                self.reward_net.requires_grad_(True)
+                self.last_reward = self.reward_step(fake)
+                self.reward_net.requires_grad_(False)
+            if self.rl_active():
+                assert self.reward_net is not None
+                loss = combined_generator_loss(loss, self.reward_net(*fake),
+                                               self.config.train.lambda_rl)
             if self.config.train.mode_seeking > 0:
                 loss = loss + self.config.train.mode_seeking * mode_seeking_loss(fake, z)
+            if self.max_valence is not None:
+                loss = loss + self.config.train.valence_penalty * valence_excess(
+                    fake, self.max_valence)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
         finally:
             self.critic.requires_grad_(True)
+            if self.reward_net is not None:
+                self.reward_net.requires_grad_(True)
         return loss.detach()
 
     # ---- state -----------------------------------------------------------------------------
@@ -322,7 +427,14 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": rng,
+            **self._reward_state(),
         }
+
+    def _reward_state(self) -> dict[str, Any]:
+        if self.reward_net is None or self.opt_r is None:
+            return {}
+        return {"reward_config": asdict(self.reward_net.config),
+                "reward_net": self.reward_net.state_dict(), "opt_r": self.opt_r.state_dict()}
 
     def load_state_dict(self, bundle: dict[str, Any]) -> None:
         if Vocab.from_dict(bundle["vocab"]) != self.vocab:
@@ -331,6 +443,12 @@ class Trainer:
         self.critic.load_state_dict(bundle["critic"])
         self.opt_g.load_state_dict(bundle["opt_g"])
         self.opt_d.load_state_dict(bundle["opt_d"])
+        if self.reward_net is not None and self.opt_r is not None:
+            if "reward_net" not in bundle:
+                raise ValueError("the checkpoint has no reward network; --reward cannot be "
+                                 "added when resuming")
+            self.reward_net.load_state_dict(bundle["reward_net"])
+            self.opt_r.load_state_dict(bundle["opt_r"])
         self.step = int(bundle["step"])
         rng = bundle["rng"]
         torch.set_rng_state(rng["torch"].cpu())
@@ -390,6 +508,8 @@ class Trainer:
             return
         if self.config.critic.minibatch_distance:
             raise ValueError("minibatch_distance is not supported with several processes yet")
+        if self.reward_net is not None:
+            raise ValueError("--reward is not supported with several processes yet")
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -436,7 +556,7 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        sums = torch.zeros(4, device=self.device)  # loss_d, wasserstein, gp, loss_g
+        sums = torch.zeros(6, device=self.device)  # loss_d, wasserstein, gp, loss_g, loss_r, reward
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -450,7 +570,7 @@ class Trainer:
                     loss_d, wasserstein, gp = self.critic_step()
                 loss_g = self.generator_step()
                 self.step += 1
-                sums += torch.stack([loss_d, wasserstein, gp, loss_g])
+                sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -470,6 +590,8 @@ class Trainer:
                               "wasserstein": means[1], "gp": means[2],
                               "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
+                    if self.reward_net is not None:
+                        record.update(loss_r=means[4], reward=means[5], rl=self.rl_active(self.step - 1))
                     last_time = now
                     if main and (self.step % tc.eval_every == 0 or last):
                         record.update(self.evaluate())

@@ -63,7 +63,8 @@ def test_sample_then_evaluate_end_to_end(cache_dir, tmp_path, capsys):
                  str(cache_dir), "--json", str(report), "--plots", str(tmp_path / "plots")]) == 0
     result = json.loads(report.read_text())
     for key in ("n", "validity", "validity_connected", "uniqueness", "novelty", "novelty_molgan",
-                "fcd", "internal_diversity", "qed_mean", "logp_mean", "sa_mean"):
+                "fcd", "internal_diversity", "qed_mean", "logp_mean", "sa_mean",
+                "qed_reward_ge_half", "ref_sa_reward_ge_half"):
         assert key in result, key
     assert result["n"] == 300
     assert (tmp_path / "plots" / "properties.png").is_file()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from molgan.graph import DenseGraph
+from molgan.graph import DenseGraph, one_hot_graph
 from molgan.loss import critic_loss, generator_loss, gradient_penalty, interpolate
 
 
@@ -120,3 +120,28 @@ def test_packed_penalty_uses_one_epsilon_and_one_norm_per_pack():
     assert gp.item() == pytest.approx((norm - 1.0) ** 2, abs=1e-6)
     parts = critic_loss(packed, real, fake, 10.0, torch.Generator().manual_seed(0), pack=2)
     assert parts.gradient_penalty.item() == pytest.approx(gp.item(), abs=1e-6)
+
+
+def test_valence_excess_counts_bond_order_above_the_allowed_valence_by_hand():
+    from molgan.chem import max_valences
+    from molgan.loss import valence_excess
+    from molgan.vocab import Vocab
+
+    vocab = Vocab.from_symbols(["C", "O"], 5)
+    table = torch.tensor(max_valences(vocab), dtype=torch.float32)
+    assert table.tolist() == [0, 4, 2]
+    x_idx = torch.tensor([[1, 2, 2, 2, 0]])  # C, three O, one empty slot
+    adj_idx = torch.zeros(1, 5, 5, dtype=torch.long)
+    for j in (1, 2, 3):
+        adj_idx[0, 0, j] = adj_idx[0, j, 0] = 2  # C=O three times: C carries 6 > 4
+    adj_idx[0, 1, 4] = adj_idx[0, 4, 1] = 1  # a bond to the empty slot: 1 > 0 there, O 3 > 2
+    graph = one_hot_graph(x_idx, adj_idx, 3, 4)
+    assert valence_excess(graph, table).item() == pytest.approx(2 + 1 + 1)
+    # soft graph: half a double bond on an O-O pair is within valence; a mixture over atom
+    # types allows the expected valence
+    x = torch.tensor([[[0.0, 0.5, 0.5], [0.0, 0.0, 1.0]]])
+    adj = torch.zeros(1, 2, 2, 4)
+    adj[..., 0] = 1.0
+    adj[0, 0, 1] = adj[0, 1, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # triple bond
+    # node 0 allowed 0.5*4 + 0.5*2 = 3 -> no excess; node 1 (O) allowed 2 -> excess 1
+    assert valence_excess(DenseGraph(x, adj), table).item() == pytest.approx(1.0)
