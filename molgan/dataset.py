@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from molgan.featurize import FEATURIZER_VERSION, Featurized, Progress, featurize
+from molgan.featurize import (
+    CHUNK_SIZE,
+    FEATURIZER_VERSION,
+    ChunkStore,
+    Featurized,
+    Progress,
+    featurize,
+)
 from molgan.sources import DataError, read_source, source_fingerprint
 from molgan.vocab import Vocab
 
@@ -47,6 +55,9 @@ class MoleculeDataset:
         adj_idx: ``[M, N, N]`` uint8 bond token indices, 0 = no bond; symmetric, zero diagonal.
         smiles: ``[M]`` canonical SMILES (no stereo) of each molecule.
         ids: ``[M]`` int64 source ids (QM9 ``Index``; row number for user files).
+
+    Loaded from the cache, the arrays are read-only memory maps: opening a dataset of millions
+    of molecules costs no RAM until rows are used; :meth:`subset` copies only the chosen rows.
         vocab: the vocabulary (``T``, ``Y``, ``N``).
         report: the preparation report (counts, skipped reasons, timings).
     """
@@ -134,28 +145,40 @@ def read_split_file(path: str | Path, offset: int = 0) -> dict[str, np.ndarray]:
 
 
 def _cache_key(content_hash: str, request: dict[str, Any]) -> str:
-    text = json.dumps({"content": content_hash, "version": FEATURIZER_VERSION, **request},
+    text = json.dumps({"content": content_hash, "version": FEATURIZER_VERSION,
+                       "cache_format": CACHE_FORMAT, **request},
                       sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def _atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp)`` a file or folder next to ``path``, then rename it to ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        elif tmp.exists():
             tmp.unlink()
 
 
+#: Bumped when the cache layout changes (part of every cache key).
+CACHE_FORMAT = 2
+_ARRAY_NAMES = ("x_idx", "adj_idx", "smiles", "ids")
+
+
 def cache_paths(cache_dir: Path, name: str, key: str) -> dict[str, Path]:
-    """The three files of one cached dataset."""
+    """The entries of one cached dataset: a folder of ``.npy`` arrays (memory-mapped when
+    read), the JSON report (written last: it marks a complete entry), the skipped rows, and
+    the folder of finished parse chunks while featurization is under way."""
     stem = f"{name}-{key}"
     return {
-        "arrays": cache_dir / f"{stem}.npz",
+        "arrays": cache_dir / f"{stem}.arrays",
         "report": cache_dir / f"{stem}.json",
         "skipped": cache_dir / f"{stem}-skipped.csv",
+        "chunks": cache_dir / f"{stem}.chunks-{CHUNK_SIZE}",
     }
 
 
@@ -188,13 +211,15 @@ def load_dataset(
     key = _cache_key(content_hash, request)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     paths = cache_paths(directory, name, key)
-    if use_cache and paths["arrays"].is_file() and paths["report"].is_file():
+    if use_cache and paths["arrays"].is_dir() and paths["report"].is_file():
         return _read_cache(paths, start)
 
     table = read_source(source, smiles_column)
 
+    chunk_store = ChunkStore(paths["chunks"]) if use_cache else None
     result = featurize(table.smiles, vocab=vocab, max_atoms=max_atoms, atoms=atoms,
-                       min_atom_count=min_atom_count, workers=workers, progress=progress)
+                       min_atom_count=min_atom_count, workers=workers, progress=progress,
+                       chunk_store=chunk_store)
     if len(result.rows) == 0:
         reasons = ", ".join(f"{k}: {v}" for k, v in result.skipped.counts().items())
         raise DataError(f"no molecule in {source} could be featurized ({reasons})")
@@ -211,6 +236,8 @@ def load_dataset(
     if use_cache:
         directory.mkdir(parents=True, exist_ok=True)
         _write_cache(paths, dataset, result, table.smiles, table.ids)
+        assert chunk_store is not None
+        chunk_store.remove()
     return dataset
 
 
@@ -234,9 +261,9 @@ def _write_cache(
     source_smiles: Sequence[str], source_ids: np.ndarray,
 ) -> None:
     def write_arrays(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, x_idx=data.x_idx, adj_idx=data.adj_idx, smiles=data.smiles,
-                     ids=data.ids)
+        tmp.mkdir()
+        for name in _ARRAY_NAMES:
+            np.save(tmp / f"{name}.npy", getattr(data, name), allow_pickle=False)
 
     def write_skipped(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
@@ -248,6 +275,8 @@ def _write_cache(
                 writer.writerow([row, int(source_ids[row]), smi, reason, detail])
 
     _atomic_write(paths["skipped"], write_skipped)
+    if paths["arrays"].is_dir():  # left by a run that died before writing its report
+        shutil.rmtree(paths["arrays"])
     _atomic_write(paths["arrays"], write_arrays)
     # the report goes last: its presence marks a complete cache entry
     _atomic_write(paths["report"], lambda tmp: tmp.write_text(json.dumps(data.report, indent=2)))
@@ -255,15 +284,9 @@ def _write_cache(
 
 def _read_cache(paths: dict[str, Path], start: float) -> MoleculeDataset:
     report = json.loads(paths["report"].read_text())
-    with np.load(paths["arrays"], allow_pickle=False) as arrays:
-        dataset = MoleculeDataset(
-            x_idx=arrays["x_idx"],
-            adj_idx=arrays["adj_idx"],
-            smiles=arrays["smiles"],
-            ids=arrays["ids"],
-            vocab=Vocab.from_dict(report["vocab"]),
-            report=report,
-        )
+    arrays = {name: np.load(paths["arrays"] / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+              for name in _ARRAY_NAMES}
+    dataset = MoleculeDataset(**arrays, vocab=Vocab.from_dict(report["vocab"]), report=report)
     report["cache_hit"] = True
     report["load_seconds"] = round(time.perf_counter() - start, 3)
     return dataset

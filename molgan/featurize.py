@@ -9,6 +9,7 @@ kept in the skip list with its reason; nothing is dropped silently.
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 import logging
@@ -16,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,6 +111,53 @@ class _ParsedChunk:
     skipped: list[tuple[int, SkipMolecule]]
 
 
+class ChunkStore:
+    """Finished parse chunks on disk, so an interrupted featurization resumes where it stopped.
+
+    One ``chunk-<number>.npz`` per finished chunk in ``directory`` (written atomically, read
+    with ``allow_pickle=False``). The caller keys the directory by source content and chunk
+    size, so a stored chunk is never reused for other input.
+    """
+
+    _ARRAYS = ("rows", "n_atoms", "atom_z", "atom_charge", "bond_mol", "bond_ij", "bond_order")
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, number: int) -> Path:
+        return self.directory / f"chunk-{number:06d}.npz"
+
+    def finished(self, count: int) -> list[int]:
+        """Numbers ``< count`` of the chunks already on disk."""
+        return [k for k in range(count) if self._path(k).is_file()]
+
+    def save(self, number: int, chunk: _ParsedChunk) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(number)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        skipped = chunk.skipped
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **{name: getattr(chunk, name) for name in self._ARRAYS},
+                     canonical=np.asarray(chunk.canonical, dtype=str),
+                     skipped_rows=np.asarray([r for r, _ in skipped], dtype=np.int64),
+                     skipped_reasons=np.asarray([e.reason for _, e in skipped], dtype=str),
+                     skipped_details=np.asarray([e.detail for _, e in skipped], dtype=str))
+        os.replace(tmp, path)
+
+    def load(self, number: int) -> _ParsedChunk:
+        with np.load(self._path(number), allow_pickle=False) as stored:
+            skipped = [(int(r), SkipMolecule(str(reason), str(detail))) for r, reason, detail
+                       in zip(stored["skipped_rows"], stored["skipped_reasons"],
+                              stored["skipped_details"])]
+            return _ParsedChunk(**{name: stored[name] for name in self._ARRAYS},
+                                canonical=stored["canonical"].tolist(), skipped=skipped)
+
+    def remove(self) -> None:
+        """Delete the stored chunks (after the featurized cache is written)."""
+        if self.directory.is_dir():
+            shutil.rmtree(self.directory)
+
+
 def _parse_chunk(smiles: Sequence[str]) -> list[_ParsedChunk]:
     """Worker: SMILES -> canonical SMILES and kekulized graphs, or the reason for a skip."""
     rows, canonical, n_atoms, z, charge = [], [], [], [], []
@@ -175,28 +224,33 @@ def map_chunks(
     workers: int,
     progress: Progress | None,
     sizes: list[int],
+    done: Callable[[int, list[Any]], None] | None = None,
 ) -> list[Any]:
     """``function`` over ``chunks`` (each returns a list; the lists are concatenated in order),
     in ``workers`` spawned processes when there are at least ``PARALLEL_MIN_ROWS`` rows, with
-    ``progress(size)`` after each chunk. ``function`` must be importable (module level)."""
-    results: list[Any] = []
-    if workers <= 1 or sum(sizes) < PARALLEL_MIN_ROWS:
-        for chunk, size in zip(chunks, sizes):
-            results.extend(function(chunk))
-            if progress:
-                progress(size)
-        return results
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for part, size in zip(pool.map(function, chunks), sizes):
-                results.extend(part)
-                if progress:
-                    progress(size)
-    except BrokenProcessPool:
-        # spawn cannot re-import a __main__ read from stdin or some notebooks: do it here
-        log.warning("worker processes could not start; continuing in this process")
-        return map_chunks(function, chunks, 1, None, sizes)
-    return results
+    ``progress(size)`` and ``done(chunk_number, result)`` after each chunk, in order.
+    ``function`` must be importable (module level)."""
+    parts: list[list[Any]] = []
+
+    def finish(part: list[Any], size: int) -> None:
+        if done:
+            done(len(parts), part)
+        parts.append(part)
+        if progress:
+            progress(size)
+
+    if workers > 1 and sum(sizes) >= PARALLEL_MIN_ROWS:
+        try:
+            with ProcessPoolExecutor(max_workers=workers,
+                                     mp_context=get_context("spawn")) as pool:
+                for part, size in zip(pool.map(function, chunks), sizes):
+                    finish(part, size)
+        except BrokenProcessPool:
+            # spawn cannot re-import a __main__ read from stdin or some notebooks
+            log.warning("worker processes could not start; continuing in this process")
+    for chunk, size in zip(chunks[len(parts):], sizes[len(parts):]):
+        finish(function(chunk), size)
+    return [item for part in parts for item in part]
 
 
 def featurize(
@@ -207,6 +261,7 @@ def featurize(
     min_atom_count: int = 1,
     workers: int | None = None,
     progress: Progress | None = None,
+    chunk_store: ChunkStore | None = None,
 ) -> Featurized:
     """Featurize SMILES into dense token arrays.
 
@@ -219,11 +274,31 @@ def featurize(
         min_atom_count: learned tokens must occur at least this often (in kept molecules).
         workers: processes for RDKit parsing (default: all usable CPUs).
         progress: called with the number of rows finished, per chunk.
+        chunk_store: keep each parsed chunk there as it finishes and reuse the chunks found
+            there, so an interrupted run (Ctrl-C, a killed job) loses no finished chunk.
     """
     workers = default_workers() if workers is None else workers
     chunks = [list(smiles[i : i + CHUNK_SIZE]) for i in range(0, len(smiles), CHUNK_SIZE)]
-    parsed = _merge(map_chunks(_parse_chunk, chunks, workers, progress,
-                                [len(c) for c in chunks]), CHUNK_SIZE)
+    parsed_chunks: dict[int, _ParsedChunk] = {}
+    if chunk_store is not None:
+        for number in chunk_store.finished(len(chunks)):
+            parsed_chunks[number] = chunk_store.load(number)
+        if parsed_chunks:
+            log.info("resuming featurization: %d of %d chunks already done",
+                     len(parsed_chunks), len(chunks))
+            if progress:
+                progress(sum(len(chunks[k]) for k in parsed_chunks))
+    todo = [k for k in range(len(chunks)) if k not in parsed_chunks]
+
+    def keep_chunk(position: int, part: list[_ParsedChunk]) -> None:
+        if chunk_store is not None:
+            chunk_store.save(todo[position], part[0])
+
+    for number, part in zip(todo, map_chunks(_parse_chunk, [chunks[k] for k in todo], workers,
+                                             progress, [len(chunks[k]) for k in todo],
+                                             keep_chunk)):
+        parsed_chunks[number] = part
+    parsed = _merge([parsed_chunks[k] for k in range(len(chunks))], CHUNK_SIZE)
     reasons: list[tuple[int, SkipMolecule]] = list(parsed.skipped)
     k_total = len(parsed.rows)
     mol_of_atom = np.repeat(np.arange(k_total), parsed.n_atoms)

@@ -274,6 +274,7 @@ class Trainer:
             raise ValueError("lambda_rl < 1 needs --reward (the RL term's reward)")
         zero = torch.zeros((), device=self.device)
         self.last_reward: tuple[torch.Tensor, torch.Tensor] = (zero, zero)  # loss_r, reward
+        self.rdkit_seconds = 0.0  # decoding and RDKit rewards, this session
         self.reward_fn = None
         self.reward_net: RewardNet | None = None
         self.opt_r: torch.optim.Optimizer | None = None
@@ -355,11 +356,12 @@ class Trainer:
         real = self._real_batch(index)
         fake = DenseGraph(fake.x.detach(), fake.adj.detach())
         x_idx, adj_idx = argmax_graph(fake)
+        t0 = time.perf_counter()
         fake_smiles = decode_smiles(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
         real_smiles = self.train_smiles_list[index.cpu().numpy()].tolist()
-        target = torch.as_tensor(
-            np.concatenate([self.reward_fn(real_smiles), self.reward_fn(fake_smiles)]),
-            dtype=torch.float32, device=self.device)
+        rewards = np.concatenate([self.reward_fn(real_smiles), self.reward_fn(fake_smiles)])
+        self.rdkit_seconds += time.perf_counter() - t0
+        target = torch.as_tensor(rewards, dtype=torch.float32, device=self.device)
         predicted = self.reward_net(torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
         loss = torch.nn.functional.mse_loss(predicted, target)
         self.opt_r.zero_grad(set_to_none=True)
@@ -591,7 +593,9 @@ class Trainer:
                               "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
                     if self.reward_net is not None:
-                        record.update(loss_r=means[4], reward=means[5], rl=self.rl_active(self.step - 1))
+                        record.update(loss_r=means[4], reward=means[5],
+                                      rl=self.rl_active(self.step - 1),
+                                      rdkit_seconds=round(self.rdkit_seconds, 3))
                     last_time = now
                     if main and (self.step % tc.eval_every == 0 or last):
                         record.update(self.evaluate())

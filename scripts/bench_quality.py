@@ -25,7 +25,8 @@ from molgan.evaluate import evaluate, load_reference
 from molgan.sample import Sampler
 
 KEYS = ("validity", "validity_connected", "uniqueness", "novelty", "novelty_molgan", "fcd",
-        "internal_diversity", "qed_w1", "logp_w1", "sa_w1")
+        "internal_diversity", "qed_w1", "logp_w1", "sa_w1", "qed_mean", "logp_mean", "sa_mean",
+        "qed_reward_ge_half", "logp_reward_ge_half", "sa_reward_ge_half")
 
 
 def git_commit() -> str:

@@ -146,3 +146,55 @@ def test_given_vocabulary_is_used_as_is(tmp_path):
     assert data.vocab == vocab
     assert data.report["skipped"] == {"too_many_atoms": 1, "unknown_atom": 1}
     assert data.x_idx.tolist() == [[1, 1, 2, 0, 0], [1, 3, 1, 1, 1]]
+
+
+def test_cached_arrays_are_read_only_memory_maps(small_smi, tmp_path):
+    load_dataset(str(small_smi), cache_dir=tmp_path)
+    data = load_dataset(str(small_smi), cache_dir=tmp_path)
+    assert data.report["cache_hit"]
+    for array in (data.x_idx, data.adj_idx, data.smiles, data.ids):
+        assert isinstance(array, np.memmap) and not array.flags.writeable
+    assert data.x_idx.dtype == data.adj_idx.dtype == np.uint8
+    train = data.subset(np.arange(5))
+    assert not isinstance(train.x_idx, np.memmap)  # the chosen rows are copied into RAM
+
+
+def test_interrupted_featurization_resumes_without_redoing_finished_chunks(tmp_path,
+                                                                           monkeypatch):
+    import molgan.featurize as featurize_module
+
+    smiles = (SMALL_SMILES * 4) + ["not a smiles"]
+    source = tmp_path / "many.smi"
+    source.write_text("\n".join(smiles) + "\n")
+    monkeypatch.setattr(featurize_module, "CHUNK_SIZE", 10)
+    parsed_chunks = []
+    real_parse = featurize_module._parse_chunk
+
+    def counting_parse(chunk):
+        parsed_chunks.append(chunk[0])
+        return real_parse(chunk)
+
+    monkeypatch.setattr(featurize_module, "_parse_chunk", counting_parse)
+    finished_rows = []
+
+    def interrupt_after_three_chunks(rows):
+        finished_rows.append(rows)
+        if len(finished_rows) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset(str(source), cache_dir=tmp_path / "cache", workers=1,
+                     progress=interrupt_after_three_chunks)
+    assert len(parsed_chunks) == 3
+    parsed_chunks.clear()
+    finished_rows.clear()
+    resumed = load_dataset(str(source), cache_dir=tmp_path / "cache", workers=1,
+                           progress=finished_rows.append)
+    assert len(parsed_chunks) == 10  # 121 rows in 13 chunks of 10: only the unfinished ones
+    assert sum(finished_rows) == len(smiles)  # the progress bar counts the resumed rows too
+    fresh = load_dataset(str(source), use_cache=False, workers=1)
+    np.testing.assert_array_equal(resumed.x_idx, fresh.x_idx)
+    np.testing.assert_array_equal(resumed.adj_idx, fresh.adj_idx)
+    assert resumed.smiles.tolist() == fresh.smiles.tolist()
+    assert resumed.report["skipped"] == fresh.report["skipped"] == {"unparsable": 1}
+    assert not list((tmp_path / "cache").glob("*.chunks-*"))  # removed once the cache is whole
