@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -348,6 +350,10 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``molgan`` command; returns the exit code."""
     parser = build_parser()
@@ -358,14 +364,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from molgan.sources import DataError
 
     start = time.perf_counter()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:  # a killed job cleans up as after Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = int(args.handler(args))
     except (DataError, CheckpointError, UserError, FileNotFoundError) as exc:
         print(f"molgan {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"molgan {args.command}: interrupted", file=sys.stderr)
+        hint = (" (finished featurization chunks are kept: run it again to resume)"
+                if args.command in ("prepare", "train") else "")
+        print(f"molgan {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     log.debug("%s took %.1f s", args.command, time.perf_counter() - start)
     return code
 

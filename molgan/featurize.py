@@ -240,14 +240,15 @@ def map_chunks(
             progress(size)
 
     if workers > 1 and sum(sizes) >= PARALLEL_MIN_ROWS:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
         try:
-            with ProcessPoolExecutor(max_workers=workers,
-                                     mp_context=get_context("spawn")) as pool:
-                for part, size in zip(pool.map(function, chunks), sizes):
-                    finish(part, size)
+            for part, size in zip(pool.map(function, chunks), sizes):
+                finish(part, size)
         except BrokenProcessPool:
             # spawn cannot re-import a __main__ read from stdin or some notebooks
             log.warning("worker processes could not start; continuing in this process")
+        finally:  # on Ctrl-C, do not wait for the chunks not yet started
+            pool.shutdown(wait=True, cancel_futures=True)
     for chunk, size in zip(chunks[len(parts):], sizes[len(parts):]):
         finish(function(chunk), size)
     return [item for part in parts for item in part]
