@@ -36,6 +36,7 @@ from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
 
 log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -81,6 +82,10 @@ class TrainConfig:
     """Generator loss lambda * L_WGAN + (1 - lambda) * L_RL (1 = no RL; needs --reward)."""
     rl_warmup: int = 0
     """Generator steps of WGAN only before the RL term starts (the reward net trains from 0)."""
+    precision: str = "fp32"
+    """fp32, or bf16: matmuls of both networks in bfloat16 autocast (weights, optimizer
+    state, losses and the penalty's norms stay fp32); about 2-5x faster matmuls on CPUs with
+    AVX512-BF16/AMX and on GPUs."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     seed: int = 0
@@ -217,6 +222,8 @@ class Trainer:
         tc = config.train
         if tc.relax not in RELAXATIONS:
             raise ValueError(f"relax must be one of {RELAXATIONS}, got {tc.relax!r}")
+        if tc.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {tc.precision!r}")
         if tc.decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {tc.decode!r}")
         self.config = config
@@ -322,19 +329,33 @@ class Trainer:
 
     def _fake_batch(self, z: torch.Tensor, generator: torch.nn.Module) -> DenseGraph:
         tc = self.config.train
-        return relax(generator(z), tc.relax, tc.temperature, generator=self.noise)
+        logits = generator(z)
+        logits = DenseGraph(logits.x.float(), logits.adj.float())  # fp32 under bf16 autocast
+        return relax(logits, tc.relax, tc.temperature, generator=self.noise)
+
+    def _autocast(self) -> Any:
+        """bfloat16 autocast of the forward computations when ``precision='bf16'``."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.train.precision == "bf16")
+
+    @staticmethod
+    def _fp32_scores(network: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor],
+                                                           torch.Tensor]:
+        """``network``'s scores as fp32 (bf16 under autocast), for losses and norms."""
+        return lambda x, adj: network(x, adj).float()
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
         """One critic update; returns detached ``(loss, wasserstein, gp)``."""
         real = self._real_batch()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             fake = self._fake_batch(self._latents(), self.generator)
         pack = self.config.critic.pack
         epsilon = self._local(torch.rand(self.batches.batch_size // pack, generator=self.noise,
                                          device=self.device).repeat_interleave(pack))
-        parts = critic_loss(self.critic_ddp, real, fake, self.config.train.lambda_gp,
-                            fused=self.fused_loss, pack=pack, epsilon=epsilon,
-                            penalty_critic=self.critic)
+        with self._autocast():
+            parts = critic_loss(self._fp32_scores(self.critic_ddp), real, fake,
+                                self.config.train.lambda_gp, fused=self.fused_loss, pack=pack,
+                                epsilon=epsilon, penalty_critic=self._fp32_scores(self.critic))
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()
@@ -362,7 +383,9 @@ class Trainer:
         rewards = np.concatenate([self.reward_fn(real_smiles), self.reward_fn(fake_smiles)])
         self.rdkit_seconds += time.perf_counter() - t0
         target = torch.as_tensor(rewards, dtype=torch.float32, device=self.device)
-        predicted = self.reward_net(torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
+        with self._autocast():
+            predicted = self.reward_net(torch.cat([real.x, fake.x]),
+                                        torch.cat([real.adj, fake.adj])).float()
         loss = torch.nn.functional.mse_loss(predicted, target)
         self.opt_r.zero_grad(set_to_none=True)
         loss.backward()
@@ -387,16 +410,18 @@ class Trainer:
             self.reward_net.requires_grad_(False)
         try:
             z = self._latents()
-            fake = self._fake_batch(z, self.generator_ddp)
-            loss = generator_loss(self.critic, fake)
+            with self._autocast():
+                fake = self._fake_batch(z, self.generator_ddp)
+                loss = generator_loss(self._fp32_scores(self.critic), fake)
             if self.reward_net is not None:
                 self.reward_net.requires_grad_(True)
                 self.last_reward = self.reward_step(fake)
                 self.reward_net.requires_grad_(False)
             if self.rl_active():
                 assert self.reward_net is not None
-                loss = combined_generator_loss(loss, self.reward_net(*fake),
-                                               self.config.train.lambda_rl)
+                with self._autocast():
+                    predicted = self.reward_net(*fake).float()
+                loss = combined_generator_loss(loss, predicted, self.config.train.lambda_rl)
             if self.config.train.mode_seeking > 0:
                 loss = loss + self.config.train.mode_seeking * mode_seeking_loss(fake, z)
             if self.max_valence is not None:

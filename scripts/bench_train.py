@@ -2,8 +2,9 @@
 
 One *iteration* is one critic or one generator update; a graph counts once per update it takes
 part in, so a generator step with n_critic=5 at batch B processes 6*B graphs. Also reports FLOPs
-per iteration (torch's FlopCounterMode, double backward of the penalty included), peak memory,
-and an fp32 matmul ceiling measured in the same run.
+per iteration (torch's FLOP formulas, double backward of the penalty included), peak memory,
+and fp32 and bf16 matmul ceilings measured in the same run (the fraction is taken against the
+ceiling of the precision trained in).
 
     python scripts/bench_train.py --batch-size 32 128 512 --device cpu --json out.jsonl
 """
@@ -24,10 +25,11 @@ from molgan.dataset import load_dataset
 from molgan.train import RunConfig, TrainConfig, Trainer
 
 
-def matmul_ceiling(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of a large square matmul (the machine's practical peak)."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_ceiling(device: torch.device, size: int = 2048, repeats: int = 10,
+                   dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a large square matmul in ``dtype`` (the machine's practical peak)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     times = []
@@ -72,9 +74,9 @@ def flops_per_iteration(trainer: Trainer) -> float:
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
           cache_dir: str | None, fused: bool = True, adam: str = "foreach",
-          data_source: str = "qm9") -> dict:
+          data_source: str = "qm9", precision: str = "fp32") -> dict:
     data = load_dataset(data_source, cache_dir=cache_dir)
-    config = RunConfig(TrainConfig(batch_size=batch_size, device=device))
+    config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision))
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
     trainer.fused_loss = fused
     n_critic = config.train.n_critic
@@ -104,6 +106,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
     median = statistics.median(window_times)
     flops = flops_per_iteration(trainer)
     ceiling = matmul_ceiling(dev)
+    ceiling_bf16 = matmul_ceiling(dev, dtype=torch.bfloat16)
     achieved = flops * iterations / median / 1e9
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -117,6 +120,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
                                      + data.vocab.num_atom_types) * 4 / 2**20, 2),
         "fused_loss": fused,
         "adam": adam,
+        "precision": precision,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda"
         else platform.processor() or platform.machine(),
@@ -129,7 +133,9 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
         "gflop_per_iteration": round(flops / 1e9, 4),
         "achieved_gflop_s": round(achieved, 2),
         "matmul_ceiling_gflop_s": round(ceiling, 1),
-        "fraction_of_ceiling": round(achieved / ceiling, 4),
+        "matmul_ceiling_bf16_gflop_s": round(ceiling_bf16, 1),
+        "fraction_of_ceiling": round(achieved / (ceiling if precision == "fp32"
+                                                 else ceiling_bf16), 4),
         "peak_memory_mb": round(peak / 2**20, 1),
         "torch": torch.__version__,
     }
@@ -150,6 +156,8 @@ def main() -> None:
     parser.add_argument("--adam", nargs="+", default=["foreach"],
                         choices=("foreach", "fused", "loop"),
                         help="Adam implementations to time (interleaved)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
+                        help="precisions to time (bf16 = bfloat16 autocast of the matmuls)")
     parser.add_argument("--compare-unfused", action="store_true",
                         help="also time the unfused critic loss (separate real/fake calls)")
     args = parser.parse_args()
@@ -157,9 +165,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        for fused, adam in [(f, a) for f in variants for a in args.adam]:
+        for fused, adam, precision in [(f, a, p) for f in variants for a in args.adam
+                                       for p in args.precision]:
             result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                           args.cache_dir, fused, adam, args.data)
+                           args.cache_dir, fused, adam, args.data, precision)
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()

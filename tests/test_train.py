@@ -159,3 +159,23 @@ def test_adam_implementations_give_the_same_training(qm9, tmp_path):
     for other in results[1:]:
         for key in results[0]:
             torch.testing.assert_close(other[key], results[0][key], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp_path):
+    trainers = {p: Trainer(config(1, batch_size=64, precision=p), qm9, tmp_path / p)
+                for p in ("fp32", "bf16")}
+    parts = {p: [v.item() for v in t.critic_step()] for p, t in trainers.items()}
+    assert parts["bf16"] == pytest.approx(parts["fp32"], rel=1e-2)  # loss, W, penalty
+    grads = {p: torch.cat([q.grad.flatten() for q in t.critic.parameters()])
+             for p, t in trainers.items()}
+    cosine = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    assert cosine > 0.999
+    for p, t in trainers.items():
+        assert all(q.dtype == torch.float32 for q in t.critic.parameters())
+    losses = {p: t.generator_step().item() for p, t in trainers.items()}
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2, abs=1e-3)
+
+
+def test_unknown_precision_is_rejected(qm9, tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(config(1, precision="fp8"), qm9, tmp_path)
