@@ -68,6 +68,9 @@ class Critic(nn.Module):
         self.mlp = nn.Sequential(*mlp)
 
     def _embed_dense(self, x: Tensor, adj: Tensor) -> Tensor:
+        dtype = _autocast_dtype(x.device.type)
+        if dtype is not None:  # keep activations in the autocast dtype between the matmuls
+            x, adj = x.to(dtype), adj.to(dtype)
         node_weight = 1.0 - x[..., 0]
         weight = node_weight.unsqueeze(-1)
         bonds = adj[..., 1:]
@@ -184,6 +187,16 @@ class Critic(nn.Module):
             values = values.clone()
             values[bad] = float("nan")
         return values
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype if autocast is on for ``device_type``, else ``None``."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # torch < 2.4: no per-device query
+        return None
+    return None
 
 
 def _is_pyg(inputs: Any) -> bool:

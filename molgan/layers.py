@@ -42,10 +42,24 @@ class RelationalGraphConv(nn.Module):
 
     def forward(self, h: Tensor, adj: Tensor, node_weight: Tensor) -> Tensor:
         """Args: ``h [B, N, F]``, ``adj [B, N, N, R]``, ``node_weight [B, N]`` (1 = atom, 0 =
-        padding; soft for relaxed graphs). Returns ``[B, N, F']``, zero on padded nodes."""
-        b, n, _ = h.shape
-        projected = self.relation(h).view(b, n * self.num_relations, self.out_channels)
-        messages = torch.bmm(adj.reshape(b, n, n * self.num_relations), projected)
+        padding; soft for relaxed graphs). Returns ``[B, N, F']``, zero on padded nodes.
+
+        The batched matmul runs over the narrower side: project then aggregate
+        (:math:`A (h \Theta)`, width ``F'``) when ``F >= F'``, aggregate then project
+        (:math:`(A h) \Theta`, width ``F``) otherwise. Both give the same messages."""
+        b, n, f = h.shape
+        r = self.num_relations
+        if f >= self.out_channels:
+            projected = self.relation(h).view(b, n * r, self.out_channels)
+            messages = torch.bmm(adj.reshape(b, n, n * r), projected)
+        else:
+            # (A_r h) for all r at once: rows (r, i) of [B, R*N, N] times h [B, N, F]
+            aggregated = torch.bmm(adj.permute(0, 3, 1, 2).reshape(b, r * n, n), h)
+            aggregated = aggregated.view(b, r, n, f).transpose(1, 2).reshape(b * n, r * f)
+            # Theta as [F', R*F]: weight rows are (relation, out), columns in
+            weight = self.relation.weight.view(r, self.out_channels, f).transpose(0, 1)
+            messages = torch.nn.functional.linear(
+                aggregated, weight.reshape(self.out_channels, r * f)).view(b, n, -1)
         return torch.tanh(messages + self.root(h)) * node_weight.unsqueeze(-1)
 
     def __repr__(self) -> str:
