@@ -28,6 +28,9 @@ class CriticConfig:
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
     minibatch_distance: bool = False
     """Append each graph's mean L1 distance to the other graphs of its batch (others detached)."""
+    reference_size: int = 256
+    """With minibatch_distance: real graphs kept in the critic, against which pipeline scores
+    (score, score_dense) measure the distance instead of batch-mates."""
 
 
 class Critic(nn.Module):
@@ -66,6 +69,18 @@ class Critic(nn.Module):
             width = hidden
         mlp.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*mlp)
+        if config.minibatch_distance:
+            k, n = config.reference_size, vocab.max_atoms
+            self.register_buffer("reference_x", torch.zeros(k, n, dtype=torch.uint8))
+            self.register_buffer("reference_adj", torch.zeros(k, n, n, dtype=torch.uint8))
+
+    def set_reference(self, x_idx: Tensor, adj_idx: Tensor) -> None:
+        """Store ``reference_size`` real graphs (index tensors ``[K, N]``, ``[K, N, N]``) as the
+        reference set of a minibatch-distance critic's pipeline scores."""
+        if not self.config.minibatch_distance:
+            raise ValueError("only a minibatch-distance critic has a reference set")
+        self.reference_x.copy_(x_idx)
+        self.reference_adj.copy_(adj_idx)
 
     def _embed_dense(self, x: Tensor, adj: Tensor) -> Tensor:
         dtype = _autocast_dtype(x.device.type)
@@ -90,17 +105,27 @@ class Critic(nn.Module):
         return self.mlp(h.reshape(h.shape[0] // pack, -1)).squeeze(-1)
 
     def score_dense(self, x: Tensor, adj: Tensor) -> Tensor:
-        """One score per graph ``[B]``, whatever ``pack`` is: a packed critic scores each graph
-        as a pack of ``pack`` copies of itself (so it still needs no batch-mates)."""
-        h = self._with_batch_feature(self._embed_dense(x, adj))
+        """One score per graph ``[B]`` that never depends on its batch-mates: a packed critic
+        scores each graph as a pack of ``pack`` copies of itself, and a minibatch-distance
+        critic measures each graph's distance to its stored reference set of real graphs
+        (in training, a batch of real graphs plays that part)."""
+        h = self._embed_dense(x, adj)
+        if self.config.minibatch_distance:
+            from molgan.graph import one_hot_graph
+
+            reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
+                                      adj.shape[-1], dtype=x.dtype)
+            h_ref = self._embed_dense(*reference)
+            distance = (h.unsqueeze(1) - h_ref.unsqueeze(0)).abs().mean(-1).mean(1)  # [B]
+            h = torch.cat([h, distance.unsqueeze(1).to(h.dtype)], dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     def _with_batch_feature(self, h: Tensor) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
         \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation. A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
-        only as constants (stop-gradient), so the gradient penalty stays per sample. Scores
-        then depend on the batch they are computed in."""
+        only as constants (stop-gradient), so the gradient penalty stays per sample. Training
+        scores depend on the batch; :meth:`score_dense` uses a fixed reference set instead."""
         if not self.config.minibatch_distance:
             return h
         b = h.shape[0]

@@ -241,6 +241,12 @@ class Trainer:
                              f"{config.critic.pack}")
         split = split if split is not None else data.split_indices(seed=tc.split_seed)
         train = data.subset(split["train"])
+        if config.critic.minibatch_distance:
+            k = config.critic.reference_size  # seeded; with repeats only for tiny datasets
+            chosen = np.sort(np.random.default_rng(tc.seed).choice(
+                len(train), k, replace=len(train) < k))
+            self.critic.set_reference(torch.from_numpy(train.x_idx[chosen]),
+                                      torch.from_numpy(train.adj_idx[chosen]))
         self.train_smiles = frozenset(train.smiles.tolist())
         self.all_smiles = frozenset(data.smiles.tolist())
         self.x_idx = torch.from_numpy(train.x_idx).to(self.device)

@@ -185,3 +185,26 @@ def test_minibatch_distance_sees_a_collapsed_batch_and_keeps_gradients_per_sampl
     x = g.x.clone().requires_grad_(True)
     grad = torch.autograd.grad(c(x, g.adj)[0], x)[0]
     assert grad[1:].abs().sum() == 0  # batch-mates enter as constants
+
+
+def test_minibatch_distance_pipeline_scores_use_the_stored_reference_not_batch_mates():
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=True, reference_size=2), VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    x_idx, adj_idx = argmax_graph(g)
+    c.set_reference(x_idx[:2], adj_idx[:2])
+    together = c.score_dense(*g)
+    for i in range(3):  # alone, or beside copies of another graph: the same score
+        torch.testing.assert_close(c.score_dense(g.x[i : i + 1], g.adj[i : i + 1]),
+                                   together[i : i + 1])
+        crowd = DenseGraph(torch.cat([g.x[i : i + 1], g.x[2:].repeat(4, 1, 1)]),
+                           torch.cat([g.adj[i : i + 1], g.adj[2:].repeat(4, 1, 1, 1)]))
+        torch.testing.assert_close(c.score_dense(*crowd)[0], together[i])
+    # by hand: the feature is the mean L1 distance to the reference representations
+    h, h_ref = c._embed_dense(*g), c._embed_dense(*g)[:2]
+    distance = (h[:, None] - h_ref[None]).abs().mean(-1).mean(1, keepdim=True)
+    torch.testing.assert_close(together, c.mlp(torch.cat([h, distance], 1)).squeeze(-1))
+    # the reference travels with the weights
+    clone = Critic(CriticConfig(minibatch_distance=True, reference_size=2), VOCAB).double()
+    clone.load_state_dict(c.state_dict())
+    torch.testing.assert_close(clone.score_dense(*g), together)

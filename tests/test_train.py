@@ -179,3 +179,19 @@ def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp
 def test_unknown_precision_is_rejected(qm9, tmp_path):
     with pytest.raises(ValueError, match="precision"):
         Trainer(config(1, precision="fp8"), qm9, tmp_path)
+
+
+def test_minibatch_distance_run_ships_a_batch_independent_critic(qm9, tmp_path):
+    from molgan.critic import Critic, CriticConfig
+
+    run = RunConfig(config(2).train, critic=CriticConfig(minibatch_distance=True,
+                                                         reference_size=32))
+    trainer = Trainer(run, qm9, tmp_path)
+    assert trainer.critic.reference_x.shape == (32, 9) and trainer.critic.reference_x.any()
+    trainer.fit()
+    critic = Critic.from_checkpoint(tmp_path)
+    torch.testing.assert_close(critic.reference_adj, trainer.critic.reference_adj)
+    smiles = ["CCO", "c1ccccc1", "CC#N", "O=C1CCCC1"]
+    together = critic.score(smiles)
+    alone = torch.cat([critic.score([s]) for s in smiles])
+    torch.testing.assert_close(alone, together)
