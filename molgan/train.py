@@ -127,6 +127,12 @@ class RunConfig:
                    build_config(CriticConfig, data.get("critic", {})))
 
 
+def reference_rows(n_train: int, size: int, seed: int) -> np.ndarray:
+    """Training rows of a minibatch-distance critic's reference set: ``size`` rows drawn with
+    ``numpy.random.default_rng(seed)``, sorted (with repeats only when ``n_train < size``)."""
+    return np.sort(np.random.default_rng(seed).choice(n_train, size, replace=n_train < size))
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -242,9 +248,7 @@ class Trainer:
         split = split if split is not None else data.split_indices(seed=tc.split_seed)
         train = data.subset(split["train"])
         if config.critic.minibatch_distance:
-            k = config.critic.reference_size  # seeded; with repeats only for tiny datasets
-            chosen = np.sort(np.random.default_rng(tc.seed).choice(
-                len(train), k, replace=len(train) < k))
+            chosen = reference_rows(len(train), config.critic.reference_size, tc.seed)
             self.critic.set_reference(torch.from_numpy(train.x_idx[chosen]),
                                       torch.from_numpy(train.adj_idx[chosen]))
         self.train_smiles = frozenset(train.smiles.tolist())

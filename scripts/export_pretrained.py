@@ -13,6 +13,27 @@ from pathlib import Path
 from molgan.checkpoint import export_model, load_checkpoint
 
 
+def add_missing_reference(bundle: dict) -> None:
+    """A minibatch-distance run from before critics stored their reference set: add the set
+    the trainer would have stored (same seeded rows of the same training split)."""
+    import torch
+
+    from molgan.dataset import load_dataset
+    from molgan.train import RunConfig, reference_rows
+
+    config = RunConfig.from_dict(bundle["config"])
+    if not config.critic.minibatch_distance or "reference_x" in bundle["critic"]:
+        return
+    tc = config.train
+    data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms)
+    train = data.subset(data.split_indices(seed=tc.split_seed)["train"])
+    rows = reference_rows(len(train), config.critic.reference_size, tc.seed)
+    bundle["critic"]["reference_x"] = torch.from_numpy(train.x_idx[rows])
+    bundle["critic"]["reference_adj"] = torch.from_numpy(train.adj_idx[rows])
+    bundle["critic_config"]["reference_size"] = config.critic.reference_size
+    print(f"added the reference set ({len(rows)} training graphs) the trainer now stores")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,6 +44,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device it was trained on")
     args = parser.parse_args()
     bundle = load_checkpoint(args.run)
+    add_missing_reference(bundle)
     note = {"command": args.command, "device": args.device, "steps": int(bundle["step"])}
     if args.eval:
         metrics = json.loads(Path(args.eval).read_text())
