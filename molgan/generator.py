@@ -101,11 +101,18 @@ def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float =
     if mode != "softmax":
         x = x + _gumbel(x.shape, x, generator)
         adj = adj + _mirror_channels(adj, generator)
-    x_soft = torch.softmax(x / temperature, dim=-1)
-    adj_soft = torch.softmax(adj / temperature, dim=-1)
+    x_soft = _softmax_channels(x / temperature)
+    adj_soft = _softmax_channels(adj / temperature)
     if mode != "hard":
         return DenseGraph(x_soft, adj_soft)
     return DenseGraph(_straight_through(x_soft), _straight_through(adj_soft))
+
+
+def _softmax_channels(logits: Tensor) -> Tensor:
+    """Softmax over the last (channel) axis, computed channel-first: PyTorch's CPU softmax over
+    a short contiguous last axis (4 bond types) is about 20x slower than over an outer axis
+    (measured: 3.5 ms vs 0.17 ms for ``[512, 9, 9, 4]``). Same values to float rounding."""
+    return torch.softmax(logits.movedim(-1, 1), dim=1).movedim(1, -1)
 
 
 def _mirror_channels(adj: Tensor, generator: torch.Generator | None) -> Tensor:
