@@ -28,6 +28,11 @@ class CriticConfig:
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
     minibatch_distance: bool = False
     """Append each graph's mean L1 distance to the other graphs of its batch (others detached)."""
+    minibatch_kernels: int = 0
+    """With minibatch_distance: 0 = one feature, the mean L1 distance of representations; K > 0
+    = K learned kernels exp(-L1) on projections (Salimans et al. 2016), averaged over others."""
+    minibatch_kernel_dim: int = 8
+    """Projection size of each minibatch kernel."""
     reference_size: int = 256
     """With minibatch_distance: real graphs kept in the critic, against which pipeline scores
     (score, score_dense) measure the distance instead of batch-mates."""
@@ -63,16 +68,36 @@ class Critic(nn.Module):
         if config.pack < 1:
             raise ValueError(f"pack must be >= 1, got {config.pack}")
         mlp: list[nn.Module] = []
-        width = (config.critic_agg + int(config.minibatch_distance)) * config.pack
+        width = (config.critic_agg + self._num_batch_features()) * config.pack
         for hidden in config.critic_mlp:
             mlp += [nn.Linear(width, hidden), nn.Tanh()]
             width = hidden
         mlp.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*mlp)
+        if config.minibatch_distance and config.minibatch_kernels > 0:
+            self.kernel_projection = nn.Linear(
+                config.critic_agg, config.minibatch_kernels * config.minibatch_kernel_dim,
+                bias=False)
         if config.minibatch_distance:
             k, n = config.reference_size, vocab.max_atoms
             self.register_buffer("reference_x", torch.zeros(k, n, dtype=torch.uint8))
             self.register_buffer("reference_adj", torch.zeros(k, n, n, dtype=torch.uint8))
+
+    def _num_batch_features(self) -> int:
+        if not self.config.minibatch_distance:
+            return 0
+        return max(1, self.config.minibatch_kernels)
+
+    def _similarity(self, h: Tensor, others: Tensor) -> Tensor:
+        r"""``[B, K, F]`` comparison of ``h [B, D]`` with ``others [K, D]``: the mean absolute
+        difference (``F = 1``), or with kernels :math:`\exp(-\lVert M_i - M_j \rVert_1)` of
+        the projections :math:`M = h\,T` reshaped to ``[kernels, kernel_dim]``."""
+        if self.config.minibatch_kernels == 0:
+            return (h.unsqueeze(1) - others.unsqueeze(0)).abs().mean(-1, keepdim=True)
+        shape = (self.config.minibatch_kernels, self.config.minibatch_kernel_dim)
+        m = self.kernel_projection(h).view(h.shape[0], *shape)
+        m_others = self.kernel_projection(others).view(others.shape[0], *shape)
+        return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1))
 
     def set_reference(self, x_idx: Tensor, adj_idx: Tensor) -> None:
         """Store ``reference_size`` real graphs (index tensors ``[K, N]``, ``[K, N, N]``) as the
@@ -115,14 +140,14 @@ class Critic(nn.Module):
 
             reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
                                       adj.shape[-1], dtype=x.dtype)
-            h_ref = self._embed_dense(*reference)
-            distance = (h.unsqueeze(1) - h_ref.unsqueeze(0)).abs().mean(-1).mean(1)  # [B]
-            h = torch.cat([h, distance.unsqueeze(1).to(h.dtype)], dim=1)
+            feature = self._similarity(h, self._embed_dense(*reference)).mean(1)  # [B, F]
+            h = torch.cat([h, feature.to(h.dtype)], dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     def _with_batch_feature(self, h: Tensor) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
-        \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation. A collapsed batch has
+        \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation (with kernels, the mean
+        of each kernel over the others, see :meth:`_similarity`). A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
         only as constants (stop-gradient), so the gradient penalty stays per sample. Training
         scores depend on the batch; :meth:`score_dense` uses a fixed reference set instead."""
@@ -130,10 +155,11 @@ class Critic(nn.Module):
             return h
         b = h.shape[0]
         if b < 2:
-            return torch.cat([h, h.new_zeros(b, 1)], dim=1)
-        distance = (h.unsqueeze(1) - h.detach().unsqueeze(0)).abs().mean(-1)  # [B, B]
-        distance = distance * (1 - torch.eye(b, device=h.device, dtype=h.dtype))
-        return torch.cat([h, distance.sum(1, keepdim=True) / (b - 1)], dim=1)
+            return torch.cat([h, h.new_zeros(b, self._num_batch_features())], dim=1)
+        similarity = self._similarity(h, h.detach())  # [B, B, F]
+        off_diagonal = 1 - torch.eye(b, device=h.device, dtype=similarity.dtype)
+        feature = (similarity * off_diagonal.unsqueeze(-1)).sum(1) / (b - 1)
+        return torch.cat([h, feature.to(h.dtype)], dim=1)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod

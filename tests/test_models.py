@@ -208,3 +208,24 @@ def test_minibatch_distance_pipeline_scores_use_the_stored_reference_not_batch_m
     clone = Critic(CriticConfig(minibatch_distance=True, reference_size=2), VOCAB).double()
     clone.load_state_dict(c.state_dict())
     torch.testing.assert_close(clone.score_dense(*g), together)
+
+
+def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample():
+    torch.manual_seed(0)
+    config = CriticConfig(minibatch_distance=True, minibatch_kernels=4, reference_size=2)
+    c = Critic(config, VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    same = DenseGraph(g.x[:1].repeat(3, 1, 1), g.adj[:1].repeat(3, 1, 1, 1))
+    h_same = c._with_batch_feature(c._embed_dense(*same))
+    h_varied = c._with_batch_feature(c._embed_dense(*g))
+    assert h_same.shape == (3, 128 + 4)
+    torch.testing.assert_close(h_same[:, -4:], torch.ones(3, 4, dtype=torch.float64))
+    assert (h_varied[:, -4:] < 1).all()
+    x = g.x.clone().requires_grad_(True)
+    grad = torch.autograd.grad(c(x, g.adj)[0], x)[0]
+    assert grad[1:].abs().sum() == 0
+    x_idx, adj_idx = argmax_graph(g)
+    c.set_reference(x_idx[:2], adj_idx[:2])
+    together = c.score_dense(*g)
+    alone = torch.cat([c.score_dense(g.x[i : i + 1], g.adj[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(alone, together)
