@@ -119,11 +119,16 @@ class Critic(nn.Module):
             h = conv(torch.cat([h, x], dim=-1) * weight, bonds, node_weight)
         return self.aggregate(torch.cat([h, x], dim=-1) * weight, node_weight)
 
-    def forward(self, x: Tensor, adj: Tensor) -> Tensor:
+    def forward(self, x: Tensor, adj: Tensor, groups: int = 1) -> Tensor:
         """Scores ``[B / pack]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or
         relaxed). With ``pack > 1`` (PacGAN), consecutive groups of ``pack`` graphs get one
-        joint score: their representations are concatenated before the MLP."""
-        h = self._with_batch_feature(self._embed_dense(x, adj))
+        joint score: their representations are concatenated before the MLP. ``groups``: the
+        batch is that many equal batches side by side (real and fake in one call): a
+        minibatch feature compares each graph only with its own batch."""
+        h = self._embed_dense(x, adj)
+        if h.shape[0] % groups:
+            raise ValueError(f"batch of {h.shape[0]} graphs cannot form {groups} groups")
+        h = torch.cat([self._with_batch_feature(part) for part in h.chunk(groups)])
         pack = self.config.pack
         if h.shape[0] % pack:
             raise ValueError(f"batch of {h.shape[0]} graphs is not a multiple of pack={pack}")

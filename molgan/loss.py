@@ -21,7 +21,8 @@ from torch import Tensor
 
 from molgan.graph import DenseGraph
 
-CriticFn = Callable[[Tensor, Tensor], Tensor]
+CriticFn = Callable[..., Tensor]
+"""``critic(x, adj)`` -> scores (``critic(x, adj, groups)`` for a grouped fused loss)."""
 
 
 def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGraph:
@@ -76,12 +77,14 @@ class CriticLoss(NamedTuple):
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
                 generator: torch.Generator | None = None, fused: bool = True,
                 pack: int = 1, epsilon: Tensor | None = None,
-                penalty_critic: CriticFn | None = None) -> CriticLoss:
+                penalty_critic: CriticFn | None = None, grouped: bool = False) -> CriticLoss:
     """The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
     (``[2B, ...]``) instead of two: fewer, larger ops and the same values, since every graph's
-    score is independent of its batch-mates. The penalty keeps its own call: putting the
+    score is independent of its batch-mates; a critic with a minibatch feature needs
+    ``grouped=True``, and is then called as ``critic(x, adj, 2)`` (two groups: reals are
+    compared with reals, fakes with fakes). The penalty keeps its own call: putting the
     interpolates in the same batch would make the double backward run over all ``3B`` graphs
     (measured: 1.5x the FLOPs and slower). ``penalty_critic`` (default ``critic``) computes the
     penalty: the same network, unwrapped, when ``critic`` is a DistributedDataParallel wrapper
@@ -90,8 +93,9 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     if fused:
         b = real.x.shape[0]
-        s_real, s_fake = critic(torch.cat([real.x, fake.x]),
-                                torch.cat([real.adj, fake.adj])).split(b // pack)
+        both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
+        scores = critic(*both, 2) if grouped else critic(*both)
+        s_real, s_fake = scores.split(b // pack)
         wasserstein = s_real.mean() - s_fake.mean()
     else:
         wasserstein = critic(*real).mean() - critic(*fake).mean()

@@ -32,9 +32,9 @@ class RewardNet(Critic):
             raise ValueError("the reward network scores single graphs (pack=1, no batch feature)")
         super().__init__(config, vocab)
 
-    def forward(self, x: Tensor, adj: Tensor) -> Tensor:
+    def forward(self, x: Tensor, adj: Tensor, groups: int = 1) -> Tensor:
         """Predicted rewards ``[B]`` in ``(0, 1)`` of ``x [B, N, T]``, ``adj [B, N, N, Y]``."""
-        return torch.sigmoid(super().forward(x, adj))
+        return torch.sigmoid(super().forward(x, adj, groups))
 
     def score_dense(self, x: Tensor, adj: Tensor) -> Tensor:
         """Same as :meth:`forward` (one reward per graph)."""

@@ -265,9 +265,7 @@ class Trainer:
         self.critic_ddp: torch.nn.Module = self.critic
         self.generator_ddp: torch.nn.Module = self.generator
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
-        # one critic call for real and fake (see loss.critic_loss); not with a batch feature,
-        # which must compare reals with reals and fakes with fakes
-        self.fused_loss = not config.critic.minibatch_distance
+        self.fused_loss = True  # one critic call for real and fake (see loss.critic_loss)
         self.max_valence: torch.Tensor | None = None
         if tc.valence_penalty > 0:
             from molgan.chem import max_valences
@@ -349,10 +347,9 @@ class Trainer:
                               enabled=self.config.train.precision == "bf16")
 
     @staticmethod
-    def _fp32_scores(network: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor],
-                                                           torch.Tensor]:
+    def _fp32_scores(network: torch.nn.Module) -> Callable[..., torch.Tensor]:
         """``network``'s scores as fp32 (bf16 under autocast), for losses and norms."""
-        return lambda x, adj: network(x, adj).float()
+        return lambda x, adj, *groups: network(x, adj, *groups).float()
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
         """One critic update; returns detached ``(loss, wasserstein, gp)``."""
@@ -365,7 +362,8 @@ class Trainer:
         with self._autocast():
             parts = critic_loss(self._fp32_scores(self.critic_ddp), real, fake,
                                 self.config.train.lambda_gp, fused=self.fused_loss, pack=pack,
-                                epsilon=epsilon, penalty_critic=self._fp32_scores(self.critic))
+                                epsilon=epsilon, penalty_critic=self._fp32_scores(self.critic),
+                                grouped=self.config.critic.minibatch_distance)
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()
@@ -543,8 +541,6 @@ class Trainer:
         """Wrap generator and critic in DistributedDataParallel (once, after any resume)."""
         if not self.dist.enabled or self.critic_ddp is not self.critic:
             return
-        if self.config.critic.minibatch_distance:
-            raise ValueError("minibatch_distance is not supported with several processes yet")
         if self.reward_net is not None:
             raise ValueError("--reward is not supported with several processes yet")
         from torch.nn.parallel import DistributedDataParallel

@@ -5,15 +5,17 @@ import socket
 
 import torch
 
+from molgan.critic import CriticConfig
 from molgan.train import RunConfig, TrainConfig, Trainer
 
 STEPS = 4
 LOCAL_BATCH = 8
 
 
-def run_config(batch_size: int) -> RunConfig:
+def run_config(batch_size: int, batch_feature: bool) -> RunConfig:
     return RunConfig(TrainConfig(steps=STEPS, batch_size=batch_size, n_critic=2, log_every=2,
-                                 eval_every=10_000, eval_samples=20, ckpt_every=10_000, seed=5))
+                                 eval_every=10_000, eval_samples=20, ckpt_every=10_000, seed=5),
+                     critic=CriticConfig(minibatch_distance=batch_feature, reference_size=16))
 
 
 def flat_parameters(trainer: Trainer) -> torch.Tensor:
@@ -21,7 +23,8 @@ def flat_parameters(trainer: Trainer) -> torch.Tensor:
     return torch.cat([p.detach().flatten().clone() for m in modules for p in m.parameters()])
 
 
-def _worker(rank: int, world: int, port: int, cache_dir: str, out_dir: str) -> None:
+def _worker(rank: int, world: int, port: int, cache_dir: str, out_dir: str,
+            batch_feature: bool) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -30,7 +33,7 @@ def _worker(rank: int, world: int, port: int, cache_dir: str, out_dir: str) -> N
     from molgan.dataset import load_dataset
 
     data = load_dataset("qm9", cache_dir=cache_dir)
-    trainer = Trainer(run_config(LOCAL_BATCH), data, out_dir)
+    trainer = Trainer(run_config(LOCAL_BATCH, batch_feature), data, out_dir)
     snapshots = []
     trainer.fit(lambda step, postfix: snapshots.append(flat_parameters(trainer)))
     torch.save(snapshots, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -43,26 +46,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_dir, tmp_path,
-                                                                    monkeypatch):
+def train_two_ranks(cache_dir, out, batch_feature: bool) -> list[torch.Tensor]:
+    """Spawn 2 gloo ranks; check they hold identical parameters after every step."""
     import torch.multiprocessing as mp
 
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(name, raising=False)
-    out = tmp_path / "ddp"
     out.mkdir()
-    mp.spawn(_worker, args=(2, free_port(), str(cache_dir), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(cache_dir), str(out), batch_feature), nprocs=2,
+             join=True)
     rank0 = torch.load(out / "rank0.pt")
     rank1 = torch.load(out / "rank1.pt")
     assert len(rank0) == len(rank1) == STEPS
     for step, (a, b) in enumerate(zip(rank0, rank1)):
         assert torch.equal(a, b), f"ranks differ after step {step + 1}"
     assert (out / "ckpt.pt").is_file() and (out / "metrics.jsonl").is_file()
+    return rank0
 
-    single = Trainer(run_config(2 * LOCAL_BATCH), qm9, tmp_path / "single")
+
+def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_dir, tmp_path,
+                                                                    monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    rank0 = train_two_ranks(cache_dir, tmp_path / "ddp", batch_feature=False)
+    single = Trainer(run_config(2 * LOCAL_BATCH, False), qm9, tmp_path / "single")
     snapshots = []
     single.fit(lambda step, postfix: snapshots.append(flat_parameters(single)))
     for step, (a, b) in enumerate(zip(rank0, snapshots)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5,
                                    msg=f"DDP and single process differ after step {step + 1}")
     assert not torch.equal(rank0[0], rank0[-1])  # it did train
+
+
+def test_two_gloo_ranks_stay_identical_with_a_minibatch_feature(cache_dir, tmp_path,
+                                                                monkeypatch):
+    # each rank compares its graphs with its own slice of the batch, so the result is not that
+    # of one process on the global batch; the ranks must still agree after every step
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    rank0 = train_two_ranks(cache_dir, tmp_path / "ddp", batch_feature=True)
+    assert not torch.equal(rank0[0], rank0[-1])

@@ -85,19 +85,22 @@ def test_mode_seeking_term_is_larger_when_different_latents_give_the_same_graph(
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients():
+@pytest.mark.parametrize("batch_feature", [{}, {"minibatch_distance": True},
+                                           {"minibatch_distance": True, "minibatch_kernels": 4}])
+def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_feature):
     from molgan.critic import Critic, CriticConfig
     from molgan.vocab import Vocab
 
     torch.manual_seed(0)
     vocab = Vocab.from_symbols(["C", "N"], max_atoms=5)
-    critic = Critic(CriticConfig(), vocab).double()
+    critic = Critic(CriticConfig(**batch_feature), vocab).double()
     real = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=0)))
     fake = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=1)))
     results = []
     for fused in (False, True):
         critic.zero_grad()
-        parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3), fused)
+        parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3), fused,
+                            grouped=bool(batch_feature))
         parts.loss.backward()
         results.append((parts, [p.grad.clone() for p in critic.parameters()]))
     (plain, plain_grads), (fused, fused_grads) = results
