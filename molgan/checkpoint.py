@@ -64,11 +64,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return bundle
 
 
-def build_config(kind: type, values: dict[str, Any]) -> Any:
-    """A config dataclass from a saved dict: lists become tuples, fields missing from older
-    checkpoints take their defaults, unknown fields (a newer format) are an error."""
+def build_config(kind: type, values: dict[str, Any], saved: bool = True) -> Any:
+    """A config dataclass from a dict: lists become tuples, unknown fields (a newer format) are
+    an error. Fields missing from a ``saved`` dict (a checkpoint of an older version) take the
+    value they had before the field existed (``kind.ABSENT_IN_OLDER_RUNS``), so an old run
+    keeps its recipe when the defaults change; other missing fields take their defaults."""
     from dataclasses import fields
 
+    if saved:
+        values = {**getattr(kind, "ABSENT_IN_OLDER_RUNS", {}), **values}
     known = {f.name for f in fields(kind)}
     unknown = set(values) - known
     if unknown:

@@ -201,7 +201,7 @@ def _run_config(args: argparse.Namespace) -> Any:
         if key not in owners:
             raise UserError(f"unknown config field {key!r}")
         sections[owners[key]][key] = value
-    return RunConfig.from_dict(sections)
+    return RunConfig.from_dict(sections, saved=False)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -24,11 +24,15 @@ class CriticConfig:
     """Width of the aggregated graph representation."""
     critic_mlp: tuple[int, ...] = (128, 64)
     """Widths of the MLP on the graph representation (tanh)."""
+    #: What runs saved before a field existed used (see checkpoint.build_config).
+    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"minibatch_distance": False,
+                                                       "minibatch_kernels": 0}
+
     pack: int = 1
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
-    minibatch_distance: bool = False
+    minibatch_distance: bool = True
     """Append each graph's mean L1 distance to the other graphs of its batch (others detached)."""
-    minibatch_kernels: int = 0
+    minibatch_kernels: int = 16
     """With minibatch_distance: 0 = one feature, the mean L1 distance of representations; K > 0
     = K learned kernels exp(-L1) on projections (Salimans et al. 2016), averaged over others."""
     minibatch_kernel_dim: int = 8

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ PRECISIONS = ("fp32", "bf16")
 @dataclass
 class TrainConfig:
     """Training hyperparameters; the CLI's ``train`` flags are generated from these fields."""
+
+    #: What runs saved before a field existed used (see checkpoint.build_config).
+    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"valence_penalty": 0.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -73,7 +76,7 @@ class TrainConfig:
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
-    valence_penalty: float = 0.0
+    valence_penalty: float = 1.0
     """Weight of the expected-valence excess (loss.valence_excess) in the generator loss."""
     reward: str = ""
     """Comma-separated RL rewards (qed, logp, sa, validity, uniqueness; see molgan.reward),
@@ -121,10 +124,12 @@ class RunConfig:
                 "critic": asdict(self.critic)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return cls(build_config(TrainConfig, data.get("train", {})),
-                   build_config(GeneratorConfig, data.get("generator", {})),
-                   build_config(CriticConfig, data.get("critic", {})))
+    def from_dict(cls, data: dict[str, Any], saved: bool = True) -> RunConfig:
+        """From :meth:`to_dict` output (``saved``: a checkpoint's, see
+        :func:`molgan.checkpoint.build_config`) or a user's config file (``saved=False``)."""
+        return cls(build_config(TrainConfig, data.get("train", {}), saved),
+                   build_config(GeneratorConfig, data.get("generator", {}), saved),
+                   build_config(CriticConfig, data.get("critic", {}), saved))
 
 
 def reference_rows(n_train: int, size: int, seed: int) -> np.ndarray:

@@ -16,16 +16,23 @@ VOCAB = Vocab.from_symbols(["C", "O", "N", "F", "N+", "O-", "C-", "N-"], max_ato
 SMILES = ["C[N+](C)(C)C", "O", "c1ccncc1", "CC#N", "[NH3+]CC(=O)[O-]", "C1CC1O", "[C-]#[N+]C"]
 
 
-@pytest.fixture(scope="module")
-def critic():
+@pytest.fixture(scope="module", params=["plain", "minibatch-kernels"])
+def critic(request):
     torch.manual_seed(0)
-    return Critic(CriticConfig(), VOCAB).eval()
+    config = (CriticConfig(minibatch_distance=False) if request.param == "plain"
+              else CriticConfig(reference_size=8))
+    critic = Critic(config, VOCAB).eval()
+    if config.minibatch_distance:  # a reference set of real graphs, as training stores
+        x_idx, adj_idx, _ = mols_to_indices(["CCO", "c1ccccc1", "CC#N", "OC1CC1"] * 2, VOCAB)
+        critic.set_reference(x_idx, adj_idx)
+    return critic
 
 
 def test_dense_pyg_and_smiles_entry_points_give_equal_scores(critic):
     x_idx, adj_idx, reasons = mols_to_indices(SMILES, VOCAB)
     assert reasons == [None] * len(SMILES)
-    dense = critic(*one_hot_graph(x_idx, adj_idx, VOCAB.num_atom_types, VOCAB.num_bond_types))
+    dense = critic.score_dense(*one_hot_graph(x_idx, adj_idx, VOCAB.num_atom_types,
+                                              VOCAB.num_bond_types))
     from torch_geometric.data import Batch
 
     via_pyg = critic.score(Batch.from_data_list(smiles_to_pyg(SMILES, VOCAB)))

@@ -26,8 +26,9 @@ def molecules():
 
 
 def critic():
+    """A critic without batch features: each forward score depends on its graph alone."""
     torch.manual_seed(0)
-    return Critic(CriticConfig(), VOCAB).double()
+    return Critic(CriticConfig(minibatch_distance=False), VOCAB).double()
 
 
 def test_critic_returns_one_unbounded_score_per_graph():
@@ -164,7 +165,7 @@ def test_sampled_decoding_is_symmetric_and_varies_for_the_same_latent():
 
 def test_packed_critic_scores_packs_and_still_scores_single_graphs():
     torch.manual_seed(0)
-    c = Critic(CriticConfig(pack=3), VOCAB).double()
+    c = Critic(CriticConfig(pack=3, minibatch_distance=False), VOCAB).double()
     g = DenseGraph(*(t.double() for t in molecules()))
     assert c(*g).shape == (1,)
     single = c.score_dense(*g)
@@ -176,7 +177,7 @@ def test_packed_critic_scores_packs_and_still_scores_single_graphs():
 
 def test_minibatch_distance_sees_a_collapsed_batch_and_keeps_gradients_per_sample():
     torch.manual_seed(0)
-    c = Critic(CriticConfig(minibatch_distance=True), VOCAB).double()
+    c = Critic(CriticConfig(minibatch_distance=True, minibatch_kernels=0), VOCAB).double()
     g = DenseGraph(*(t.double() for t in molecules()))
     same = DenseGraph(g.x[:1].repeat(3, 1, 1), g.adj[:1].repeat(3, 1, 1, 1))
     h_same = c._with_batch_feature(c._embed_dense(*same))
@@ -189,7 +190,7 @@ def test_minibatch_distance_sees_a_collapsed_batch_and_keeps_gradients_per_sampl
 
 def test_minibatch_distance_pipeline_scores_use_the_stored_reference_not_batch_mates():
     torch.manual_seed(0)
-    c = Critic(CriticConfig(minibatch_distance=True, reference_size=2), VOCAB).double()
+    c = Critic(CriticConfig(minibatch_distance=True, minibatch_kernels=0, reference_size=2), VOCAB).double()
     g = DenseGraph(*(t.double() for t in molecules()))
     x_idx, adj_idx = argmax_graph(g)
     c.set_reference(x_idx[:2], adj_idx[:2])
@@ -205,7 +206,7 @@ def test_minibatch_distance_pipeline_scores_use_the_stored_reference_not_batch_m
     distance = (h[:, None] - h_ref[None]).abs().mean(-1).mean(1, keepdim=True)
     torch.testing.assert_close(together, c.mlp(torch.cat([h, distance], 1)).squeeze(-1))
     # the reference travels with the weights
-    clone = Critic(CriticConfig(minibatch_distance=True, reference_size=2), VOCAB).double()
+    clone = Critic(CriticConfig(minibatch_distance=True, minibatch_kernels=0, reference_size=2), VOCAB).double()
     clone.load_state_dict(c.state_dict())
     torch.testing.assert_close(clone.score_dense(*g), together)
 
@@ -229,3 +230,16 @@ def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample()
     together = c.score_dense(*g)
     alone = torch.cat([c.score_dense(g.x[i : i + 1], g.adj[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(alone, together)
+
+
+def test_default_critic_is_permutation_invariant_in_training_and_pipeline_scores():
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(reference_size=2), VOCAB).double()  # minibatch kernels: the default
+    assert c.config.minibatch_distance and c.config.minibatch_kernels > 0
+    g = DenseGraph(*(t.double() for t in molecules()))
+    x_idx, adj_idx = argmax_graph(g)
+    c.set_reference(x_idx[1:], adj_idx[1:])
+    perm = torch.tensor([4, 2, 0, 5, 1, 3])
+    permuted = DenseGraph(g.x[:, perm], g.adj[:, perm][:, :, perm])
+    torch.testing.assert_close(c(*g), c(*permuted), rtol=0, atol=1e-12)
+    torch.testing.assert_close(c.score_dense(*g), c.score_dense(*permuted), rtol=0, atol=1e-12)

@@ -195,3 +195,13 @@ def test_minibatch_distance_run_ships_a_batch_independent_critic(qm9, tmp_path):
     together = critic.score(smiles)
     alone = torch.cat([critic.score([s]) for s in smiles])
     torch.testing.assert_close(alone, together)
+
+
+def test_runs_saved_before_a_field_existed_keep_their_recipe():
+    old = {"train": {"steps": 10}, "critic": {"critic_agg": 64}}
+    restored = RunConfig.from_dict(old)  # a checkpoint written before these fields
+    assert restored.critic.minibatch_distance is False
+    assert restored.critic.minibatch_kernels == 0
+    assert restored.train.valence_penalty == 0.0
+    fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
+    assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
