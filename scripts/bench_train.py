@@ -74,9 +74,12 @@ def flops_per_iteration(trainer: Trainer) -> float:
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
           cache_dir: str | None, fused: bool = True, adam: str = "foreach",
-          data_source: str = "qm9", precision: str = "fp32") -> dict:
+          data_source: str = "qm9", precision: str = "fp32", recipe: str = "default") -> dict:
     data = load_dataset(data_source, cache_dir=cache_dir)
     config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision))
+    if recipe == "molgan":  # MolGAN's architecture and loss: no minibatch feature or valence term
+        config.critic.minibatch_distance = False
+        config.train.valence_penalty = 0.0
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
     trainer.fused_loss = fused
     n_critic = config.train.n_critic
@@ -121,6 +124,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
         "fused_loss": fused,
         "adam": adam,
         "precision": precision,
+        "recipe": recipe,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda"
         else platform.processor() or platform.machine(),
@@ -156,6 +160,8 @@ def main() -> None:
     parser.add_argument("--adam", nargs="+", default=["foreach"],
                         choices=("foreach", "fused", "loop"),
                         help="Adam implementations to time (interleaved)")
+    parser.add_argument("--recipe", nargs="+", default=["default"], choices=("default", "molgan"),
+                        help="default (minibatch kernels, valence term) or MolGAN's plain one")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
                         help="precisions to time (bf16 = bfloat16 autocast of the matmuls)")
     parser.add_argument("--compare-unfused", action="store_true",
@@ -165,10 +171,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        for fused, adam, precision in [(f, a, p) for f in variants for a in args.adam
-                                       for p in args.precision]:
+        for fused, adam, precision, recipe in [(f, a, p, r) for f in variants
+                                               for a in args.adam for p in args.precision
+                                               for r in args.recipe]:
             result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                           args.cache_dir, fused, adam, args.data, precision)
+                           args.cache_dir, fused, adam, args.data, precision, recipe)
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()
