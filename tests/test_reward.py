@@ -134,3 +134,17 @@ def test_rewarded_fractions_use_half_the_reward_as_threshold():
     assert rewarded_fractions(table, prefix="ref_") == {
         "ref_qed_reward_ge_half": 0.5, "ref_logp_reward_ge_half": 0.5,
         "ref_sa_reward_ge_half": 0.5}
+
+
+def test_train_command_with_reward_flags_end_to_end(small_smi, tmp_path, monkeypatch):
+    from molgan.cli import main
+
+    monkeypatch.setenv("MOLGAN_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(small_smi), "--out", str(run), "--steps", "4",
+                 "--batch-size", "8", "--n-critic", "1", "--log-every", "2", "--eval-every", "4",
+                 "--eval-samples", "20", "--reward", "qed,sa,validity,uniqueness",
+                 "--lambda-rl", "0.5", "--rl-warmup", "2"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["rl"] for r in records] == [False, True] and "rdkit_seconds" in records[-1]
+    assert RewardNet.from_checkpoint(run).score(["CCO"]).shape == (1,)
