@@ -37,6 +37,9 @@ class CriticConfig:
     = K learned kernels exp(-L1) on projections (Salimans et al. 2016), averaged over others."""
     minibatch_kernel_dim: int = 8
     """Projection size of each minibatch kernel."""
+    minibatch_others: int = 128
+    """Batch-mates each graph is compared with at most (beyond it, the next ones in the batch,
+    cyclically), so the feature's cost grows linearly with the batch size."""
     reference_size: int = 256
     """With minibatch_distance: real graphs kept in the critic, against which pipeline scores
     (score, score_dense) measure the distance instead of batch-mates."""
@@ -92,16 +95,21 @@ class Critic(nn.Module):
             return 0
         return max(1, self.config.minibatch_kernels)
 
-    def _similarity(self, h: Tensor, others: Tensor) -> Tensor:
-        r"""``[B, K, F]`` comparison of ``h [B, D]`` with ``others [K, D]``: the mean absolute
-        difference (``F = 1``), or with kernels :math:`\exp(-\lVert M_i - M_j \rVert_1)` of
-        the projections :math:`M = h\,T` reshaped to ``[kernels, kernel_dim]``."""
+    def _kernel_space(self, h: Tensor) -> Tensor:
+        """What the batch feature compares: ``h [B, D]`` itself, or with kernels the
+        projections :math:`M = h\,T` as ``[B, kernels, kernel_dim]``."""
         if self.config.minibatch_kernels == 0:
-            return (h.unsqueeze(1) - others.unsqueeze(0)).abs().mean(-1, keepdim=True)
-        shape = (self.config.minibatch_kernels, self.config.minibatch_kernel_dim)
-        m = self.kernel_projection(h).view(h.shape[0], *shape)
-        m_others = self.kernel_projection(others).view(others.shape[0], *shape)
-        return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1))
+            return h
+        return self.kernel_projection(h).view(
+            h.shape[0], self.config.minibatch_kernels, self.config.minibatch_kernel_dim)
+
+    def _compare(self, m: Tensor, m_others: Tensor) -> Tensor:
+        r"""``[B, S, F]``: each of ``m [B, ...]`` (from :meth:`_kernel_space`) against its
+        ``m_others [B or 1, S, ...]``: the mean absolute difference (``F = 1``), or per kernel
+        :math:`\exp(-\lVert M_i - M_j \rVert_1)` (``F = kernels``)."""
+        if self.config.minibatch_kernels == 0:
+            return (m.unsqueeze(1) - m_others).abs().mean(-1, keepdim=True)
+        return torch.exp(-(m.unsqueeze(1) - m_others).abs().sum(-1))
 
     def set_reference(self, x_idx: Tensor, adj_idx: Tensor) -> None:
         """Store ``reference_size`` real graphs (index tensors ``[K, N]``, ``[K, N, N]``) as the
@@ -149,14 +157,16 @@ class Critic(nn.Module):
 
             reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
                                       adj.shape[-1], dtype=x.dtype)
-            feature = self._similarity(h, self._embed_dense(*reference)).mean(1)  # [B, F]
+            m_ref = self._kernel_space(self._embed_dense(*reference)).unsqueeze(0)
+            feature = self._compare(self._kernel_space(h), m_ref).mean(1)  # [B, F]
             h = torch.cat([h, feature.to(h.dtype)], dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     def _with_batch_feature(self, h: Tensor) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
         \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation (with kernels, the mean
-        of each kernel over the others, see :meth:`_similarity`). A collapsed batch has
+        of each kernel over the others, see :meth:`_compare`; at most ``minibatch_others``
+        batch-mates per graph). A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
         only as constants (stop-gradient), so the gradient penalty stays per sample. Training
         scores depend on the batch; :meth:`score_dense` uses a fixed reference set instead."""
@@ -165,9 +175,16 @@ class Critic(nn.Module):
         b = h.shape[0]
         if b < 2:
             return torch.cat([h, h.new_zeros(b, self._num_batch_features())], dim=1)
-        similarity = self._similarity(h, h.detach())  # [B, B, F]
-        off_diagonal = 1 - torch.eye(b, device=h.device, dtype=similarity.dtype)
-        feature = (similarity * off_diagonal.unsqueeze(-1)).sum(1) / (b - 1)
+        m, m_others = self._kernel_space(h), self._kernel_space(h.detach())
+        others = min(b - 1, self.config.minibatch_others)
+        if others == b - 1:  # all batch-mates
+            similarity = self._compare(m, m_others.unsqueeze(0))  # [B, B, F]
+            off_diagonal = 1 - torch.eye(b, device=h.device, dtype=similarity.dtype)
+            feature = (similarity * off_diagonal.unsqueeze(-1)).sum(1) / (b - 1)
+        else:  # the next `others` graphs, cyclically: cost linear in the batch size
+            index = (torch.arange(b, device=h.device).unsqueeze(1) + 1
+                     + torch.arange(others, device=h.device).unsqueeze(0)) % b
+            feature = self._compare(m, m_others[index]).mean(1)
         return torch.cat([h, feature.to(h.dtype)], dim=1)
 
     # ---- pipeline use ----------------------------------------------------------------------

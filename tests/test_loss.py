@@ -85,8 +85,10 @@ def test_mode_seeking_term_is_larger_when_different_latents_give_the_same_graph(
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("batch_feature", [{}, {"minibatch_distance": True},
-                                           {"minibatch_distance": True, "minibatch_kernels": 4}])
+@pytest.mark.parametrize("batch_feature", [
+    {"minibatch_distance": False}, {"minibatch_distance": True, "minibatch_kernels": 0},
+    {"minibatch_distance": True, "minibatch_kernels": 4},
+    {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_others": 3}])
 def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_feature):
     from molgan.critic import Critic, CriticConfig
     from molgan.vocab import Vocab
@@ -100,7 +102,7 @@ def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_fea
     for fused in (False, True):
         critic.zero_grad()
         parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3), fused,
-                            grouped=bool(batch_feature))
+                            grouped=batch_feature["minibatch_distance"])
         parts.loss.backward()
         results.append((parts, [p.grad.clone() for p in critic.parameters()]))
     (plain, plain_grads), (fused, fused_grads) = results

@@ -243,3 +243,23 @@ def test_default_critic_is_permutation_invariant_in_training_and_pipeline_scores
     permuted = DenseGraph(g.x[:, perm], g.adj[:, perm][:, :, perm])
     torch.testing.assert_close(c(*g), c(*permuted), rtol=0, atol=1e-12)
     torch.testing.assert_close(c.score_dense(*g), c.score_dense(*permuted), rtol=0, atol=1e-12)
+
+
+def test_capped_batch_feature_compares_each_graph_with_the_next_ones_cyclically():
+    torch.manual_seed(0)
+    full = Critic(CriticConfig(minibatch_kernels=4), VOCAB).double()
+    capped = Critic(CriticConfig(minibatch_kernels=4, minibatch_others=1), VOCAB).double()
+    capped.load_state_dict(full.state_dict())
+    g = DenseGraph(*(t.double() for t in molecules()))
+    h = full._embed_dense(*g)
+    m = full._kernel_space(h)
+    # by hand: graph i against graph (i + 1) mod 3 only
+    expected = torch.exp(-(m - m.roll(-1, 0)).abs().sum(-1))
+    torch.testing.assert_close(capped._with_batch_feature(h)[:, -4:], expected)
+    # a cap at or above B - 1 is the full mean over batch-mates
+    wide = Critic(CriticConfig(minibatch_kernels=4, minibatch_others=2), VOCAB).double()
+    wide.load_state_dict(full.state_dict())
+    torch.testing.assert_close(wide._with_batch_feature(h), full._with_batch_feature(h))
+    x = g.x.clone().requires_grad_(True)
+    grad = torch.autograd.grad(capped(x, g.adj)[0], x)[0]
+    assert grad[1:].abs().sum() == 0  # batch-mates still enter as constants
