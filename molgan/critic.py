@@ -38,8 +38,8 @@ class CriticConfig:
     minibatch_kernel_dim: int = 8
     """Projection size of each minibatch kernel."""
     minibatch_others: int = 128
-    """Batch-mates each graph is compared with at most (beyond it, the next ones in the batch,
-    cyclically), so the feature's cost grows linearly with the batch size."""
+    """Batch-mates each graph is compared with at most: a larger batch is cut into near-equal
+    blocks of consecutive graphs, so the feature's cost grows linearly with the batch size."""
     reference_size: int = 256
     """With minibatch_distance: real graphs kept in the critic, against which pipeline scores
     (score, score_dense) measure the distance instead of batch-mates."""
@@ -165,8 +165,8 @@ class Critic(nn.Module):
     def _with_batch_feature(self, h: Tensor) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
         \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation (with kernels, the mean
-        of each kernel over the others, see :meth:`_compare`; at most ``minibatch_others``
-        batch-mates per graph). A collapsed batch has
+        of each kernel over the others, see :meth:`_compare`; beyond ``minibatch_others + 1``
+        graphs, within near-equal blocks of consecutive graphs). A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
         only as constants (stop-gradient), so the gradient penalty stays per sample. Training
         scores depend on the batch; :meth:`score_dense` uses a fixed reference set instead."""
@@ -176,16 +176,20 @@ class Critic(nn.Module):
         if b < 2:
             return torch.cat([h, h.new_zeros(b, self._num_batch_features())], dim=1)
         m, m_others = self._kernel_space(h), self._kernel_space(h.detach())
-        others = min(b - 1, self.config.minibatch_others)
-        if others == b - 1:  # all batch-mates
-            similarity = self._compare(m, m_others.unsqueeze(0))  # [B, B, F]
-            off_diagonal = 1 - torch.eye(b, device=h.device, dtype=similarity.dtype)
-            feature = (similarity * off_diagonal.unsqueeze(-1)).sum(1) / (b - 1)
-        else:  # the next `others` graphs, cyclically: cost linear in the batch size
-            index = (torch.arange(b, device=h.device).unsqueeze(1) + 1
-                     + torch.arange(others, device=h.device).unsqueeze(0)) % b
-            feature = self._compare(m, m_others[index]).mean(1)
+        # blocks of at most minibatch_others + 1 consecutive graphs: cost linear in B
+        blocks = -(-b // (self.config.minibatch_others + 1))
+        feature = torch.cat([self._block_feature(part, part_others) for part, part_others
+                             in zip(m.tensor_split(blocks), m_others.tensor_split(blocks))])
         return torch.cat([h, feature.to(h.dtype)], dim=1)
+
+    def _block_feature(self, m: Tensor, m_others: Tensor) -> Tensor:
+        """``[b, F]``: each graph's mean comparison with the other graphs of its block."""
+        b = m.shape[0]
+        if b < 2:
+            return m.new_zeros(b, self._num_batch_features())
+        similarity = self._compare(m, m_others.unsqueeze(0))  # [b, b, F]
+        off_diagonal = 1 - torch.eye(b, device=m.device, dtype=similarity.dtype)
+        return (similarity * off_diagonal.unsqueeze(-1)).sum(1) / (b - 1)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod

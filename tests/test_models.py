@@ -245,7 +245,7 @@ def test_default_critic_is_permutation_invariant_in_training_and_pipeline_scores
     torch.testing.assert_close(c.score_dense(*g), c.score_dense(*permuted), rtol=0, atol=1e-12)
 
 
-def test_capped_batch_feature_compares_each_graph_with_the_next_ones_cyclically():
+def test_capped_batch_feature_compares_graphs_within_blocks_of_consecutive_graphs():
     torch.manual_seed(0)
     full = Critic(CriticConfig(minibatch_kernels=4), VOCAB).double()
     capped = Critic(CriticConfig(minibatch_kernels=4, minibatch_others=1), VOCAB).double()
@@ -253,8 +253,9 @@ def test_capped_batch_feature_compares_each_graph_with_the_next_ones_cyclically(
     g = DenseGraph(*(t.double() for t in molecules()))
     h = full._embed_dense(*g)
     m = full._kernel_space(h)
-    # by hand: graph i against graph (i + 1) mod 3 only
-    expected = torch.exp(-(m - m.roll(-1, 0)).abs().sum(-1))
+    # by hand: 3 graphs, at most 1 batch-mate -> blocks {0, 1} and {2}
+    pair = torch.exp(-(m[0] - m[1]).abs().sum(-1))
+    expected = torch.stack([pair, pair, torch.zeros_like(pair)])
     torch.testing.assert_close(capped._with_batch_feature(h)[:, -4:], expected)
     # a cap at or above B - 1 is the full mean over batch-mates
     wide = Critic(CriticConfig(minibatch_kernels=4, minibatch_others=2), VOCAB).double()
