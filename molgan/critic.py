@@ -173,8 +173,6 @@ class Critic(nn.Module):
         if not self.config.minibatch_distance:
             return h
         b = h.shape[0]
-        if b < 2:
-            return torch.cat([h, h.new_zeros(b, self._num_batch_features())], dim=1)
         m, m_others = self._kernel_space(h), self._kernel_space(h.detach())
         # blocks of at most minibatch_others + 1 consecutive graphs: cost linear in B
         blocks = -(-b // (self.config.minibatch_others + 1))

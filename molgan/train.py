@@ -308,8 +308,8 @@ class Trainer:
         if any(n in ("qed", "logp", "sa") for n in names):
             log.info("reward properties of %d training molecules (cached after the first run)",
                      len(train))
-            table = property_rewards(train.smiles.tolist(), default_cache_dir())
-            self.reward_fn.remember(train.smiles.tolist(), table)
+            smiles = train.smiles.tolist()
+            self.reward_fn.remember(smiles, property_rewards(smiles, default_cache_dir()))
         reward_config = replace(config.critic, pack=1, minibatch_distance=False)
         self.reward_net = RewardNet(reward_config, self.vocab).to(self.device)
         self.opt_r = make_adam(self.reward_net.parameters(), tc.lr_d or tc.lr, tc)
@@ -419,17 +419,14 @@ class Trainer:
         combined WGAN + RL objective of :func:`molgan.loss.combined_generator_loss`.
         """
         self.critic.requires_grad_(False)
-        if self.reward_net is not None:
-            self.reward_net.requires_grad_(False)
         try:
             z = self._latents()
             with self._autocast():
                 fake = self._fake_batch(z, self.generator_ddp)
                 loss = generator_loss(self._fp32_scores(self.critic), fake)
             if self.reward_net is not None:
-                self.reward_net.requires_grad_(True)
                 self.last_reward = self.reward_step(fake)
-                self.reward_net.requires_grad_(False)
+                self.reward_net.requires_grad_(False)  # frozen for the RL term
             if self.rl_active():
                 assert self.reward_net is not None
                 with self._autocast():
