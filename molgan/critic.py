@@ -14,6 +14,10 @@ from molgan.layers import GraphAggregation, RelationalGraphConv
 from molgan.vocab import Vocab
 
 
+#: Kernels of the minibatch features (CriticConfig.minibatch_kernel_metric).
+KERNEL_METRICS = ("l1", "gaussian")
+
+
 @dataclass
 class CriticConfig:
     """Critic hyperparameters (``T`` and ``Y`` come from the vocabulary)."""
@@ -26,7 +30,8 @@ class CriticConfig:
     """Widths of the MLP on the graph representation (tanh)."""
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"minibatch_distance": False,
-                                                       "minibatch_kernels": 0}
+                                                       "minibatch_kernels": 0,
+                                                       "minibatch_kernel_metric": "l1"}
 
     pack: int = 1
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
@@ -37,6 +42,10 @@ class CriticConfig:
     = K learned kernels exp(-L1) on projections (Salimans et al. 2016), averaged over others."""
     minibatch_kernel_dim: int = 8
     """Projection size of each minibatch kernel."""
+    minibatch_kernel_metric: str = "l1"
+    """Kernel of the minibatch features: ``l1`` = :math:`\exp(-\lVert M_i - M_j \rVert_1)`
+    (Salimans et al.), ``gaussian`` = :math:`\exp(-\lVert M_i - M_j \rVert_2^2)`, computed
+    with batched matmuls (no ``[B, B, kernels, kernel_dim]`` tensor)."""
     minibatch_others: int = 128
     """Batch-mates each graph is compared with at most: a larger batch is cut into near-equal
     blocks of consecutive graphs, so the feature's cost grows linearly with the batch size."""
@@ -81,6 +90,9 @@ class Critic(nn.Module):
             width = hidden
         mlp.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*mlp)
+        if config.minibatch_kernel_metric not in KERNEL_METRICS:
+            raise ValueError(f"minibatch_kernel_metric must be one of {KERNEL_METRICS}, "
+                             f"got {config.minibatch_kernel_metric!r}")
         if config.minibatch_distance and config.minibatch_kernels > 0:
             self.kernel_projection = nn.Linear(
                 config.critic_agg, config.minibatch_kernels * config.minibatch_kernel_dim,
@@ -103,13 +115,17 @@ class Critic(nn.Module):
         return self.kernel_projection(h).view(
             h.shape[0], self.config.minibatch_kernels, self.config.minibatch_kernel_dim)
 
-    def _compare(self, m: Tensor, m_others: Tensor) -> Tensor:
-        r"""``[B, S, F]``: each of ``m [B, ...]`` (from :meth:`_kernel_space`) against its
-        ``m_others [B or 1, S, ...]``: the mean absolute difference (``F = 1``), or per kernel
-        :math:`\exp(-\lVert M_i - M_j \rVert_1)` (``F = kernels``)."""
+    def _similarity_sums(self, m: Tensor, m_others: Tensor) -> Tensor:
+        r"""``[B, F]``: each of ``m [B, ...]`` (from :meth:`_kernel_space`) compared with the
+        ``S`` graphs of ``m_others [S, ...]``, summed over them: the mean absolute difference
+        of representations (``F = 1``), or per kernel
+        :math:`\exp(-\lVert M_i - M_j \rVert_1)` or, with the ``gaussian`` metric,
+        :math:`\exp(-\lVert M_i - M_j \rVert_2^2)` (``F = kernels``)."""
         if self.config.minibatch_kernels == 0:
-            return (m.unsqueeze(1) - m_others).abs().mean(-1, keepdim=True)
-        return torch.exp(-(m.unsqueeze(1) - m_others).abs().sum(-1))
+            return (m.unsqueeze(1) - m_others.unsqueeze(0)).abs().mean(-1).sum(1, keepdim=True)
+        if self.config.minibatch_kernel_metric == "gaussian":
+            return _gaussian_kernel_sums(m, m_others)
+        return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1)).sum(1)
 
     def set_reference(self, x_idx: Tensor, adj_idx: Tensor) -> None:
         """Store ``reference_size`` real graphs (index tensors ``[K, N]``, ``[K, N, N]``) as the
@@ -157,15 +173,15 @@ class Critic(nn.Module):
 
             reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
                                       adj.shape[-1], dtype=x.dtype)
-            m_ref = self._kernel_space(self._embed_dense(*reference)).unsqueeze(0)
-            feature = self._compare(self._kernel_space(h), m_ref).mean(1)  # [B, F]
+            m_ref = self._kernel_space(self._embed_dense(*reference))
+            feature = self._similarity_sums(self._kernel_space(h), m_ref) / len(m_ref)
             h = torch.cat([h, feature.to(h.dtype)], dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     def _with_batch_feature(self, h: Tensor) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
         \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation (with kernels, the mean
-        of each kernel over the others, see :meth:`_compare`; beyond ``minibatch_others + 1``
+        of each kernel over the others, see :meth:`_similarity_sums`; beyond ``minibatch_others + 1``
         graphs, within near-equal blocks of consecutive graphs). A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
         only as constants (stop-gradient), so the gradient penalty stays per sample. Training
@@ -181,13 +197,15 @@ class Critic(nn.Module):
         return torch.cat([h, feature.to(h.dtype)], dim=1)
 
     def _block_feature(self, m: Tensor, m_others: Tensor) -> Tensor:
-        """``[b, F]``: each graph's mean comparison with the other graphs of its block."""
+        """``[b, F]``: each graph's mean comparison with the other graphs of its block. The
+        sum over the whole block includes the graph itself, whose comparison with its own
+        detached copy is a constant (distance 0, kernel 1) with zero gradient, and is taken
+        off again."""
         b = m.shape[0]
         if b < 2:
             return m.new_zeros(b, self._num_batch_features())
-        similarity = self._compare(m, m_others.unsqueeze(0))  # [b, b, F]
-        off_diagonal = 1 - torch.eye(b, device=m.device, dtype=similarity.dtype)
-        return (similarity * off_diagonal.unsqueeze(-1)).sum(1) / (b - 1)
+        itself = 0.0 if self.config.minibatch_kernels == 0 else 1.0
+        return (self._similarity_sums(m, m_others) - itself) / (b - 1)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod
@@ -266,6 +284,22 @@ class Critic(nn.Module):
             values = values.clone()
             values[bad] = float("nan")
         return values
+
+
+def _gaussian_kernel_sums(m: Tensor, m_others: Tensor) -> Tensor:
+    r"""``[B, K]``: :math:`\sum_s \exp(-\lVert m_{bk} - o_{sk} \rVert_2^2)` for ``m [B, K, D]``
+    and ``m_others [S, K, D]``. One batched matmul over the kernels gives every negated
+    squared distance, with augmented vectors :math:`[m, \lVert m \rVert^2, 1] \cdot
+    [2o, -1, -\lVert o \rVert^2] = -\lVert m - o \rVert^2`; no ``[B, S, K, D]`` tensor is built.
+    Computed in fp32 even under autocast: the expansion cancels badly in bf16 (rounding may
+    leave a distance of equal points slightly below 0; its kernel is then slightly above 1)."""
+    with torch.autocast(m.device.type, enabled=False):
+        m, others = m.float().transpose(0, 1), m_others.float().transpose(0, 1)  # [K, B|S, D]
+        ones_m, ones_o = m.new_ones(m.shape[:2] + (1,)), others.new_ones(others.shape[:2] + (1,))
+        left = torch.cat([m, m.pow(2).sum(-1, keepdim=True), ones_m], dim=-1)
+        right = torch.cat([2 * others, -ones_o, -others.pow(2).sum(-1, keepdim=True)], dim=-1)
+        negated_squared = torch.bmm(left, right.transpose(1, 2))  # [K, B, S]
+        return torch.exp(negated_squared).sum(-1).t()
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:

@@ -211,9 +211,11 @@ def test_minibatch_distance_pipeline_scores_use_the_stored_reference_not_batch_m
     torch.testing.assert_close(clone.score_dense(*g), together)
 
 
-def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample():
+@pytest.mark.parametrize("metric", ["l1", "gaussian"])
+def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample(metric):
     torch.manual_seed(0)
-    config = CriticConfig(minibatch_distance=True, minibatch_kernels=4, reference_size=2)
+    config = CriticConfig(minibatch_distance=True, minibatch_kernels=4, reference_size=2,
+                          minibatch_kernel_metric=metric)
     c = Critic(config, VOCAB).double()
     g = DenseGraph(*(t.double() for t in molecules()))
     same = DenseGraph(g.x[:1].repeat(3, 1, 1), g.adj[:1].repeat(3, 1, 1, 1))
@@ -232,9 +234,11 @@ def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample()
     torch.testing.assert_close(alone, together)
 
 
-def test_default_critic_is_permutation_invariant_in_training_and_pipeline_scores():
+@pytest.mark.parametrize("metric", ["l1", "gaussian"])
+def test_default_critic_is_permutation_invariant_in_training_and_pipeline_scores(metric):
     torch.manual_seed(0)
-    c = Critic(CriticConfig(reference_size=2), VOCAB).double()  # minibatch kernels: the default
+    config = CriticConfig(reference_size=2, minibatch_kernel_metric=metric)
+    c = Critic(config, VOCAB).double()  # minibatch kernels: the default
     assert c.config.minibatch_distance and c.config.minibatch_kernels > 0
     g = DenseGraph(*(t.double() for t in molecules()))
     x_idx, adj_idx = argmax_graph(g)
@@ -264,3 +268,22 @@ def test_capped_batch_feature_compares_graphs_within_blocks_of_consecutive_graph
     x = g.x.clone().requires_grad_(True)
     grad = torch.autograd.grad(capped(x, g.adj)[0], x)[0]
     assert grad[1:].abs().sum() == 0  # batch-mates still enter as constants
+
+
+def test_gaussian_kernels_match_the_pairwise_definition_and_reject_unknown_metrics():
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_kernels=4, minibatch_kernel_metric="gaussian"),
+               VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    h = c._embed_dense(*g)
+    m = c._kernel_space(h)  # [3, 4, 8]
+    pairs = torch.exp(-(m.unsqueeze(1) - m.unsqueeze(0)).pow(2).sum(-1))  # [3, 3, 4]
+    expected = (pairs.sum(1) - 1) / 2  # mean over the two batch-mates
+    torch.testing.assert_close(c._with_batch_feature(h)[:, -4:], expected)
+    c.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # computed in fp32 under autocast
+        under_autocast = c._with_batch_feature(h.float())[:, -4:]
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast.double(), expected, rtol=2e-2, atol=1e-3)
+    with pytest.raises(ValueError, match="minibatch_kernel_metric"):
+        Critic(CriticConfig(minibatch_kernel_metric="l2"), VOCAB)
