@@ -89,6 +89,10 @@ class TrainConfig:
     """fp32, or bf16: matmuls of both networks in bfloat16 autocast (weights, optimizer
     state, losses and the penalty's norms stay fp32); about 2-5x faster matmuls on CPUs with
     AVX512-BF16/AMX and on GPUs."""
+    compile: bool = False
+    """torch.compile the generator and the critic's scoring calls (not the gradient penalty:
+    compile does not support its double backward); a one-time compile of about a minute
+    on 2 CPU cores, then faster steps (docs/benchmarks.md). Needs a C++ compiler on CPU."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     seed: int = 0
@@ -267,8 +271,10 @@ class Trainer:
         if self.local_batch * self.dist.world_size != self.batches.batch_size:
             raise ValueError(f"{len(train)} training molecules cannot fill "
                              f"{self.dist.world_size} batches of {tc.batch_size}")
+        # what the steps call: the networks, wrapped by prepare_networks (DDP, compile)
         self.critic_ddp: torch.nn.Module = self.critic
         self.generator_ddp: torch.nn.Module = self.generator
+        self.critic_frozen: torch.nn.Module = self.critic  # the generator step's scorer
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 1)
         self.fused_loss = True  # one critic call for real and fake (see loss.critic_loss)
         self.max_valence: torch.Tensor | None = None
@@ -423,7 +429,7 @@ class Trainer:
             z = self._latents()
             with self._autocast():
                 fake = self._fake_batch(z, self.generator_ddp)
-                loss = generator_loss(self._fp32_scores(self.critic), fake)
+                loss = generator_loss(self._fp32_scores(self.critic_frozen), fake)
             if self.reward_net is not None:
                 self.last_reward = self.reward_step(fake)
                 self.reward_net.requires_grad_(False)  # frozen for the RL term
@@ -539,18 +545,25 @@ class Trainer:
                                         "novelty")}
 
     # ---- the loop --------------------------------------------------------------------------
-    def _wrap_distributed(self) -> None:
-        """Wrap generator and critic in DistributedDataParallel (once, after any resume)."""
-        if not self.dist.enabled or self.critic_ddp is not self.critic:
+    def prepare_networks(self) -> None:
+        """Wrap generator and critic for the steps (once, after any resume; :meth:`fit` calls
+        it): DistributedDataParallel in a multi-process job, then ``torch.compile`` with
+        ``compile=True``. The penalty always runs the plain critic (DDP does not support the
+        ``autograd.grad`` of the penalty, compile not its double backward)."""
+        if self.critic_ddp is not self.critic:
             return
-        if self.reward_net is not None:
-            raise ValueError("--reward is not supported with several processes yet")
-        from torch.nn.parallel import DistributedDataParallel
+        if self.dist.enabled:
+            if self.reward_net is not None:
+                raise ValueError("--reward is not supported with several processes yet")
+            from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        self.critic_ddp = DistributedDataParallel(self.critic, device_ids=ids)
-        self.generator_ddp = DistributedDataParallel(self.generator, device_ids=ids)
-        self.fused_loss = True  # one DDP forward per backward
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.critic_ddp = DistributedDataParallel(self.critic, device_ids=ids)
+            self.generator_ddp = DistributedDataParallel(self.generator, device_ids=ids)
+        if self.config.train.compile:
+            self.critic_ddp = torch.compile(self.critic_ddp, dynamic=False)
+            self.generator_ddp = torch.compile(self.generator_ddp, dynamic=False)
+            self.critic_frozen = torch.compile(self.critic, dynamic=False)
 
     def _any_rank(self, *flags: bool) -> list[bool]:
         """Each flag true on any rank (all ranks must stop at the same step)."""
@@ -582,7 +595,7 @@ class Trainer:
 
         tc = self.config.train
         main = self.dist.is_main
-        self._wrap_distributed()
+        self.prepare_networks()
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(

@@ -65,23 +65,34 @@ def flops_per_iteration(trainer: Trainer) -> float:
             return out
 
     n_critic = trainer.config.train.n_critic
-    with Counter():
-        for _ in range(n_critic):
-            trainer.critic_step()
-        trainer.generator_step()
+    wrapped = trainer.critic_ddp, trainer.generator_ddp, trainer.critic_frozen
+    # counted on the plain networks: a compiled one runs the same ops, not under this mode
+    trainer.critic_ddp = trainer.critic_frozen = trainer.critic
+    trainer.generator_ddp = trainer.generator
+    try:
+        with Counter():
+            for _ in range(n_critic):
+                trainer.critic_step()
+            trainer.generator_step()
+    finally:
+        trainer.critic_ddp, trainer.generator_ddp, trainer.critic_frozen = wrapped
     return Counter.total / (n_critic + 1)
 
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
           cache_dir: str | None, fused: bool = True, adam: str = "foreach",
-          data_source: str = "qm9", precision: str = "fp32", recipe: str = "default") -> dict:
+          data_source: str = "qm9", precision: str = "fp32", recipe: str = "default",
+          compile_networks: bool = False) -> dict:
     data = load_dataset(data_source, cache_dir=cache_dir)
-    config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision))
-    if recipe == "molgan":  # MolGAN's architecture and loss: no minibatch feature or valence term
-        config.critic.minibatch_distance = False
-        config.train.valence_penalty = 0.0
+    config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision,
+                                   compile=compile_networks))
+    for field_name, value in RECIPES[recipe].items():
+        section = config.train if hasattr(config.train, field_name) else config.critic
+        setattr(section, field_name, value)
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
     trainer.fused_loss = fused
+    trainer.prepare_networks()
+    compile_start = time.perf_counter()
     n_critic = config.train.n_critic
     dev = trainer.device
 
@@ -94,6 +105,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
             trainer.critic_step()
         trainer.generator_step()
     sync()
+    warmup_s = time.perf_counter() - compile_start
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     window_times = []
@@ -125,6 +137,8 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
         "adam": adam,
         "precision": precision,
         "recipe": recipe,
+        "compile": compile_networks,
+        "warmup_s": round(warmup_s, 2),
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda"
         else platform.processor() or platform.machine(),
@@ -145,6 +159,16 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
     }
 
 
+#: Config fields each recipe sets on top of the defaults of ``molgan train``.
+RECIPES: dict[str, dict[str, object]] = {
+    "default": {},
+    # MolGAN's architecture and loss: no minibatch feature or valence term
+    "molgan": {"minibatch_distance": False, "valence_penalty": 0.0},
+    "l1-kernels": {"minibatch_kernel_metric": "l1"},
+    "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,8 +184,11 @@ def main() -> None:
     parser.add_argument("--adam", nargs="+", default=["foreach"],
                         choices=("foreach", "fused", "loop"),
                         help="Adam implementations to time (interleaved)")
-    parser.add_argument("--recipe", nargs="+", default=["default"], choices=("default", "molgan"),
-                        help="default (minibatch kernels, valence term) or MolGAN's plain one")
+    parser.add_argument("--recipe", nargs="+", default=["default"], choices=tuple(RECIPES),
+                        help="default (molgan train's defaults), molgan (MolGAN's plain one), "
+                             "or the default with l1 / gaussian minibatch kernels")
+    parser.add_argument("--compile", nargs="+", default=["off"], choices=("off", "on"),
+                        help="torch.compile the scoring calls and the generator (TrainConfig)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
                         help="precisions to time (bf16 = bfloat16 autocast of the matmuls)")
     parser.add_argument("--compare-unfused", action="store_true",
@@ -171,11 +198,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        for fused, adam, precision, recipe in [(f, a, p, r) for f in variants
-                                               for a in args.adam for p in args.precision
-                                               for r in args.recipe]:
+        for fused, adam, precision, recipe, compiled in [
+                (f, a, p, r, c) for f in variants for a in args.adam for p in args.precision
+                for r in args.recipe for c in args.compile]:
             result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                           args.cache_dir, fused, adam, args.data, precision, recipe)
+                           args.cache_dir, fused, adam, args.data, precision, recipe,
+                           compiled == "on")
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()

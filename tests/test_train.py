@@ -176,6 +176,32 @@ def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2, abs=1e-3)
 
 
+def _inductor_compiles() -> bool:
+    """Whether torch.compile's default backend builds code here (it needs a C++ compiler)."""
+    try:
+        torch.compile(lambda t: t * 2 + 1)(torch.ones(3))
+    except Exception:  # noqa: BLE001 - any backend failure means: cannot test compile here
+        return False
+    return True
+
+
+def test_compiled_networks_train_like_the_plain_ones(qm9, tmp_path):
+    if not _inductor_compiles():
+        pytest.skip("torch.compile's inductor backend cannot build code on this machine")
+    trainers = {c: Trainer(config(1, compile=c), qm9, tmp_path / str(c)) for c in (False, True)}
+    for trainer in trainers.values():
+        trainer.prepare_networks()
+    assert trainers[True].critic_ddp is not trainers[True].critic
+    for _ in range(2):  # the second steps run the compiled code with updated weights
+        parts = {c: [v.item() for v in t.critic_step()] for c, t in trainers.items()}
+        assert parts[True] == pytest.approx(parts[False], rel=1e-4, abs=1e-6)
+        losses = {c: t.generator_step().item() for c, t in trainers.items()}
+        assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-6)
+    a, b = parameters(trainers[False]), parameters(trainers[True])
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
 def test_unknown_precision_is_rejected(qm9, tmp_path):
     with pytest.raises(ValueError, match="precision"):
         Trainer(config(1, precision="fp8"), qm9, tmp_path)
