@@ -146,6 +146,25 @@ def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     return torch.relu(expected - allowed).sum(1).mean()
 
 
+def isolated_atoms(fake: DenseGraph) -> Tensor:
+    r"""Expected number of atoms without a bond to another atom, mean over graphs (a scalar,
+    minimized by the generator; 0 for a one-hot graph without isolated atoms).
+
+    With :math:`a_i = 1 - p(X_i = \text{no atom})` and the expected number of bonds from
+    atom ``i`` to atoms, :math:`\mathbb{E}[d_i] = \sum_{j} (1 - p(A_{ij} = \text{none}))\, a_j`:
+
+    .. math::
+        L_{iso} = \mathbb{E}_G \Big[\sum_i a_i \max(0, 1 - \mathbb{E}[d_i])\Big].
+
+    An isolated atom makes a molecule of several fragments; no training molecule of QM9
+    with two or more heavy atoms has one. A training-time term; samples are never corrected.
+    """
+    atom = 1.0 - fake.x[..., 0]  # [B, N]
+    bonded = 1.0 - fake.adj[..., 0]  # [B, N, N]
+    degree = (bonded * atom.unsqueeze(1)).sum(2)  # [B, N]; the diagonal is "none"
+    return (atom * torch.relu(1.0 - degree)).sum(1).mean()
+
+
 def combined_generator_loss(wgan: Tensor, predicted_reward: Tensor, lam: float) -> Tensor:
     r"""MolGAN's generator objective with RL, a scalar:
 

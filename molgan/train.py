@@ -30,7 +30,7 @@ from molgan.distributed import barrier, init_from_env, local_device
 from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
-                         mode_seeking_loss, valence_excess)
+                         isolated_atoms, mode_seeking_loss, valence_excess)
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
@@ -78,6 +78,9 @@ class TrainConfig:
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     valence_penalty: float = 1.0
     """Weight of the expected-valence excess (loss.valence_excess) in the generator loss."""
+    isolation_penalty: float = 0.0
+    """Weight of the expected number of isolated atoms (loss.isolated_atoms) in the
+    generator loss."""
     reward: str = ""
     """Comma-separated RL rewards (qed, logp, sa, validity, uniqueness; see molgan.reward),
     learned by a reward network; empty = none."""
@@ -443,6 +446,8 @@ class Trainer:
             if self.max_valence is not None:
                 loss = loss + self.config.train.valence_penalty * valence_excess(
                     fake, self.max_valence)
+            if self.config.train.isolation_penalty > 0:
+                loss = loss + self.config.train.isolation_penalty * isolated_atoms(fake)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()

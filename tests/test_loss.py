@@ -151,3 +151,26 @@ def test_valence_excess_counts_bond_order_above_the_allowed_valence_by_hand():
     adj[0, 0, 1] = adj[0, 1, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # triple bond
     # node 0 allowed 0.5*4 + 0.5*2 = 3 -> no excess; node 1 (O) allowed 2 -> excess 1
     assert valence_excess(DenseGraph(x, adj), table).item() == pytest.approx(1.0)
+
+
+def test_isolated_atoms_counts_atoms_without_a_bond_to_an_atom_by_hand():
+    from molgan.loss import isolated_atoms
+
+    x_idx = torch.tensor([[1, 1, 2, 1, 0]])  # C, C, O, C, one empty slot
+    adj_idx = torch.zeros(1, 5, 5, dtype=torch.long)
+    adj_idx[0, 0, 1] = adj_idx[0, 1, 0] = 1  # C-C; O (node 2) isolated
+    adj_idx[0, 3, 4] = adj_idx[0, 4, 3] = 1  # node 3 bonded only to the empty slot
+    assert isolated_atoms(one_hot_graph(x_idx, adj_idx, 3, 4)).item() == pytest.approx(2.0)
+    # soft: a half-present bond leaves half an isolated atom on each side; the term falls
+    # with the bond probability (its gradient pushes towards bonding)
+    x = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]])
+    bond = torch.tensor(0.5, requires_grad=True)
+    adj = torch.zeros(1, 2, 2, 4)
+    adj[..., 0] = 1.0
+    pair = torch.stack([1 - bond, bond, bond.new_zeros(()), bond.new_zeros(())])
+    adj = adj.index_put((torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([1, 0])),
+                        pair.expand(2, 4))
+    value = isolated_atoms(DenseGraph(x, adj))
+    assert value.item() == pytest.approx(1.0)
+    value.backward()
+    assert bond.grad.item() == pytest.approx(-2.0)
