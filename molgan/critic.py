@@ -15,7 +15,7 @@ from molgan.vocab import Vocab
 
 
 #: Kernels of the minibatch features (CriticConfig.minibatch_kernel_metric).
-KERNEL_METRICS = ("l1", "gaussian")
+KERNEL_METRICS = ("l1", "l2", "gaussian")
 
 
 @dataclass
@@ -44,8 +44,10 @@ class CriticConfig:
     """Projection size of each minibatch kernel."""
     minibatch_kernel_metric: str = "l1"
     """Kernel of the minibatch features: ``l1`` = :math:`\exp(-\lVert M_i - M_j \rVert_1)`
-    (Salimans et al.), ``gaussian`` = :math:`\exp(-\lVert M_i - M_j \rVert_2^2)`, computed
-    with batched matmuls (no ``[B, B, kernels, kernel_dim]`` tensor)."""
+    (Salimans et al.); ``l2`` = :math:`\exp(-(\sqrt{\lVert M_i - M_j \rVert_2^2 + c} -
+    \sqrt{c}))`, ``c = 0.01`` (an L2 distance smoothed at 0); ``gaussian`` =
+    :math:`\exp(-\lVert M_i - M_j \rVert_2^2)`. ``l2`` and ``gaussian`` are computed with
+    batched matmuls (no ``[B, B, kernels, kernel_dim]`` tensor)."""
     minibatch_others: int = 128
     """Batch-mates each graph is compared with at most: a larger batch is cut into near-equal
     blocks of consecutive graphs, so the feature's cost grows linearly with the batch size."""
@@ -119,12 +121,12 @@ class Critic(nn.Module):
         r"""``[B, F]``: each of ``m [B, ...]`` (from :meth:`_kernel_space`) compared with the
         ``S`` graphs of ``m_others [S, ...]``, summed over them: the mean absolute difference
         of representations (``F = 1``), or per kernel
-        :math:`\exp(-\lVert M_i - M_j \rVert_1)` or, with the ``gaussian`` metric,
-        :math:`\exp(-\lVert M_i - M_j \rVert_2^2)` (``F = kernels``)."""
+        :math:`\exp(-\lVert M_i - M_j \rVert_1)` or the ``l2`` / ``gaussian`` kernel of
+        ``minibatch_kernel_metric`` (``F = kernels``)."""
         if self.config.minibatch_kernels == 0:
             return (m.unsqueeze(1) - m_others.unsqueeze(0)).abs().mean(-1).sum(1, keepdim=True)
-        if self.config.minibatch_kernel_metric == "gaussian":
-            return _gaussian_kernel_sums(m, m_others)
+        if self.config.minibatch_kernel_metric != "l1":
+            return _euclidean_kernel_sums(m, m_others, self.config.minibatch_kernel_metric)
         return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1)).sum(1)
 
     def set_reference(self, x_idx: Tensor, adj_idx: Tensor) -> None:
@@ -286,20 +288,30 @@ class Critic(nn.Module):
         return values
 
 
-def _gaussian_kernel_sums(m: Tensor, m_others: Tensor) -> Tensor:
-    r"""``[B, K]``: :math:`\sum_s \exp(-\lVert m_{bk} - o_{sk} \rVert_2^2)` for ``m [B, K, D]``
-    and ``m_others [S, K, D]``. One batched matmul over the kernels gives every negated
-    squared distance, with augmented vectors :math:`[m, \lVert m \rVert^2, 1] \cdot
-    [2o, -1, -\lVert o \rVert^2] = -\lVert m - o \rVert^2`; no ``[B, S, K, D]`` tensor is built.
-    Computed in fp32 even under autocast: the expansion cancels badly in bf16 (rounding may
-    leave a distance of equal points slightly below 0; its kernel is then slightly above 1)."""
+#: ``c`` of the ``l2`` minibatch kernel :math:`\exp(-(\sqrt{d^2 + c} - \sqrt{c}))`.
+L2_KERNEL_SMOOTHING = 0.01
+
+
+def _euclidean_kernel_sums(m: Tensor, m_others: Tensor, metric: str) -> Tensor:
+    r"""``[B, K]``: :math:`\sum_s k(\lVert m_{bk} - o_{sk} \rVert_2^2)` for ``m [B, K, D]`` and
+    ``m_others [S, K, D]``, with ``k(d^2) = exp(-d^2)`` (``gaussian``) or
+    :math:`\exp(-(\sqrt{d^2 + c} - \sqrt{c}))` (``l2``). One batched matmul over the kernels
+    gives every squared distance, with augmented vectors :math:`[m, \lVert m \rVert^2, 1] \cdot
+    [-2o, 1, \lVert o \rVert^2] = \lVert m - o \rVert^2`; no ``[B, S, K, D]`` tensor is built.
+    Computed in fp32 even under autocast (the expansion cancels badly in bf16); rounding may
+    leave a squared distance of equal points slightly below 0, where it is clamped."""
     with torch.autocast(m.device.type, enabled=False):
         m, others = m.float().transpose(0, 1), m_others.float().transpose(0, 1)  # [K, B|S, D]
         ones_m, ones_o = m.new_ones(m.shape[:2] + (1,)), others.new_ones(others.shape[:2] + (1,))
         left = torch.cat([m, m.pow(2).sum(-1, keepdim=True), ones_m], dim=-1)
-        right = torch.cat([2 * others, -ones_o, -others.pow(2).sum(-1, keepdim=True)], dim=-1)
-        negated_squared = torch.bmm(left, right.transpose(1, 2))  # [K, B, S]
-        return torch.exp(negated_squared).sum(-1).t()
+        right = torch.cat([-2 * others, ones_o, others.pow(2).sum(-1, keepdim=True)], dim=-1)
+        squared = torch.bmm(left, right.transpose(1, 2)).clamp_min(0)  # [K, B, S]
+        if metric == "gaussian":
+            similarity = torch.exp(-squared)
+        else:
+            c = L2_KERNEL_SMOOTHING
+            similarity = torch.exp(c**0.5 - torch.sqrt(squared + c))
+        return similarity.sum(-1).t()
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:

@@ -211,7 +211,7 @@ def test_minibatch_distance_pipeline_scores_use_the_stored_reference_not_batch_m
     torch.testing.assert_close(clone.score_dense(*g), together)
 
 
-@pytest.mark.parametrize("metric", ["l1", "gaussian"])
+@pytest.mark.parametrize("metric", ["l1", "l2", "gaussian"])
 def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample(metric):
     torch.manual_seed(0)
     config = CriticConfig(minibatch_distance=True, minibatch_kernels=4, reference_size=2,
@@ -234,7 +234,7 @@ def test_minibatch_kernels_see_a_collapsed_batch_and_keep_gradients_per_sample(m
     torch.testing.assert_close(alone, together)
 
 
-@pytest.mark.parametrize("metric", ["l1", "gaussian"])
+@pytest.mark.parametrize("metric", ["l1", "l2", "gaussian"])
 def test_default_critic_is_permutation_invariant_in_training_and_pipeline_scores(metric):
     torch.manual_seed(0)
     config = CriticConfig(reference_size=2, minibatch_kernel_metric=metric)
@@ -270,14 +270,17 @@ def test_capped_batch_feature_compares_graphs_within_blocks_of_consecutive_graph
     assert grad[1:].abs().sum() == 0  # batch-mates still enter as constants
 
 
-def test_gaussian_kernels_match_the_pairwise_definition_and_reject_unknown_metrics():
+@pytest.mark.parametrize("metric", ["l2", "gaussian"])
+def test_euclidean_kernels_match_the_pairwise_definition_and_reject_unknown_metrics(metric):
     torch.manual_seed(0)
-    c = Critic(CriticConfig(minibatch_kernels=4, minibatch_kernel_metric="gaussian"),
+    c = Critic(CriticConfig(minibatch_kernels=4, minibatch_kernel_metric=metric),
                VOCAB).double()
     g = DenseGraph(*(t.double() for t in molecules()))
     h = c._embed_dense(*g)
     m = c._kernel_space(h)  # [3, 4, 8]
-    pairs = torch.exp(-(m.unsqueeze(1) - m.unsqueeze(0)).pow(2).sum(-1))  # [3, 3, 4]
+    squared = (m.unsqueeze(1) - m.unsqueeze(0)).pow(2).sum(-1)  # [3, 3, 4]
+    pairs = (torch.exp(-squared) if metric == "gaussian"
+             else torch.exp(0.1 - torch.sqrt(squared + 0.01)))
     expected = (pairs.sum(1) - 1) / 2  # mean over the two batch-mates
     torch.testing.assert_close(c._with_batch_feature(h)[:, -4:], expected)
     c.float()
@@ -286,4 +289,4 @@ def test_gaussian_kernels_match_the_pairwise_definition_and_reject_unknown_metri
     assert under_autocast.dtype == torch.float32
     torch.testing.assert_close(under_autocast.double(), expected, rtol=2e-2, atol=1e-3)
     with pytest.raises(ValueError, match="minibatch_kernel_metric"):
-        Critic(CriticConfig(minibatch_kernel_metric="l2"), VOCAB)
+        Critic(CriticConfig(minibatch_kernel_metric="cosine"), VOCAB)
