@@ -31,7 +31,8 @@ class CriticConfig:
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"minibatch_distance": False,
                                                        "minibatch_kernels": 0,
-                                                       "minibatch_kernel_metric": "l1"}
+                                                       "minibatch_kernel_metric": "l1",
+                                                       "minibatch_reduce": "mean"}
 
     pack: int = 1
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
@@ -48,6 +49,10 @@ class CriticConfig:
     \sqrt{c}))`, ``c = 0.01`` (an L2 distance smoothed at 0); ``gaussian`` =
     :math:`\exp(-\lVert M_i - M_j \rVert_2^2)`. ``l2`` and ``gaussian`` are computed with
     batched matmuls (no ``[B, B, kernels, kernel_dim]`` tensor)."""
+    minibatch_reduce: str = "mean"
+    """How each graph's comparisons with its batch-mates become its feature: ``mean`` over
+    them, or ``max`` (with kernels: the similarity to its nearest batch-mate, 1 for a
+    duplicate however large the batch)."""
     minibatch_others: int = 128
     """Batch-mates each graph is compared with at most: a larger batch is cut into near-equal
     blocks of consecutive graphs, so the feature's cost grows linearly with the batch size."""
@@ -95,6 +100,11 @@ class Critic(nn.Module):
         if config.minibatch_kernel_metric not in KERNEL_METRICS:
             raise ValueError(f"minibatch_kernel_metric must be one of {KERNEL_METRICS}, "
                              f"got {config.minibatch_kernel_metric!r}")
+        if config.minibatch_reduce not in ("mean", "max"):
+            raise ValueError(f"minibatch_reduce must be 'mean' or 'max', "
+                             f"got {config.minibatch_reduce!r}")
+        if config.minibatch_reduce == "max" and config.minibatch_kernels == 0:
+            raise ValueError("minibatch_reduce='max' needs minibatch_kernels > 0")
         if config.minibatch_distance and config.minibatch_kernels > 0:
             self.kernel_projection = nn.Linear(
                 config.critic_agg, config.minibatch_kernels * config.minibatch_kernel_dim,
@@ -117,17 +127,32 @@ class Critic(nn.Module):
         return self.kernel_projection(h).view(
             h.shape[0], self.config.minibatch_kernels, self.config.minibatch_kernel_dim)
 
-    def _similarity_sums(self, m: Tensor, m_others: Tensor) -> Tensor:
-        r"""``[B, F]``: each of ``m [B, ...]`` (from :meth:`_kernel_space`) compared with the
-        ``S`` graphs of ``m_others [S, ...]``, summed over them: the mean absolute difference
-        of representations (``F = 1``), or per kernel
-        :math:`\exp(-\lVert M_i - M_j \rVert_1)` or the ``l2`` / ``gaussian`` kernel of
-        ``minibatch_kernel_metric`` (``F = kernels``)."""
+    def _similarities(self, m: Tensor, m_others: Tensor) -> Tensor:
+        r"""``[B, S, F]``: each of ``m [B, ...]`` (from :meth:`_kernel_space`) compared with
+        each of the ``S`` graphs of ``m_others [S, ...]``: the mean absolute difference of
+        representations (``F = 1``), or per kernel :math:`\exp(-\lVert M_i - M_j \rVert_1)`
+        or the ``l2`` / ``gaussian`` kernel of ``minibatch_kernel_metric`` (``F = kernels``)."""
         if self.config.minibatch_kernels == 0:
-            return (m.unsqueeze(1) - m_others.unsqueeze(0)).abs().mean(-1).sum(1, keepdim=True)
+            return (m.unsqueeze(1) - m_others.unsqueeze(0)).abs().mean(-1, keepdim=True)
         if self.config.minibatch_kernel_metric != "l1":
-            return _euclidean_kernel_sums(m, m_others, self.config.minibatch_kernel_metric)
-        return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1)).sum(1)
+            return _euclidean_kernels(m, m_others, self.config.minibatch_kernel_metric)
+        return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1))
+
+    def _reduce_over_others(self, similarity: Tensor, exclude_self: bool) -> Tensor:
+        """``[B, F]`` from ``similarity [B, S, F]``: the mean or max over the others. With
+        ``exclude_self`` (batch-mates: graph ``i`` is other ``i``), each graph's comparison
+        with its own detached copy, a constant (distance 0, kernel 1) with zero gradient, is
+        left out: taken off the sum, or masked to 0 (below every kernel value) for the max."""
+        b, others = similarity.shape[:2]
+        if self.config.minibatch_reduce == "max":
+            if exclude_self:
+                itself = torch.eye(b, dtype=torch.bool, device=similarity.device).unsqueeze(-1)
+                similarity = similarity.masked_fill(itself, 0.0)
+            return similarity.amax(1)
+        if not exclude_self:
+            return similarity.mean(1)
+        itself = 0.0 if self.config.minibatch_kernels == 0 else 1.0
+        return (similarity.sum(1) - itself) / (others - 1)
 
     def set_reference(self, x_idx: Tensor, adj_idx: Tensor) -> None:
         """Store ``reference_size`` real graphs (index tensors ``[K, N]``, ``[K, N, N]``) as the
@@ -176,14 +201,15 @@ class Critic(nn.Module):
             reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
                                       adj.shape[-1], dtype=x.dtype)
             m_ref = self._kernel_space(self._embed_dense(*reference))
-            feature = self._similarity_sums(self._kernel_space(h), m_ref) / len(m_ref)
+            feature = self._reduce_over_others(
+                self._similarities(self._kernel_space(h), m_ref), exclude_self=False)
             h = torch.cat([h, feature.to(h.dtype)], dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     def _with_batch_feature(self, h: Tensor) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
         \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation (with kernels, the mean
-        of each kernel over the others, see :meth:`_similarity_sums`; beyond ``minibatch_others + 1``
+        of each kernel over the others, see :meth:`_similarities`, or their max with ``minibatch_reduce='max'``; beyond ``minibatch_others + 1``
         graphs, within near-equal blocks of consecutive graphs). A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
         only as constants (stop-gradient), so the gradient penalty stays per sample. Training
@@ -199,15 +225,10 @@ class Critic(nn.Module):
         return torch.cat([h, feature.to(h.dtype)], dim=1)
 
     def _block_feature(self, m: Tensor, m_others: Tensor) -> Tensor:
-        """``[b, F]``: each graph's mean comparison with the other graphs of its block. The
-        sum over the whole block includes the graph itself, whose comparison with its own
-        detached copy is a constant (distance 0, kernel 1) with zero gradient, and is taken
-        off again."""
-        b = m.shape[0]
-        if b < 2:
-            return m.new_zeros(b, self._num_batch_features())
-        itself = 0.0 if self.config.minibatch_kernels == 0 else 1.0
-        return (self._similarity_sums(m, m_others) - itself) / (b - 1)
+        """``[b, F]``: each graph's comparison with the other graphs of its block."""
+        if m.shape[0] < 2:
+            return m.new_zeros(m.shape[0], self._num_batch_features())
+        return self._reduce_over_others(self._similarities(m, m_others), exclude_self=True)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod
@@ -292,8 +313,8 @@ class Critic(nn.Module):
 L2_KERNEL_SMOOTHING = 0.01
 
 
-def _euclidean_kernel_sums(m: Tensor, m_others: Tensor, metric: str) -> Tensor:
-    r"""``[B, K]``: :math:`\sum_s k(\lVert m_{bk} - o_{sk} \rVert_2^2)` for ``m [B, K, D]`` and
+def _euclidean_kernels(m: Tensor, m_others: Tensor, metric: str) -> Tensor:
+    r"""``[B, S, K]``: :math:`k(\lVert m_{bk} - o_{sk} \rVert_2^2)` for ``m [B, K, D]`` and
     ``m_others [S, K, D]``, with ``k(d^2) = exp(-d^2)`` (``gaussian``) or
     :math:`\exp(-(\sqrt{d^2 + c} - \sqrt{c}))` (``l2``). One batched matmul over the kernels
     gives every squared distance, with augmented vectors :math:`[m, \lVert m \rVert^2, 1] \cdot
@@ -311,7 +332,7 @@ def _euclidean_kernel_sums(m: Tensor, m_others: Tensor, metric: str) -> Tensor:
         else:
             c = L2_KERNEL_SMOOTHING
             similarity = torch.exp(c**0.5 - torch.sqrt(squared + c))
-        return similarity.sum(-1).t()
+        return similarity.permute(1, 2, 0)
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:

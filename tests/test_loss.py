@@ -90,7 +90,8 @@ def test_mode_seeking_term_is_larger_when_different_latents_give_the_same_graph(
     {"minibatch_distance": True, "minibatch_kernels": 4},
     {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_others": 3},
     {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "gaussian"},
-    {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "l2"}])
+    {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "l2"},
+    {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_reduce": "max"}])
 def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_feature):
     from molgan.critic import Critic, CriticConfig
     from molgan.vocab import Vocab

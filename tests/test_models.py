@@ -290,3 +290,32 @@ def test_euclidean_kernels_match_the_pairwise_definition_and_reject_unknown_metr
     torch.testing.assert_close(under_autocast.double(), expected, rtol=2e-2, atol=1e-3)
     with pytest.raises(ValueError, match="minibatch_kernel_metric"):
         Critic(CriticConfig(minibatch_kernel_metric="cosine"), VOCAB)
+
+
+def test_max_reduction_sees_a_single_duplicate_that_the_mean_dilutes():
+    torch.manual_seed(0)
+    g = DenseGraph(*(t.double() for t in molecules()))
+    # four graphs: the three molecules and a copy of the first
+    batch = DenseGraph(torch.cat([g.x, g.x[:1]]), torch.cat([g.adj, g.adj[:1]]))
+    features = {}
+    weights = Critic(CriticConfig(minibatch_kernels=4, reference_size=2), VOCAB).state_dict()
+    for reduce in ("mean", "max"):
+        c = Critic(CriticConfig(minibatch_kernels=4, minibatch_reduce=reduce,
+                                reference_size=2), VOCAB).double()
+        c.load_state_dict(weights)
+        features[reduce] = c._with_batch_feature(c._embed_dense(*batch))[:, -4:]
+        if reduce == "max":
+            x = batch.x.clone().requires_grad_(True)
+            grad = torch.autograd.grad(c(x, batch.adj)[1], x)[0]
+            assert grad[[0, 2, 3]].abs().sum() == 0  # batch-mates enter as constants
+            x_idx, adj_idx = argmax_graph(g)
+            c.set_reference(x_idx[:2], adj_idx[:2])
+            together = c.score_dense(*g)
+            alone = torch.cat([c.score_dense(g.x[i : i + 1], g.adj[i : i + 1])
+                               for i in range(3)])
+            torch.testing.assert_close(alone, together)
+    torch.testing.assert_close(features["max"][[0, 3]], torch.ones(2, 4, dtype=torch.float64))
+    assert (features["max"][1:3] < 1).all()
+    assert (features["mean"][[0, 3]] < 0.9).all()  # one duplicate among three batch-mates
+    with pytest.raises(ValueError, match="minibatch_reduce"):
+        Critic(CriticConfig(minibatch_kernels=0, minibatch_reduce="max"), VOCAB)
