@@ -37,7 +37,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_once(args: argparse.Namespace, train_args: list[str], seed: int) -> dict:
+def run_once(args: argparse.Namespace, train_args: list[str], seed: int, commit: str) -> dict:
+    """Train, sample and evaluate one seed; ``commit``: the code's commit, read at start."""
     out = Path(args.runs) / f"{args.name}-seed{seed}"
     command = ["train", "--out", str(out), "--seed", str(seed), "--eval-every", "1000000"]
     if args.steps:
@@ -65,7 +66,7 @@ def run_once(args: argparse.Namespace, train_args: list[str], seed: int) -> dict
         "wall_seconds": round(wall, 1), "samples": args.samples, "sample_seed": args.sample_seed,
         "decode": sampler.decode, "device": str(sampler.device),
         "threads": torch.get_num_threads(), "machine": platform.machine(),
-        "git_commit": git_commit(), "results": {k: result.get(k) for k in KEYS},
+        "git_commit": commit, "results": {k: result.get(k) for k in KEYS},
     }
 
 
@@ -85,9 +86,10 @@ def main() -> None:
     parser.add_argument("--results", default="docs/quality.jsonl")
     args, train_args = parser.parse_known_args()
     train_args = [a for a in train_args if a != "--"]
+    commit = git_commit()  # at start: the code this process imported (the tree may move on)
     lines = []
     for seed in range(args.first_seed, args.first_seed + args.repeats):
-        line = run_once(args, train_args, seed)
+        line = run_once(args, train_args, seed, commit)
         lines.append(line)
         with open(args.results, "a") as handle:
             handle.write(json.dumps(line) + "\n")
