@@ -1,7 +1,12 @@
 """Export a trained run as the model shipped inside the package (inference-only, a few MB).
 
     python scripts/export_pretrained.py RUN_DIR --eval RUN_DIR/eval.json \
-        --command "molgan train ..." --out molgan/pretrained/qm9.pt
+        --command "molgan train ..." --out molgan/pretrained/qm9.pt \
+        [--critic-from molgan/pretrained/qm9.pt]
+
+``--critic-from`` ships the critic (weights, config and its note) of another run or exported
+model beside this run's generator: a minibatch-kernel critic is a training device, not a
+pipeline scorer (docs/benchmarks.md, "The shipped critic").
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the exact command that trained it")
     parser.add_argument("--eval", default=None, help="molgan evaluate --json output to attach")
     parser.add_argument("--device", default="cpu", help="device it was trained on")
+    parser.add_argument("--critic-from", default=None,
+                        help="run dir, checkpoint or exported model whose critic to ship")
     args = parser.parse_args()
     bundle = load_checkpoint(args.run)
     add_missing_reference(bundle)
@@ -49,6 +56,15 @@ def main() -> None:
     if args.eval:
         metrics = json.loads(Path(args.eval).read_text())
         note["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    if args.critic_from:
+        donor = load_checkpoint(args.critic_from)
+        bundle["critic"], bundle["critic_config"] = donor["critic"], donor["critic_config"]
+        donor_note = donor.get("note", {})
+        for key in ("critic", "critic_note_from"):
+            if key in donor_note:
+                note[key] = donor_note[key]
+        note.setdefault("critic_note_from", {"path": str(args.critic_from),
+                                             "steps": int(donor["step"])})
     export_model(bundle, args.out, note)
     print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.2f} MB, step {note['steps']}")
 

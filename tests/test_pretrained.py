@@ -51,3 +51,31 @@ def test_score_pretrained_writes_every_row(tmp_path):
     scored = [r for r in rows if r["score"]]
     assert [r["smiles"] for r in scored] == ["CCO", "c1ccncc1", "O"]
     assert all(r["reason"] for r in rows if not r["score"])
+
+
+def test_export_ships_a_run_generator_beside_another_models_critic(qm9, tmp_path, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from molgan.checkpoint import load_checkpoint
+    from molgan.train import RunConfig, TrainConfig, Trainer
+
+    run = tmp_path / "run"
+    Trainer(RunConfig(TrainConfig(steps=1, batch_size=16, n_critic=1, eval_every=1000)),
+            qm9, run).fit()
+    shipped = Path(__file__).resolve().parents[1] / "molgan" / "pretrained" / "qm9.pt"
+    out = tmp_path / "model.pt"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export_pretrained.py"
+    monkeypatch.setattr(sys, "argv", ["export_pretrained.py", str(run), "--out", str(out),
+                                      "--command", "molgan train (test)",
+                                      "--critic-from", str(shipped)])
+    runpy.run_path(str(script), run_name="__main__")
+    exported, donor, trained = (load_checkpoint(p) for p in (out, shipped, run / "ckpt.pt"))
+    for key, value in donor["critic"].items():
+        torch.testing.assert_close(exported["critic"][key], value)
+    for key, value in trained["generator"].items():
+        torch.testing.assert_close(exported["generator"][key], value)
+    assert exported["critic_config"] == donor["critic_config"]
+    assert exported["note"]["critic"] == donor["note"]["critic"]
+    assert Critic.from_checkpoint(out).config.minibatch_distance is False
