@@ -82,10 +82,10 @@ def flops_per_iteration(trainer: Trainer) -> float:
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
           cache_dir: str | None, fused: bool = True, adam: str = "foreach",
           data_source: str = "qm9", precision: str = "fp32", recipe: str = "default",
-          compile_networks: bool = False) -> dict:
+          compile_networks: bool = False, n_critic: int = 5) -> dict:
     data = load_dataset(data_source, cache_dir=cache_dir)
     config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision,
-                                   compile=compile_networks))
+                                   compile=compile_networks, n_critic=n_critic))
     for field_name, value in RECIPES[recipe].items():
         section = config.train if hasattr(config.train, field_name) else config.critic
         setattr(section, field_name, value)
@@ -187,6 +187,9 @@ def main() -> None:
     parser.add_argument("--recipe", nargs="+", default=["default"], choices=tuple(RECIPES),
                         help="default (molgan train's defaults), molgan (MolGAN's plain one), "
                              "or the default with l1 / gaussian minibatch kernels")
+    parser.add_argument("--n-critic", type=int, default=5,
+                        help="critic updates per generator update (5: comparable with the "
+                             "tables in docs/benchmarks.md, whatever molgan train's default)")
     parser.add_argument("--compile", nargs="+", default=["off"], choices=("off", "on"),
                         help="torch.compile the scoring calls and the generator (TrainConfig)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
@@ -203,7 +206,7 @@ def main() -> None:
                 for r in args.recipe for c in args.compile]:
             result = bench(batch_size, args.device, args.windows, args.steps_per_window,
                            args.cache_dir, fused, adam, args.data, precision, recipe,
-                           compiled == "on")
+                           compiled == "on", args.n_critic)
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()
