@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from molgan.l1_kernel import l1_kernel_sums
 from molgan.layers import GraphAggregation, RelationalGraphConv
 from molgan.vocab import Vocab
 
@@ -44,7 +45,7 @@ class CriticConfig:
     minibatch_kernel_dim: int = 8
     """Projection size of each minibatch kernel."""
     minibatch_kernel_metric: str = "l1"
-    """Kernel of the minibatch features: ``l1`` = :math:`\exp(-\lVert M_i - M_j \rVert_1)`
+    r"""Kernel of the minibatch features: ``l1`` = :math:`\exp(-\lVert M_i - M_j \rVert_1)`
     (Salimans et al.); ``l2`` = :math:`\exp(-(\sqrt{\lVert M_i - M_j \rVert_2^2 + c} -
     \sqrt{c}))`, ``c = 0.01`` (an L2 distance smoothed at 0); ``gaussian`` =
     :math:`\exp(-\lVert M_i - M_j \rVert_2^2)`. ``l2`` and ``gaussian`` are computed with
@@ -120,7 +121,7 @@ class Critic(nn.Module):
         return max(1, self.config.minibatch_kernels)
 
     def _kernel_space(self, h: Tensor) -> Tensor:
-        """What the batch feature compares: ``h [B, D]`` itself, or with kernels the
+        r"""What the batch feature compares: ``h [B, D]`` itself, or with kernels the
         projections :math:`M = h\,T` as ``[B, kernels, kernel_dim]``."""
         if self.config.minibatch_kernels == 0:
             return h
@@ -137,6 +138,20 @@ class Critic(nn.Module):
         if self.config.minibatch_kernel_metric != "l1":
             return _euclidean_kernels(m, m_others, self.config.minibatch_kernel_metric)
         return torch.exp(-(m.unsqueeze(1) - m_others.unsqueeze(0)).abs().sum(-1))
+
+    def _compare_with_others(self, m: Tensor, m_others: Tensor, exclude_self: bool) -> Tensor:
+        """``[B, F]``: :meth:`_similarities` reduced over the others
+        (:meth:`_reduce_over_others`). The default L1 kernels with the mean take the fused
+        path of :mod:`molgan.l1_kernel` (same values and derivatives, no ``[B, S, K, D]``
+        tensor kept)."""
+        config = self.config
+        if (config.minibatch_kernels > 0 and config.minibatch_kernel_metric == "l1"
+                and config.minibatch_reduce == "mean"):
+            sums = l1_kernel_sums(m, m_others)
+            if not exclude_self:
+                return sums / m_others.shape[0]
+            return (sums - 1.0) / (m_others.shape[0] - 1)
+        return self._reduce_over_others(self._similarities(m, m_others), exclude_self)
 
     def _reduce_over_others(self, similarity: Tensor, exclude_self: bool) -> Tensor:
         """``[B, F]`` from ``similarity [B, S, F]``: the mean or max over the others. With
@@ -201,8 +216,8 @@ class Critic(nn.Module):
             reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
                                       adj.shape[-1], dtype=x.dtype)
             m_ref = self._kernel_space(self._embed_dense(*reference))
-            feature = self._reduce_over_others(
-                self._similarities(self._kernel_space(h), m_ref), exclude_self=False)
+            feature = self._compare_with_others(self._kernel_space(h), m_ref,
+                                                exclude_self=False)
             h = torch.cat([h, feature.to(h.dtype)], dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
@@ -228,7 +243,7 @@ class Critic(nn.Module):
         """``[b, F]``: each graph's comparison with the other graphs of its block."""
         if m.shape[0] < 2:
             return m.new_zeros(m.shape[0], self._num_batch_features())
-        return self._reduce_over_others(self._similarities(m, m_others), exclude_self=True)
+        return self._compare_with_others(m, m_others, exclude_self=True)
 
     # ---- pipeline use ----------------------------------------------------------------------
     @classmethod

@@ -41,7 +41,7 @@ class RelationalGraphConv(nn.Module):
         self.root.reset_parameters()
 
     def forward(self, h: Tensor, adj: Tensor, node_weight: Tensor) -> Tensor:
-        """Args: ``h [B, N, F]``, ``adj [B, N, N, R]``, ``node_weight [B, N]`` (1 = atom, 0 =
+        r"""Args: ``h [B, N, F]``, ``adj [B, N, N, R]``, ``node_weight [B, N]`` (1 = atom, 0 =
         padding; soft for relaxed graphs). Returns ``[B, N, F']``, zero on padded nodes.
 
         The batched matmul runs over the narrower side: project then aggregate

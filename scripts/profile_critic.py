@@ -2,10 +2,13 @@
 
     python scripts/profile_critic.py --batch-size 128 512 --kernels none l1 l2 --threads 1
     python scripts/profile_critic.py --batch-size 512 --kernels l1 --profile
+    python scripts/profile_critic.py --batch-size 128 512 --kernels l1 l1-autograd --threads 1
 
 A step is ``critic_loss`` (real and fake scored in one call, the penalty in another) plus
 backward and an Adam update, as in training; graphs are random softmax outputs of QM9's shapes
-(9 nodes, 9 atom types, 4 bond types), so no data is loaded. Prints the median of timed steps
+(9 nodes, 9 atom types, 4 bond types), so no data is loaded. ``l1`` is the default critic
+(fused L1 kernel, :mod:`molgan.l1_kernel`); ``l1-autograd`` the same critic with the kernel
+differentiated by plain autograd (the version before the fused one). Prints the median of timed steps
 after warm-up; ``--profile`` adds torch.profiler's table of the ops with the most self time.
 """
 
@@ -14,11 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from unittest import mock
 
 import torch
 
 from molgan.critic import Critic, CriticConfig
 from molgan.graph import DenseGraph
+from molgan.l1_kernel import l1_kernel_sums_autograd
 from molgan.loss import critic_loss
 from molgan.vocab import Vocab
 
@@ -32,7 +37,11 @@ def random_relaxed_graphs(batch: int, vocab: Vocab, generator: torch.Generator) 
 
 
 def time_critic_step(batch: int, kernels: str, steps: int, profile: bool) -> float:
-    """Median seconds of one critic step; ``kernels``: none (plain critic) or a kernel metric."""
+    """Median seconds of one critic step; ``kernels``: none (plain critic), a kernel metric,
+    or ``l1-autograd``."""
+    if kernels == "l1-autograd":
+        with mock.patch("molgan.critic.l1_kernel_sums", l1_kernel_sums_autograd):
+            return time_critic_step(batch, "l1", steps, profile)
     torch.manual_seed(0)
     vocab = Vocab.from_symbols(["C", "O", "N", "F", "N+", "O-", "C-", "N-"], max_atoms=9)
     config = (CriticConfig(minibatch_distance=False) if kernels == "none"
@@ -72,7 +81,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--kernels", nargs="+", default=["none", "l1", "l2"],
-                        choices=("none", "l1", "l2", "gaussian"))
+                        choices=("none", "l1", "l1-autograd", "l2", "gaussian"))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--profile", action="store_true")
