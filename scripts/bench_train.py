@@ -12,16 +12,19 @@ ceiling of the precision trained in).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
 import statistics
 import sys
 import time
+from unittest import mock
 
 import torch
 
 from molgan.dataset import load_dataset
+from molgan.l1_kernel import l1_kernel_sums_autograd
 from molgan.train import RunConfig, TrainConfig, Trainer
 
 
@@ -194,6 +197,9 @@ def main() -> None:
                         help="torch.compile the scoring calls and the generator (TrainConfig)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
                         help="precisions to time (bf16 = bfloat16 autocast of the matmuls)")
+    parser.add_argument("--l1-kernel", nargs="+", default=["fused"], choices=("fused", "autograd"),
+                        help="the L1 minibatch kernel: fused (molgan.l1_kernel) or "
+                             "differentiated by plain autograd (before/after comparisons)")
     parser.add_argument("--compare-unfused", action="store_true",
                         help="also time the unfused critic loss (separate real/fake calls)")
     args = parser.parse_args()
@@ -201,12 +207,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        for fused, adam, precision, recipe, compiled in [
-                (f, a, p, r, c) for f in variants for a in args.adam for p in args.precision
-                for r in args.recipe for c in args.compile]:
-            result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                           args.cache_dir, fused, adam, args.data, precision, recipe,
-                           compiled == "on", args.n_critic)
+        for fused, adam, precision, recipe, compiled, l1_kernel in [
+                (f, a, p, r, c, k) for f in variants for a in args.adam for p in args.precision
+                for r in args.recipe for c in args.compile for k in args.l1_kernel]:
+            with mock.patch("molgan.critic.l1_kernel_sums", l1_kernel_sums_autograd) \
+                    if l1_kernel == "autograd" else contextlib.nullcontext():
+                result = bench(batch_size, args.device, args.windows, args.steps_per_window,
+                               args.cache_dir, fused, adam, args.data, precision, recipe,
+                               compiled == "on", args.n_critic)
+            result["l1_kernel"] = l1_kernel
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()
