@@ -49,7 +49,8 @@ class CriticConfig:
     (Salimans et al.); ``l2`` = :math:`\exp(-(\sqrt{\lVert M_i - M_j \rVert_2^2 + c} -
     \sqrt{c}))`, ``c = 0.01`` (an L2 distance smoothed at 0); ``gaussian`` =
     :math:`\exp(-\lVert M_i - M_j \rVert_2^2)`. ``l2`` and ``gaussian`` are computed with
-    batched matmuls (no ``[B, B, kernels, kernel_dim]`` tensor)."""
+    batched matmuls, ``l1`` (with ``minibatch_reduce='mean'``) by :mod:`molgan.l1_kernel`: no
+    ``[B, B, kernels, kernel_dim]`` tensor is kept."""
     minibatch_reduce: str = "mean"
     """How each graph's comparisons with its batch-mates become its feature: ``mean`` over
     them, or ``max`` (with kernels: the similarity to its nearest batch-mate, 1 for a
