@@ -17,6 +17,8 @@ from molgan.vocab import Vocab
 
 #: Kernels of the minibatch features (CriticConfig.minibatch_kernel_metric).
 KERNEL_METRICS = ("l1", "l2", "gaussian")
+#: Roles of the graphs a bank critic compares with its banks (CriticConfig.minibatch_bank).
+BANK_ROLES = ("real", "fake")
 
 
 @dataclass
@@ -33,7 +35,9 @@ class CriticConfig:
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"minibatch_distance": False,
                                                        "minibatch_kernels": 0,
                                                        "minibatch_kernel_metric": "l1",
-                                                       "minibatch_reduce": "mean"}
+                                                       "minibatch_reduce": "mean",
+                                                       "minibatch_bank": 0,
+                                                       "minibatch_nearest": 16}
 
     pack: int = 1
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
@@ -61,6 +65,15 @@ class CriticConfig:
     reference_size: int = 256
     """With minibatch_distance: real graphs kept in the critic, against which pipeline scores
     (score, score_dense) measure the distance instead of batch-mates."""
+    minibatch_bank: int = 0
+    """With minibatch kernels: representations of this many recent real and fake graphs kept
+    in the critic (detached, ring buffers). Each scored graph gets ``kernels`` more features:
+    per kernel, the summed similarity to its ``minibatch_nearest`` nearest bank entries of
+    its role, scaled to the full bank: how many near-copies of it were seen recently, at a
+    scale no batch reaches (0 = off)."""
+    minibatch_nearest: int = 16
+    """With minibatch_bank: bank entries each graph is compared with (its nearest by L2
+    distance of the projections, one matmul; the kernel itself stays L1)."""
 
 
 class Critic(nn.Module):
@@ -93,7 +106,8 @@ class Critic(nn.Module):
         if config.pack < 1:
             raise ValueError(f"pack must be >= 1, got {config.pack}")
         mlp: list[nn.Module] = []
-        width = (config.critic_agg + self._num_batch_features()) * config.pack
+        width = (config.critic_agg + self._num_batch_features()
+                 + self._num_bank_features()) * config.pack
         for hidden in config.critic_mlp:
             mlp += [nn.Linear(width, hidden), nn.Tanh()]
             width = hidden
@@ -111,6 +125,14 @@ class Critic(nn.Module):
             self.kernel_projection = nn.Linear(
                 config.critic_agg, config.minibatch_kernels * config.minibatch_kernel_dim,
                 bias=False)
+        if config.minibatch_bank > 0:
+            if not (config.minibatch_distance and config.minibatch_kernels > 0):
+                raise ValueError("minibatch_bank needs minibatch_distance and minibatch_kernels")
+            if config.pack != 1:
+                raise ValueError("minibatch_bank needs pack=1")
+            self.register_buffer("bank", torch.zeros(len(BANK_ROLES), config.minibatch_bank,
+                                                     config.critic_agg))
+            self.register_buffer("bank_seen", torch.zeros(len(BANK_ROLES), dtype=torch.long))
         if config.minibatch_distance:
             k, n = config.reference_size, vocab.max_atoms
             self.register_buffer("reference_x", torch.zeros(k, n, dtype=torch.uint8))
@@ -120,6 +142,50 @@ class Critic(nn.Module):
         if not self.config.minibatch_distance:
             return 0
         return max(1, self.config.minibatch_kernels)
+
+    def _num_bank_features(self) -> int:
+        return self.config.minibatch_kernels if self.config.minibatch_bank > 0 else 0
+
+    def remember(self, role: str, h: Tensor) -> None:
+        """Push representations ``h [B, critic_agg]`` (from :meth:`embed`, detached here) of
+        ``role`` (``'real'`` or ``'fake'``) into its bank, overwriting the oldest entries."""
+        size = self.config.minibatch_bank
+        if size == 0:
+            raise ValueError("this critic has no bank (minibatch_bank=0)")
+        index = BANK_ROLES.index(role)
+        h = h.detach().float()[-size:]
+        positions = (self.bank_seen[index] + torch.arange(h.shape[0], device=h.device)) % size
+        self.bank[index, positions] = h
+        self.bank_seen[index] += h.shape[0]
+
+    def _bank_feature(self, m: Tensor, bank_h: Tensor) -> Tensor:
+        r"""``[b, kernels]``: per kernel ``k``, :math:`\frac{S}{n} \sum_{j \in \mathrm{near}(i)}
+        \exp(-\lVert M_{ik} - O_{jk} \rVert_1)` over the ``minibatch_nearest`` nearest (L2
+        distance over all kernels' projections together, one matmul) of the
+        ``n`` filled entries ``bank_h [n, critic_agg]`` (projected with the current
+        projection, ``O = h T``) and ``S = minibatch_bank``. Only ``M_i`` is differentiated:
+        the entries, their projections and the choice of the nearest are constants, so the
+        feature stays per sample and costs no backward through the bank."""
+        config = self.config
+        if bank_h.shape[0] == 0:
+            return m.new_zeros(m.shape[0], config.minibatch_kernels, dtype=torch.float32)
+        with torch.autocast(m.device.type, enabled=False):
+            m = m.float()
+            with torch.no_grad():  # the entries, their projections and the choice: constants
+                bank_m = self._kernel_space(bank_h.float())  # [n, K, D]
+                flat, bank_flat = m.flatten(1), bank_m.flatten(1)
+                # ||m - o||^2 over all kernels, up to the constant ||m||^2 of each row
+                ranking = bank_flat.pow(2).sum(1) - 2 * flat @ bank_flat.T  # [b, n]
+                k = min(config.minibatch_nearest, bank_h.shape[0])
+                neighbours = bank_m[ranking.topk(k, dim=1, largest=False).indices]  # [b, k, K, D]
+            distance = (m.unsqueeze(1) - neighbours).abs().sum(-1)  # [b, k, K]
+            similarity = torch.exp(-distance).sum(1)  # [b, K]
+            return similarity * (config.minibatch_bank / bank_h.shape[0])
+
+    def _filled_bank(self, role: str) -> Tensor:
+        index = BANK_ROLES.index(role)
+        filled = int(min(int(self.bank_seen[index]), self.config.minibatch_bank))
+        return self.bank[index, :filled]
 
     def _kernel_space(self, h: Tensor) -> Tensor:
         r"""What the batch feature compares: ``h [B, D]`` itself, or with kernels the
@@ -190,16 +256,27 @@ class Critic(nn.Module):
             h = conv(torch.cat([h, x], dim=-1) * weight, bonds, node_weight)
         return self.aggregate(torch.cat([h, x], dim=-1) * weight, node_weight)
 
-    def forward(self, x: Tensor, adj: Tensor, groups: int = 1) -> Tensor:
+    def forward(self, x: Tensor, adj: Tensor, groups: int = 1,
+                roles: Sequence[str] | None = None) -> Tensor:
         """Scores ``[B / pack]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or
         relaxed). With ``pack > 1`` (PacGAN), consecutive groups of ``pack`` graphs get one
         joint score: their representations are concatenated before the MLP. ``groups``: the
         batch is that many equal batches side by side (real and fake in one call): a
-        minibatch feature compares each graph only with its own batch."""
+        minibatch feature compares each graph only with its own batch. ``roles`` (one of
+        ``'real'``, ``'fake'`` per group; needed with ``minibatch_bank``): which bank each
+        group is compared with."""
         h = self._embed_dense(x, adj)
         if h.shape[0] % groups:
             raise ValueError(f"batch of {h.shape[0]} graphs cannot form {groups} groups")
-        h = torch.cat([self._with_batch_feature(part) for part in h.chunk(groups)])
+        parts = [self._with_batch_feature(part) for part in h.chunk(groups)]
+        if self.config.minibatch_bank > 0:
+            if roles is None or len(roles) != groups:
+                raise ValueError(f"a critic with a bank needs one role per group, got {roles!r}")
+            parts = [torch.cat([part, self._bank_feature(self._kernel_space(own),
+                                                         self._filled_bank(role)).to(part.dtype)],
+                               dim=1)
+                     for part, own, role in zip(parts, h.chunk(groups), roles)]
+        h = torch.cat(parts)
         pack = self.config.pack
         if h.shape[0] % pack:
             raise ValueError(f"batch of {h.shape[0]} graphs is not a multiple of pack={pack}")
@@ -216,10 +293,13 @@ class Critic(nn.Module):
 
             reference = one_hot_graph(self.reference_x, self.reference_adj, x.shape[-1],
                                       adj.shape[-1], dtype=x.dtype)
-            m_ref = self._kernel_space(self._embed_dense(*reference))
-            feature = self._compare_with_others(self._kernel_space(h), m_ref,
-                                                exclude_self=False)
-            h = torch.cat([h, feature.to(h.dtype)], dim=1)
+            h_ref = self._embed_dense(*reference)
+            m = self._kernel_space(h)
+            feature = self._compare_with_others(m, self._kernel_space(h_ref), exclude_self=False)
+            features = [h, feature.to(h.dtype)]
+            if self.config.minibatch_bank > 0:  # the reference set plays the bank too
+                features.append(self._bank_feature(m, h_ref).to(h.dtype))
+            h = torch.cat(features, dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
     def _with_batch_feature(self, h: Tensor) -> Tensor:
@@ -338,17 +418,25 @@ def _euclidean_kernels(m: Tensor, m_others: Tensor, metric: str) -> Tensor:
     Computed in fp32 even under autocast (the expansion cancels badly in bf16); rounding may
     leave a squared distance of equal points slightly below 0, where it is clamped."""
     with torch.autocast(m.device.type, enabled=False):
-        m, others = m.float().transpose(0, 1), m_others.float().transpose(0, 1)  # [K, B|S, D]
-        ones_m, ones_o = m.new_ones(m.shape[:2] + (1,)), others.new_ones(others.shape[:2] + (1,))
-        left = torch.cat([m, m.pow(2).sum(-1, keepdim=True), ones_m], dim=-1)
-        right = torch.cat([-2 * others, ones_o, others.pow(2).sum(-1, keepdim=True)], dim=-1)
-        squared = torch.bmm(left, right.transpose(1, 2)).clamp_min(0)  # [K, B, S]
+        squared = _squared_distances(m.float(), m_others.float())
         if metric == "gaussian":
             similarity = torch.exp(-squared)
         else:
             c = L2_KERNEL_SMOOTHING
             similarity = torch.exp(c**0.5 - torch.sqrt(squared + c))
         return similarity.permute(1, 2, 0)
+
+
+def _squared_distances(m: Tensor, others: Tensor) -> Tensor:
+    r"""``[K, B, S]``: :math:`\lVert m_{bk} - o_{sk} \rVert_2^2` for ``m [B, K, D]``,
+    ``others [S, K, D]``, by one batched matmul of augmented vectors
+    :math:`[m, \lVert m \rVert^2, 1] \cdot [-2o, 1, \lVert o \rVert^2]` (clamped at 0,
+    where rounding may leave equal points slightly below)."""
+    m, others = m.transpose(0, 1), others.transpose(0, 1)  # [K, B|S, D]
+    ones_m, ones_o = m.new_ones(m.shape[:2] + (1,)), others.new_ones(others.shape[:2] + (1,))
+    left = torch.cat([m, m.pow(2).sum(-1, keepdim=True), ones_m], dim=-1)
+    right = torch.cat([-2 * others, ones_o, others.pow(2).sum(-1, keepdim=True)], dim=-1)
+    return torch.bmm(left, right.transpose(1, 2)).clamp_min(0)
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:

@@ -362,10 +362,21 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.config.train.precision == "bf16")
 
-    @staticmethod
-    def _fp32_scores(network: torch.nn.Module) -> Callable[..., torch.Tensor]:
-        """``network``'s scores as fp32 (bf16 under autocast), for losses and norms."""
-        return lambda x, adj, *groups: network(x, adj, *groups).float()
+    def _fp32_scores(self, network: torch.nn.Module,
+                     roles: tuple[str, ...] = ()) -> Callable[..., torch.Tensor]:
+        """``network``'s scores as fp32 (bf16 under autocast), for losses and norms;
+        ``roles`` of the groups scored (``'real'``/``'fake'``) for a critic with a bank."""
+        options = {"roles": roles} if self.config.critic.minibatch_bank > 0 else {}
+        return lambda x, adj, *groups: network(x, adj, *groups, **options).float()
+
+    def _remember(self, real: DenseGraph, fake: DenseGraph) -> None:
+        """Push this critic step's real and fake representations into the critic's banks
+        (after its update; one forward pass without gradients)."""
+        if self.config.critic.minibatch_bank == 0:
+            return
+        with torch.no_grad(), self._autocast():
+            self.critic.remember("real", self.critic.embed(real.x, real.adj))
+            self.critic.remember("fake", self.critic.embed(fake.x, fake.adj))
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
         """One critic update; returns detached ``(loss, wasserstein, gp)``."""
@@ -376,13 +387,15 @@ class Trainer:
         epsilon = self._local(torch.rand(self.batches.batch_size // pack, generator=self.noise,
                                          device=self.device).repeat_interleave(pack))
         with self._autocast():
-            parts = critic_loss(self._fp32_scores(self.critic_ddp), real, fake,
-                                self.config.train.lambda_gp, fused=self.fused_loss, pack=pack,
-                                epsilon=epsilon, penalty_critic=self._fp32_scores(self.critic),
+            parts = critic_loss(self._fp32_scores(self.critic_ddp, ("real", "fake")), real,
+                                fake, self.config.train.lambda_gp, fused=self.fused_loss,
+                                pack=pack, epsilon=epsilon,
+                                penalty_critic=self._fp32_scores(self.critic, ("fake",)),
                                 grouped=self.config.critic.minibatch_distance)
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()
+        self._remember(real, fake)
         return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
 
     def reward_step(self, fake: DenseGraph) -> tuple[torch.Tensor, torch.Tensor]:
@@ -434,7 +447,7 @@ class Trainer:
             z = self._latents()
             with self._autocast():
                 fake = self._fake_batch(z, self.generator_ddp)
-                loss = generator_loss(self._fp32_scores(self.critic_frozen), fake)
+                loss = generator_loss(self._fp32_scores(self.critic_frozen, ("fake",)), fake)
             if self.reward_net is not None:
                 self.last_reward = self.reward_step(fake)
                 self.reward_net.requires_grad_(False)  # frozen for the RL term

@@ -169,6 +169,8 @@ RECIPES: dict[str, dict[str, object]] = {
     "molgan": {"minibatch_distance": False, "valence_penalty": 0.0},
     "l1-kernels": {"minibatch_kernel_metric": "l1"},
     "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
+    "bank-1024": {"minibatch_bank": 1024},
+    "bank-4096": {"minibatch_bank": 4096},
 }
 
 
