@@ -153,7 +153,7 @@ class Critic(nn.Module):
         if size == 0:
             raise ValueError("this critic has no bank (minibatch_bank=0)")
         index = BANK_ROLES.index(role)
-        h = h.detach().float()[-size:]
+        h = h.detach().to(self.bank.dtype)[-size:]
         positions = (self.bank_seen[index] + torch.arange(h.shape[0], device=h.device)) % size
         self.bank[index, positions] = h
         self.bank_seen[index] += h.shape[0]
@@ -168,11 +168,12 @@ class Critic(nn.Module):
         feature stays per sample and costs no backward through the bank."""
         config = self.config
         if bank_h.shape[0] == 0:
-            return m.new_zeros(m.shape[0], config.minibatch_kernels, dtype=torch.float32)
+            return m.new_zeros(m.shape[0], config.minibatch_kernels)
+        dtype = torch.promote_types(m.dtype, torch.float32)
         with torch.autocast(m.device.type, enabled=False):
-            m = m.float()
+            m = m.to(dtype)
             with torch.no_grad():  # the entries, their projections and the choice: constants
-                bank_m = self._kernel_space(bank_h.float())  # [n, K, D]
+                bank_m = self._kernel_space(bank_h.to(dtype))  # [n, K, D]
                 flat, bank_flat = m.flatten(1), bank_m.flatten(1)
                 # ||m - o||^2 over all kernels, up to the constant ||m||^2 of each row
                 ranking = bank_flat.pow(2).sum(1) - 2 * flat @ bank_flat.T  # [b, n]
@@ -265,13 +266,13 @@ class Critic(nn.Module):
         minibatch feature compares each graph only with its own batch. ``roles`` (one of
         ``'real'``, ``'fake'`` per group; needed with ``minibatch_bank``): which bank each
         group is compared with."""
+        if self.config.minibatch_bank > 0 and (roles is None or len(roles) != groups):
+            raise ValueError(f"a critic with a bank needs one role per group, got {roles!r}")
         h = self._embed_dense(x, adj)
         if h.shape[0] % groups:
             raise ValueError(f"batch of {h.shape[0]} graphs cannot form {groups} groups")
         parts = [self._with_batch_feature(part) for part in h.chunk(groups)]
         if self.config.minibatch_bank > 0:
-            if roles is None or len(roles) != groups:
-                raise ValueError(f"a critic with a bank needs one role per group, got {roles!r}")
             parts = [torch.cat([part, self._bank_feature(self._kernel_space(own),
                                                          self._filled_bank(role)).to(part.dtype)],
                                dim=1)

@@ -319,3 +319,50 @@ def test_max_reduction_sees_a_single_duplicate_that_the_mean_dilutes():
     assert (features["mean"][[0, 3]] < 0.9).all()  # one duplicate among three batch-mates
     with pytest.raises(ValueError, match="minibatch_reduce"):
         Critic(CriticConfig(minibatch_kernels=0, minibatch_reduce="max"), VOCAB)
+
+
+def bank_critic(bank=4, nearest=2):
+    torch.manual_seed(0)
+    config = CriticConfig(minibatch_kernels=4, reference_size=2, minibatch_bank=bank,
+                          minibatch_nearest=nearest)
+    return Critic(config, VOCAB).double()
+
+
+def test_bank_is_a_ring_buffer_per_role_saved_with_the_weights():
+    c = bank_critic(bank=4)
+    h = torch.arange(6 * 128, dtype=torch.float64).view(6, 128)
+    c.remember("fake", h[:3])
+    c.remember("fake", h[3:])  # 6 pushed into 4 slots: the oldest two overwritten
+    assert int(c.bank_seen[1]) == 6 and int(c.bank_seen[0]) == 0
+    kept = {int(row[0]) for row in c._filled_bank("fake")}
+    assert kept == {int(h[i, 0]) for i in (2, 3, 4, 5)}
+    assert c._filled_bank("real").shape == (0, 128)
+    clone = bank_critic(bank=4)
+    clone.load_state_dict(c.state_dict())
+    torch.testing.assert_close(clone._filled_bank("fake"), c._filled_bank("fake"))
+    with pytest.raises(ValueError, match="role per group"):
+        c(*molecules())
+    with pytest.raises(ValueError, match="minibatch_kernels"):
+        Critic(CriticConfig(minibatch_kernels=0, minibatch_bank=4), VOCAB)
+
+
+def test_bank_feature_counts_recent_copies_and_keeps_gradients_per_sample():
+    c = bank_critic(bank=8, nearest=3)
+    g = DenseGraph(*(t.double() for t in molecules()))
+    h = c.embed(*g).detach()
+    m = c._kernel_space(h)
+    empty = c._bank_feature(m, c._filled_bank("fake"))
+    torch.testing.assert_close(empty, torch.zeros(3, 4, dtype=torch.float64))
+    c.remember("fake", h[:1].repeat(2, 1))  # two recent copies of graph 0
+    feature = c._bank_feature(m, c._filled_bank("fake"))  # scaled by 8 / 2 filled entries
+    torch.testing.assert_close(feature[0], torch.full((4,), 2 * 8 / 2, dtype=torch.float64))
+    assert (feature[1:] < feature[0]).all()
+    x = g.x.clone().requires_grad_(True)
+    scores = c(x, g.adj, 1, roles=("fake",))
+    grad = torch.autograd.grad(scores[0], x)[0]
+    assert grad[0].abs().sum() > 0 and grad[1:].abs().sum() == 0
+    x_idx, adj_idx = argmax_graph(g)
+    c.set_reference(x_idx[:2], adj_idx[:2])  # pipeline scores: the reference set as the bank
+    together = c.score_dense(*g)
+    alone = torch.cat([c.score_dense(g.x[i : i + 1], g.adj[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(alone, together)

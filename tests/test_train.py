@@ -231,3 +231,22 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert restored.train.valence_penalty == 0.0
     fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
     assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
+
+
+def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
+    """The banks are critic buffers: saved in the checkpoint, so 6 + 6 steps equal 12."""
+    def bank_config(steps):
+        run = config(steps)
+        run.critic.minibatch_bank = 64
+        return run
+
+    straight = Trainer(bank_config(12), qm9, tmp_path / "straight")
+    straight.fit()
+    assert int(straight.critic.bank_seen[1]) == 12 * 2 * 16  # steps * n_critic * batch
+    Trainer(bank_config(6), qm9, tmp_path / "split").fit()
+    second = Trainer(bank_config(12), qm9, tmp_path / "split")
+    second.resume()
+    second.fit()
+    a, b = parameters(straight), parameters(second)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
