@@ -28,7 +28,7 @@ from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
 from molgan.distributed import barrier, init_from_env, local_device
 from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
-from molgan.graph import DenseGraph, one_hot_graph
+from molgan.graph import DenseGraph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
                          isolated_atoms, mode_seeking_loss, valence_excess)
 from molgan.reward_net import RewardNet
@@ -83,6 +83,10 @@ class TrainConfig:
     isolation_penalty: float = 0.0
     """Weight of the expected number of isolated atoms (loss.isolated_atoms) in the
     generator loss."""
+    real_smoothing: float = 0.0
+    """Label smoothing of the real graphs the critic sees, ``(1 - e) one_hot + e / C``
+    (graph.smooth_graph): the critic cannot tell real from fake by confidence alone, so the
+    generator need not saturate its logits (0 = off)."""
     reward: str = ""
     """Comma-separated RL rewards (qed, logp, sa, validity, uniqueness; see molgan.reward),
     learned by a reward network; empty = none."""
@@ -344,8 +348,9 @@ class Trainer:
         if index is None:
             index = self._local(self.batches.next())
         index = index.to(self.device)
-        return one_hot_graph(self.x_idx[index], self.adj_idx[index], self.vocab.num_atom_types,
-                             self.vocab.num_bond_types)
+        graph = one_hot_graph(self.x_idx[index], self.adj_idx[index], self.vocab.num_atom_types,
+                              self.vocab.num_bond_types)
+        return smooth_graph(graph, self.config.train.real_smoothing)
 
     def _latents(self) -> torch.Tensor:
         """This rank's slice of the global batch of latents."""

@@ -366,3 +366,20 @@ def test_bank_feature_counts_recent_copies_and_keeps_gradients_per_sample():
     together = c.score_dense(*g)
     alone = torch.cat([c.score_dense(g.x[i : i + 1], g.adj[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(alone, together)
+
+
+def test_smoothed_real_graphs_keep_argmax_symmetry_and_a_no_bond_diagonal():
+    from molgan.graph import smooth_graph
+
+    g = molecules()
+    s = smooth_graph(g, 0.1)
+    torch.testing.assert_close(s.x.sum(-1), torch.ones(3, 6))
+    torch.testing.assert_close(s.adj.sum(-1), torch.ones(3, 6, 6))
+    assert s.x[0, 0].tolist() == pytest.approx([0.1 / 7] + [0.9 + 0.1 / 7] + [0.1 / 7] * 5)
+    assert s.adj[0, 0, 1].tolist() == pytest.approx([0.025, 0.925, 0.025, 0.025])
+    diagonal = s.adj[:, torch.arange(6), torch.arange(6)]
+    torch.testing.assert_close(diagonal, g.adj[:, torch.arange(6), torch.arange(6)])
+    torch.testing.assert_close(s.adj, s.adj.transpose(1, 2))
+    for a, b in zip(argmax_graph(s), argmax_graph(g)):
+        assert torch.equal(a, b)
+    assert smooth_graph(g, 0.0) is g
