@@ -14,6 +14,9 @@ from molgan.vocab import Vocab
 Relaxation = Literal["softmax", "gumbel", "hard"]
 RELAXATIONS: tuple[str, ...] = ("softmax", "gumbel", "hard")
 
+#: Hidden-layer activations of the generator (GeneratorConfig.gen_activation).
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+
 #: Logit margin that pins the adjacency diagonal to "no bond" (finite, so no NaN in gradients).
 _DIAGONAL_MARGIN = 1e4
 
@@ -25,9 +28,12 @@ class GeneratorConfig:
     z_dim: int = 32
     """Latent size; ``z ~ N(0, I)``."""
     gen_hidden: tuple[int, ...] = (128, 256, 512)
-    """Widths of the MLP (tanh)."""
+    """Widths of the MLP."""
     gen_dropout: float = 0.0
     """Dropout after every hidden layer."""
+    gen_activation: str = "tanh"
+    """Activation of the hidden layers: ``tanh`` (MolGAN), ``relu`` or ``silu`` (which do
+    not saturate for large positive inputs)."""
 
 
 class Generator(nn.Module):
@@ -46,8 +52,11 @@ class Generator(nn.Module):
         self.num_bond_types = vocab.num_bond_types
         layers: list[nn.Module] = []
         width = config.z_dim
+        if config.gen_activation not in ACTIVATIONS:
+            raise ValueError(f"gen_activation must be one of {tuple(ACTIVATIONS)}, "
+                             f"got {config.gen_activation!r}")
         for hidden in config.gen_hidden:
-            layers += [nn.Linear(width, hidden), nn.Tanh()]
+            layers += [nn.Linear(width, hidden), ACTIVATIONS[config.gen_activation]()]
             if config.gen_dropout > 0:
                 layers.append(nn.Dropout(config.gen_dropout))
             width = hidden
