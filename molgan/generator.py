@@ -25,8 +25,8 @@ _DIAGONAL_MARGIN = 1e4
 class GeneratorConfig:
     """Generator hyperparameters (sizes ``N``, ``T``, ``Y`` come from the vocabulary)."""
 
-    z_dim: int = 32
-    """Latent size; ``z ~ N(0, I)``."""
+    z_dim: int = 128
+    """Latent size; ``z ~ N(0, I)`` (MolGAN: 32; 128 is the default recipe since stop 13)."""
     gen_hidden: tuple[int, ...] = (128, 256, 512)
     """Widths of the MLP."""
     gen_dropout: float = 0.0

@@ -90,7 +90,8 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
     config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision,
                                    compile=compile_networks, n_critic=n_critic))
     for field_name, value in RECIPES[recipe].items():
-        section = config.train if hasattr(config.train, field_name) else config.critic
+        section = next(part for part in (config.train, config.generator, config.critic)
+                       if hasattr(part, field_name))
         setattr(section, field_name, value)
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
     trainer.fused_loss = fused
@@ -166,7 +167,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
 RECIPES: dict[str, dict[str, object]] = {
     "default": {},
     # MolGAN's architecture and loss: no minibatch feature or valence term
-    "molgan": {"minibatch_distance": False, "valence_penalty": 0.0},
+    "molgan": {"minibatch_distance": False, "valence_penalty": 0.0, "z_dim": 32},
     "l1-kernels": {"minibatch_kernel_metric": "l1"},
     "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
     "bank-1024": {"minibatch_bank": 1024},

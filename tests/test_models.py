@@ -389,6 +389,6 @@ def test_smoothed_real_graphs_keep_argmax_symmetry_and_a_no_bond_diagonal():
 def test_generator_activation_is_configurable_and_checked(activation):
     g = Generator(GeneratorConfig(gen_activation=activation), VOCAB)
     assert sum(type(m).__name__.lower() == activation for m in g.mlp) == 3
-    assert g(torch.randn(2, 32)).adj.shape == (2, 6, 6, VOCAB.num_bond_types)
+    assert g(torch.randn(2, g.config.z_dim)).adj.shape == (2, 6, 6, VOCAB.num_bond_types)
     with pytest.raises(ValueError, match="gen_activation"):
         Generator(GeneratorConfig(gen_activation="gelu"), VOCAB)
