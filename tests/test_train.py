@@ -22,6 +22,19 @@ def parameters(trainer):
             **{f"d.{k}": v for k, v in trainer.critic.state_dict().items()}}
 
 
+def assert_trained_alike(a, b, run, steps, rtol, atol):
+    """Weights of two trainings that may differ only by float rounding. Adam amplifies
+    rounding where a gradient is near 0 (``m / sqrt(v)`` is then about +-1 either way), so
+    such an element can move up to ``lr`` per update the other way: at least 99.9% of the
+    elements of each tensor must agree to ``rtol`` / ``atol``, and every element to
+    ``2 * lr`` per update."""
+    updates = steps * run.train.n_critic
+    for key in a:
+        close = torch.isclose(b[key], a[key], rtol=rtol, atol=atol)
+        assert close.float().mean() >= 0.999, key
+        assert (b[key] - a[key]).abs().max() <= 2 * run.train.lr * updates, key
+
+
 def test_train_20_resume_20_equals_train_40(qm9, tmp_path):
     straight = Trainer(config(40), qm9, tmp_path / "straight")
     straight.fit()
@@ -157,15 +170,16 @@ def test_adam_implementations_give_the_same_training(qm9, tmp_path):
         trainer.fit()
         results.append(parameters(trainer))
     for other in results[1:]:
-        for key in results[0]:
-            torch.testing.assert_close(other[key], results[0][key], rtol=1e-5, atol=1e-6)
+        assert_trained_alike(results[0], other, config(3), 3, rtol=1e-5, atol=1e-6)
 
 
 def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp_path):
     trainers = {p: Trainer(config(1, batch_size=64, precision=p), qm9, tmp_path / p)
                 for p in ("fp32", "bf16")}
     parts = {p: [v.item() for v in t.critic_step()] for p, t in trainers.items()}
-    assert parts["bf16"] == pytest.approx(parts["fp32"], rel=1e-2)  # loss, W, penalty
+    # loss, W, penalty; W is a difference of mean scores of order 1, so bf16 rounding of
+    # the scores shows as an absolute error (up to 1e-3 here), however small W itself is
+    assert parts["bf16"] == pytest.approx(parts["fp32"], rel=1e-2, abs=1e-3)
     grads = {p: torch.cat([q.grad.flatten() for q in t.critic.parameters()])
              for p, t in trainers.items()}
     cosine = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
@@ -197,9 +211,8 @@ def test_compiled_networks_train_like_the_plain_ones(qm9, tmp_path):
         assert parts[True] == pytest.approx(parts[False], rel=1e-4, abs=1e-6)
         losses = {c: t.generator_step().item() for c, t in trainers.items()}
         assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-6)
-    a, b = parameters(trainers[False]), parameters(trainers[True])
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert_trained_alike(parameters(trainers[False]), parameters(trainers[True]), config(1), 2,
+                         rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_precision_is_rejected(qm9, tmp_path):
