@@ -23,8 +23,9 @@ differentiates it once more. For cotangents ``v_m [B, K, D]``, ``v_o [S, K, D]``
 .. math::  \partial g_{bk} = \sum_s s_{bsk} u_{bsk}, \qquad
            \partial m, \partial o \text{ as above with } W_{bsk} = g_{bk} s_{bsk} u_{bsk}.
 
-Computed in fp32 (fp64 for fp64 inputs), also under autocast. ``tests/test_l1_kernel.py`` checks values, gradients
-and second derivatives against plain autograd (``torch.autograd.gradgradcheck``).
+Computed in fp32 (fp64 for fp64 inputs), also under autocast. ``tests/test_l1_kernel.py``
+checks values, gradients and second derivatives against plain autograd
+(``torch.autograd.gradgradcheck``).
 """
 
 from __future__ import annotations
@@ -75,9 +76,15 @@ def _signed_sums(weight: Tensor, m: Tensor, others: Tensor) -> tuple[Tensor, Ten
     grad_others = torch.zeros_like(others)
     for rows in _row_blocks(m.shape[0], others):
         weighted = _block_signs(m[rows], others).mul_(weight[rows].unsqueeze(-1))
-        torch.neg(weighted.sum(1), out=grad_m[rows])
-        grad_others += weighted.sum(0)
+        _reduce_block(weighted, rows, grad_m, grad_others)
     return grad_m, grad_others
+
+
+def _reduce_block(weighted: Tensor, rows: slice, grad_m: Tensor, grad_others: Tensor) -> None:
+    """Add one block's :math:`W \sigma` ``[b, S, K, D]`` to both gradients: minus its sum over
+    the others into ``grad_m[rows]``, its sum over the block's rows onto ``grad_others``."""
+    torch.neg(weighted.sum(1), out=grad_m[rows])
+    grad_others += weighted.sum(0)
 
 
 class _L1KernelSums(torch.autograd.Function):
@@ -124,6 +131,5 @@ class _L1KernelSumsGrad(torch.autograd.Function):
             projected = difference.mul_(signs).sum(-1).mul_(similarity[rows])  # s u [b, S, K]
             torch.sum(projected, 1, out=grad_grad[rows])
             weighted = signs.mul_(projected.mul_(grad[rows].unsqueeze(1)).unsqueeze(-1))
-            torch.neg(weighted.sum(1), out=grad_m[rows])
-            grad_others += weighted.sum(0)
+            _reduce_block(weighted, rows, grad_m, grad_others)
         return grad_grad, grad_m, grad_others, None
