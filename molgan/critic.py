@@ -31,6 +31,14 @@ class CriticConfig:
     """Width of the aggregated graph representation."""
     critic_mlp: tuple[int, ...] = (128, 64)
     """Widths of the MLP on the graph representation (tanh)."""
+    critic_pool: str = "sum"
+    """Node reduction of the gated aggregation: ``sum`` (MolGAN) or ``mean`` (divided by the
+    soft number of atoms)."""
+    spectral_norm: bool = False
+    """Spectral normalization (Miyato et al. 2018) of every linear map of the critic: each
+    weight divided by its largest singular value (one power iteration per forward pass in
+    training). The relational weights of all bond types are normalized as one stacked
+    matrix. The gradient penalty stays on."""
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"minibatch_distance": False,
                                                        "minibatch_kernels": 0,
@@ -102,7 +110,7 @@ class Critic(nn.Module):
             convs.append(RelationalGraphConv(width + t, out, relations))
             width = out
         self.convs = nn.ModuleList(convs)
-        self.aggregate = GraphAggregation(width + t, config.critic_agg)
+        self.aggregate = GraphAggregation(width + t, config.critic_agg, config.critic_pool)
         if config.pack < 1:
             raise ValueError(f"pack must be >= 1, got {config.pack}")
         mlp: list[nn.Module] = []
@@ -137,6 +145,10 @@ class Critic(nn.Module):
             k, n = config.reference_size, vocab.max_atoms
             self.register_buffer("reference_x", torch.zeros(k, n, dtype=torch.uint8))
             self.register_buffer("reference_adj", torch.zeros(k, n, n, dtype=torch.uint8))
+        if config.spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, nn.Linear):
+                    nn.utils.parametrizations.spectral_norm(module)
 
     def _num_batch_features(self) -> int:
         if not self.config.minibatch_distance:

@@ -34,6 +34,12 @@ class GeneratorConfig:
     gen_activation: str = "tanh"
     """Activation of the hidden layers: ``tanh`` (MolGAN), ``relu`` or ``silu`` (which do
     not saturate for large positive inputs)."""
+    gen_valence_mask: bool = False
+    """Valence-aware decoding inside the generator: a bond order above what either atom of
+    the pair allows (by the argmax atom types of the same forward pass) gets the logit
+    ``-1e4``, so neither the critic nor the decoder ever sees it (e.g. no double bond to F,
+    no bond at all to an empty slot). Per bond, not per atom: an atom's bonds may still add
+    up past its valence."""
 
 
 class Generator(nn.Module):
@@ -68,6 +74,12 @@ class Generator(nn.Module):
         diagonal[torch.arange(n), torch.arange(n), 1:] = -_DIAGONAL_MARGIN
         self.register_buffer("diagonal_bias", diagonal, persistent=False)
         self.register_buffer("off_diagonal", (1 - torch.eye(n)).unsqueeze(-1), persistent=False)
+        if config.gen_valence_mask:
+            from molgan.chem import max_valences
+
+            self.register_buffer("max_valence", torch.tensor(max_valences(vocab)),
+                                 persistent=False)
+            self.register_buffer("bond_orders", torch.arange(y), persistent=False)
 
     def forward(self, z: Tensor) -> DenseGraph:
         """``z [B, Z]`` -> logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``."""
@@ -77,7 +89,20 @@ class Generator(nn.Module):
         adj = (adj + adj.transpose(1, 2)) * 0.5
         adj = adj * self.off_diagonal + self.diagonal_bias
         x = self.to_x(h).view(b, n, self.num_atom_types)
+        if self.config.gen_valence_mask:
+            adj = self._mask_bond_orders(x, adj)
         return DenseGraph(x, adj)
+
+    def _mask_bond_orders(self, x: Tensor, adj: Tensor) -> Tensor:
+        r"""Logits ``adj [B, N, N, Y]`` with bond order ``y`` set to ``-1e4`` wherever
+        :math:`y > \min(\mathrm{maxval}_{t_i}, \mathrm{maxval}_{t_j})`, ``t = argmax x [B, N, T]``
+        (``maxval`` 0 for "no atom"). The mask is a constant: no gradient flows through the
+        argmax, and the masked logits get none. "No bond" (order 0) is never masked."""
+        with torch.no_grad():
+            cap = self.max_valence[x.argmax(-1)]  # [B, N]
+            pair_cap = torch.minimum(cap.unsqueeze(2), cap.unsqueeze(1))  # [B, N, N]
+            forbidden = self.bond_orders > pair_cap.unsqueeze(-1)  # [B, N, N, Y]
+        return adj.masked_fill(forbidden, -_DIAGONAL_MARGIN)
 
     def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None) -> Tensor:

@@ -81,7 +81,7 @@ def _signed_sums(weight: Tensor, m: Tensor, others: Tensor) -> tuple[Tensor, Ten
 
 
 def _reduce_block(weighted: Tensor, rows: slice, grad_m: Tensor, grad_others: Tensor) -> None:
-    """Add one block's :math:`W \sigma` ``[b, S, K, D]`` to both gradients: minus its sum over
+    r"""Add one block's :math:`W \sigma` ``[b, S, K, D]`` to both gradients: minus its sum over
     the others into ``grad_m[rows]``, its sum over the block's rows onto ``grad_others``."""
     torch.neg(weighted.sum(1), out=grad_m[rows])
     grad_others += weighted.sum(0)

@@ -67,21 +67,33 @@ class RelationalGraphConv(nn.Module):
                 f"num_relations={self.num_relations})")
 
 
+#: Node reductions of the gated aggregation (CriticConfig.critic_pool).
+POOLS: tuple[str, ...] = ("sum", "mean")
+
+
 class GraphAggregation(nn.Module):
-    r"""Gated sum over nodes (Li et al. 2016, as in MolGAN).
+    r"""Gated sum (or mean) over nodes (Li et al. 2016, as in MolGAN).
 
     .. math::
-        g = \tanh\Big(\sum_i m_i\, \mathrm{sigmoid}(W_i h_i + b_i) \odot \tanh(W_j h_i + b_j)\Big)
+        g = \tanh\Big(\frac{1}{Z} \sum_i m_i\, \mathrm{sigmoid}(W_i h_i + b_i) \odot
+        \tanh(W_j h_i + b_j)\Big)
+
+    with :math:`Z = 1` for ``pool='sum'`` (MolGAN) and :math:`Z = \max(\sum_i m_i, 1)` (the
+    soft number of atoms) for ``pool='mean'``.
 
     Args:
         in_channels: ``F`` of the node features.
         out_channels: ``F'`` of the graph representation.
+        pool: ``sum`` or ``mean``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, pool: str = "sum") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.pool = pool
         self.gate = nn.Linear(in_channels, out_channels)
         self.value = nn.Linear(in_channels, out_channels)
 
@@ -92,7 +104,11 @@ class GraphAggregation(nn.Module):
     def forward(self, h: Tensor, node_weight: Tensor) -> Tensor:
         """``h [B, N, F]``, ``node_weight [B, N]`` -> ``[B, F']``."""
         gated = torch.sigmoid(self.gate(h)) * torch.tanh(self.value(h))
-        return torch.tanh((gated * node_weight.unsqueeze(-1)).sum(1))
+        pooled = (gated * node_weight.unsqueeze(-1)).sum(1)
+        if self.pool == "mean":
+            pooled = pooled / node_weight.sum(1, keepdim=True).clamp_min(1.0)
+        return torch.tanh(pooled)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+                f"pool={self.pool!r})")

@@ -75,7 +75,12 @@ class TrainConfig:
     relax: str = "softmax"
     """Relaxation of generated graphs for the critic: softmax, gumbel or hard."""
     temperature: float = 1.0
-    """Softmax / Gumbel-softmax temperature."""
+    """Softmax / Gumbel-softmax temperature (the first, with temperature_end)."""
+    temperature_end: float | None = None
+    """With a value: the temperature goes geometrically from ``temperature`` to this one over
+    ``temperature_steps`` generator steps, then stays (None = constant)."""
+    temperature_steps: int = 1000
+    """Generator steps of the temperature schedule (with temperature_end)."""
     decode: str = "argmax"
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max)."""
     mode_seeking: float = 0.0
@@ -262,6 +267,9 @@ class Trainer:
         self.critic = Critic(config.critic, self.vocab).to(self.device)
         self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
         self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
+        if tc.temperature <= 0 or (tc.temperature_end is not None and tc.temperature_end <= 0):
+            raise ValueError(f"temperatures must be positive, got {tc.temperature} and "
+                             f"{tc.temperature_end}")
         if tc.batch_size % config.critic.pack:
             raise ValueError(f"batch_size {tc.batch_size} is not a multiple of pack "
                              f"{config.critic.pack}")
@@ -362,7 +370,18 @@ class Trainer:
         tc = self.config.train
         logits = generator(z)
         logits = DenseGraph(logits.x.float(), logits.adj.float())  # fp32 under bf16 autocast
-        return relax(logits, tc.relax, tc.temperature, generator=self.noise)
+        return relax(logits, tc.relax, self.temperature(), generator=self.noise)
+
+    def temperature(self, step: int | None = None) -> float:
+        r"""Relaxation temperature after ``step`` generator steps (default: now):
+        :math:`\tau_0 (\tau_1 / \tau_0)^{\min(1, s / S)}` with ``tau_0 = temperature``,
+        ``tau_1 = temperature_end``, ``S = temperature_steps``; ``tau_0`` without an end."""
+        tc = self.config.train
+        if tc.temperature_end is None:
+            return tc.temperature
+        step = self.step if step is None else step
+        progress = min(1.0, step / max(tc.temperature_steps, 1))
+        return tc.temperature * (tc.temperature_end / tc.temperature) ** progress
 
     def _autocast(self) -> Any:
         """bfloat16 autocast of the forward computations when ``precision='bf16'``."""
@@ -665,6 +684,8 @@ class Trainer:
                               "wasserstein": means[1], "gp": means[2],
                               "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
+                    if tc.temperature_end is not None:
+                        record["temperature"] = round(self.temperature(), 6)
                     if self.reward_net is not None:
                         record.update(loss_r=means[4], reward=means[5],
                                       rl=self.rl_active(self.step - 1),

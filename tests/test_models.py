@@ -392,3 +392,78 @@ def test_generator_activation_is_configurable_and_checked(activation):
     assert g(torch.randn(2, g.config.z_dim)).adj.shape == (2, 6, 6, VOCAB.num_bond_types)
     with pytest.raises(ValueError, match="gen_activation"):
         Generator(GeneratorConfig(gen_activation="gelu"), VOCAB)
+
+
+def test_mean_pool_divides_the_gated_sum_by_the_soft_number_of_atoms():
+    torch.manual_seed(0)
+    total, mean = GraphAggregation(5, 7, "sum"), GraphAggregation(5, 7, "mean")
+    mean.load_state_dict(total.state_dict())
+    h = torch.randn(3, 4, 5, dtype=torch.float64)
+    weight = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0.5, 0.25, 0.0, 0.0]],
+                          dtype=torch.float64)
+    total, mean = total.double(), mean.double()
+    atoms = weight.sum(1, keepdim=True).clamp_min(1.0)
+    expected = torch.tanh(torch.atanh(total(h, weight)) / atoms)
+    torch.testing.assert_close(mean(h, weight), expected)
+    with pytest.raises(ValueError, match="pool"):
+        GraphAggregation(5, 7, "max")
+
+
+@pytest.mark.parametrize("options", [{"critic_pool": "mean"}, {"spectral_norm": True}])
+def test_pool_and_spectral_norm_keep_the_critic_permutation_invariant_and_per_graph(options):
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=False, **options), VOCAB).double().eval()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    perm = torch.tensor([4, 2, 0, 5, 1, 3])
+    together = c(*g)
+    torch.testing.assert_close(c(g.x[:, perm], g.adj[:, perm][:, :, perm]), together)
+    torch.testing.assert_close(c(g.x[1:2], g.adj[1:2])[0], together[1])
+
+
+def test_spectral_norm_bounds_every_linear_map_and_keeps_the_penalty_differentiable():
+    from molgan.loss import critic_loss
+
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=False, spectral_norm=True), VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    for _ in range(200):  # power iterations run in training forward passes
+        c(*g)
+    linears = [m for m in c.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 * 2 + 2 + 3  # two convolutions, aggregation, MLP
+    for module in linears:
+        assert torch.linalg.matrix_norm(module.weight, ord=2).item() == pytest.approx(1, abs=1e-2)
+    fake = DenseGraph(torch.softmax(torch.randn_like(g.x), -1),
+                      torch.softmax(torch.randn_like(g.adj), -1))
+    parts = critic_loss(c, g, fake, 10.0, epsilon=torch.full((3,), 0.3, dtype=torch.float64))
+    parts.loss.backward()
+    grads = [p.grad for p in c.parameters() if p.requires_grad]
+    assert grads and all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    state = c.state_dict()
+    assert any(key.endswith("_u") for key in state)  # power-iteration vectors are saved
+    restored = Critic(CriticConfig(minibatch_distance=False, spectral_norm=True), VOCAB).double()
+    restored.load_state_dict(state)
+    torch.testing.assert_close(restored.eval()(*g), c.eval()(*g))
+
+
+def test_valence_mask_forbids_bond_orders_above_either_atoms_valence():
+    from molgan.chem import max_valences
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(z_dim=8, gen_hidden=(16, 32), gen_valence_mask=True)
+    masked = Generator(config, VOCAB)
+    plain = Generator(GeneratorConfig(z_dim=8, gen_hidden=(16, 32)), VOCAB)
+    plain.load_state_dict(masked.state_dict())  # the mask adds no weights
+    with torch.no_grad():  # bias the bond logits towards triple bonds everywhere
+        masked.to_adj.bias.view(-1, VOCAB.num_bond_types)[:, 3] += 5.0
+        plain.to_adj.bias.copy_(masked.to_adj.bias)
+    z = torch.randn(64, 8)
+    x_idx, adj_idx = argmax_graph(masked(z))
+    cap = torch.tensor(max_valences(VOCAB))[x_idx.long()]
+    assert (adj_idx <= torch.minimum(cap[:, :, None], cap[:, None, :])).all()
+    assert (adj_idx[x_idx == 0].sum() == 0)  # no bond to an empty slot
+    _, plain_adj = argmax_graph(plain(z))
+    assert (plain_adj == 3).any()  # without the mask the same weights make triple bonds
+    assert (adj_idx == 3).any()  # between atoms that allow them (C, N), the mask keeps them
+    logits = masked(z)
+    logits.adj[logits.adj <= -1e3].sum().backward()
+    assert masked.to_adj.weight.grad.abs().sum() == 0  # masked logits carry no gradient

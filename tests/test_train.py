@@ -263,3 +263,39 @@ def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
     a, b = parameters(straight), parameters(second)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_temperature_schedule_is_geometric_logged_and_resumes(qm9, tmp_path):
+    run = config(8, temperature=2.0, temperature_end=0.5, temperature_steps=4, log_every=2)
+    trainer = Trainer(run, qm9, tmp_path)
+    assert [trainer.temperature(s) for s in (0, 2, 4, 8)] == pytest.approx([2.0, 1.0, 0.5, 0.5])
+    assert Trainer(config(1), qm9, tmp_path / "constant").temperature(100) == 1.0
+    trainer.fit()
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["temperature"] for r in logged] == pytest.approx(
+        [2.0 * 0.25 ** (s / 4) if s < 4 else 0.5 for s in (2, 4, 6, 8)])
+    resumed = Trainer(run, qm9, tmp_path)
+    resumed.resume()
+    assert resumed.temperature() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="positive"):
+        Trainer(config(1, temperature_end=0.0), qm9, tmp_path / "bad")
+
+
+def test_valence_mask_spectral_norm_and_mean_pool_train_and_resume_exactly(qm9, tmp_path):
+    def run(steps):
+        r = config(steps)
+        r.generator.gen_valence_mask = True
+        r.critic.spectral_norm = True
+        r.critic.critic_pool = "mean"
+        return r
+
+    straight = Trainer(run(6), qm9, tmp_path / "straight")
+    straight.fit()
+    Trainer(run(3), qm9, tmp_path / "split").fit()
+    second = Trainer(run(6), qm9, tmp_path / "split")
+    second.resume()
+    second.fit()
+    a, b = parameters(straight), parameters(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
