@@ -39,7 +39,8 @@ class GeneratorConfig:
     the pair allows (by the argmax atom types of the same forward pass) gets the logit
     ``-1e4``, so neither the critic nor the decoder ever sees it (e.g. no double bond to F,
     no bond at all to an empty slot). Per bond, not per atom: an atom's bonds may still add
-    up past its valence."""
+    up past its valence. With ``--decode sample`` the mask follows the argmax atom types,
+    not the drawn ones."""
 
 
 class Generator(nn.Module):
