@@ -35,19 +35,25 @@ def assert_trained_alike(a, b, run, steps, rtol, atol):
         assert (b[key] - a[key]).abs().max() <= 2 * run.train.lr * updates, key
 
 
-def test_train_20_resume_20_equals_train_40(qm9, tmp_path):
-    straight = Trainer(config(40), qm9, tmp_path / "straight")
+def train_straight_and_resumed(make_run, steps, data, tmp_path):
+    """Train ``make_run(steps)`` in one go and in two halves (``--resume`` between them);
+    assert both end with identical weights and return ``(straight, resumed)`` trainers."""
+    straight = Trainer(make_run(steps), data, tmp_path / "straight")
     straight.fit()
-    first = Trainer(config(20), qm9, tmp_path / "split")
-    first.fit()
-    second = Trainer(config(40), qm9, tmp_path / "split")
-    second.resume()
-    assert second.step == 20
-    second.fit()
-    a, b = parameters(straight), parameters(second)
+    Trainer(make_run(steps // 2), data, tmp_path / "split").fit()
+    resumed = Trainer(make_run(steps), data, tmp_path / "split")
+    resumed.resume()
+    assert resumed.step == steps // 2
+    resumed.fit()
+    a, b = parameters(straight), parameters(resumed)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    return straight, resumed
+
+
+def test_train_20_resume_20_equals_train_40(qm9, tmp_path):
+    train_straight_and_resumed(config, 40, qm9, tmp_path)
     steps = [json.loads(line)["step"]
              for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [5, 10, 15, 20, 25, 30, 35, 40]
@@ -253,16 +259,8 @@ def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
         run.critic.minibatch_bank = 64
         return run
 
-    straight = Trainer(bank_config(12), qm9, tmp_path / "straight")
-    straight.fit()
+    straight, _ = train_straight_and_resumed(bank_config, 12, qm9, tmp_path)
     assert int(straight.critic.bank_seen[1]) == 12 * 2 * 16  # steps * n_critic * batch
-    Trainer(bank_config(6), qm9, tmp_path / "split").fit()
-    second = Trainer(bank_config(12), qm9, tmp_path / "split")
-    second.resume()
-    second.fit()
-    a, b = parameters(straight), parameters(second)
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
 def test_temperature_schedule_is_geometric_logged_and_resumes(qm9, tmp_path):
@@ -289,13 +287,4 @@ def test_valence_mask_spectral_norm_and_mean_pool_train_and_resume_exactly(qm9, 
         r.critic.critic_pool = "mean"
         return r
 
-    straight = Trainer(run(6), qm9, tmp_path / "straight")
-    straight.fit()
-    Trainer(run(3), qm9, tmp_path / "split").fit()
-    second = Trainer(run(6), qm9, tmp_path / "split")
-    second.resume()
-    second.fit()
-    a, b = parameters(straight), parameters(second)
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    train_straight_and_resumed(run, 6, qm9, tmp_path)
