@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,9 @@ _DIAGONAL_MARGIN = 1e4
 class GeneratorConfig:
     """Generator hyperparameters (sizes ``N``, ``T``, ``Y`` come from the vocabulary)."""
 
+    #: What runs saved before a field existed used (see checkpoint.build_config).
+    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"gen_valence_mask": False}
+
     z_dim: int = 128
     """Latent size; ``z ~ N(0, I)`` (MolGAN: 32; 128 is the default recipe since stop 13)."""
     gen_hidden: tuple[int, ...] = (128, 256, 512)
@@ -34,8 +37,9 @@ class GeneratorConfig:
     gen_activation: str = "tanh"
     """Activation of the hidden layers: ``tanh`` (MolGAN), ``relu`` or ``silu`` (which do
     not saturate for large positive inputs)."""
-    gen_valence_mask: bool = False
-    """Valence-aware decoding inside the generator: a bond order above what either atom of
+    gen_valence_mask: bool = True
+    """Valence-aware decoding inside the generator (the default recipe since stop 14: more
+    single-fragment molecules, docs/benchmarks.md): a bond order above what either atom of
     the pair allows (by the argmax atom types of the same forward pass) gets the logit
     ``-1e4``, so neither the critic nor the decoder ever sees it (e.g. no double bond to F,
     no bond at all to an empty slot). Per bond, not per atom: an atom's bonds may still add

@@ -451,7 +451,8 @@ def test_valence_mask_forbids_bond_orders_above_either_atoms_valence():
     torch.manual_seed(0)
     config = GeneratorConfig(z_dim=8, gen_hidden=(16, 32), gen_valence_mask=True)
     masked = Generator(config, VOCAB)
-    plain = Generator(GeneratorConfig(z_dim=8, gen_hidden=(16, 32)), VOCAB)
+    plain = Generator(GeneratorConfig(z_dim=8, gen_hidden=(16, 32), gen_valence_mask=False),
+                      VOCAB)
     plain.load_state_dict(masked.state_dict())  # the mask adds no weights
     with torch.no_grad():  # bias the bond logits towards triple bonds everywhere
         masked.to_adj.bias.view(-1, VOCAB.num_bond_types)[:, 3] += 5.0

@@ -248,8 +248,10 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert restored.critic.minibatch_distance is False
     assert restored.critic.minibatch_kernels == 0
     assert restored.train.valence_penalty == 0.0
+    assert restored.generator.gen_valence_mask is False
     fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
     assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
+    assert fresh.generator.gen_valence_mask is True
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
