@@ -166,8 +166,10 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
 #: Config fields each recipe sets on top of the defaults of ``molgan train``.
 RECIPES: dict[str, dict[str, object]] = {
     "default": {},
-    # MolGAN's architecture and loss: no minibatch feature or valence term
-    "molgan": {"minibatch_distance": False, "valence_penalty": 0.0, "z_dim": 32},
+    # MolGAN's architecture and loss: no minibatch feature, valence term or valence mask
+    "molgan": {"minibatch_distance": False, "valence_penalty": 0.0, "z_dim": 32,
+               "gen_valence_mask": False},
+    "no-valence-mask": {"gen_valence_mask": False},
     "l1-kernels": {"minibatch_kernel_metric": "l1"},
     "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
     "bank-1024": {"minibatch_bank": 1024},
