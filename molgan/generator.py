@@ -17,8 +17,9 @@ RELAXATIONS: tuple[str, ...] = ("softmax", "gumbel", "hard")
 #: Hidden-layer activations of the generator (GeneratorConfig.gen_activation).
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
 
-#: Logit margin that pins the adjacency diagonal to "no bond" (finite, so no NaN in gradients).
-_DIAGONAL_MARGIN = 1e4
+#: Logit margin that pins the adjacency diagonal to "no bond" and, with the valence mask,
+#: rules out forbidden bond orders (finite, so no NaN in gradients).
+_MASKED_LOGIT = 1e4
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Generator(nn.Module):
         self.to_adj = nn.Linear(width, n * n * y)
         self.to_x = nn.Linear(width, n * t)
         diagonal = torch.zeros(n, n, y)
-        diagonal[torch.arange(n), torch.arange(n), 1:] = -_DIAGONAL_MARGIN
+        diagonal[torch.arange(n), torch.arange(n), 1:] = -_MASKED_LOGIT
         self.register_buffer("diagonal_bias", diagonal, persistent=False)
         self.register_buffer("off_diagonal", (1 - torch.eye(n)).unsqueeze(-1), persistent=False)
         if config.gen_valence_mask:
@@ -107,7 +108,7 @@ class Generator(nn.Module):
             cap = self.max_valence[x.argmax(-1)]  # [B, N]
             pair_cap = torch.minimum(cap.unsqueeze(2), cap.unsqueeze(1))  # [B, N, N]
             forbidden = self.bond_orders > pair_cap.unsqueeze(-1)  # [B, N, N, Y]
-        return adj.masked_fill(forbidden, -_DIAGONAL_MARGIN)
+        return adj.masked_fill(forbidden, -_MASKED_LOGIT)
 
     def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None) -> Tensor:
