@@ -125,6 +125,46 @@ def mode_seeking_loss(fake: DenseGraph, z: Tensor, eps: float = 1e-5) -> Tensor:
     return (1.0 / (d_graph / d_z + eps)).mean()
 
 
+def diversity_sensitive_loss(fake: DenseGraph, z: Tensor, tau: float) -> Tensor:
+    r"""Diversity-sensitive regularizer (Yang et al. 2019, DSGAN), minimized by the generator.
+
+    With the batch split into pairs, :math:`d_G` the mean absolute difference of the two
+    relaxed graphs (``x`` and ``adj`` together) and :math:`d_z` that of the latents (as in
+    :func:`mode_seeking_loss`), the term is :math:`-\mathbb{E}[\min(d_G / d_z, \tau)]`.
+    Unlike the mode-seeking term it is bounded (below by :math:`-\tau`) and stops pushing a
+    pair apart once its graphs differ enough, so it cannot blow up when two latents give the
+    same graph.
+    """
+    half = z.shape[0] // 2
+    if half == 0:
+        return z.new_zeros(())
+    d_graph = ((fake.x[:half] - fake.x[half : 2 * half]).abs().flatten(1).mean(1)
+               + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
+    d_z = (z[:half] - z[half : 2 * half]).abs().mean(1)
+    return -(d_graph / d_z).clamp(max=tau).mean()
+
+
+def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tensor:
+    r"""Confidence in the graphs the generator repeats, weighted per graph; minimized by it.
+
+    For relaxed ``fake`` (probabilities, ``x [B, N, T]``, ``adj [B, N, N, Y]``) the
+    log-probability of each graph's own argmax decoding is
+
+    .. math::
+        \ell_b = \sum_i \log \max_t p(X_{bi} = t) + \sum_{i<j} \log \max_y p(A_{bij} = y),
+
+    and the term is :math:`\frac{1}{B}\sum_b w_b \ell_b` with constant weights
+    ``weights [B]`` (:func:`molgan.repeats.repeat_weights`: zero for graphs not made too
+    often). Lowering :math:`\ell_b` moves probability off the repeated graph until its argmax
+    changes, to whichever graph the critic then favours.
+    """
+    n = fake.adj.shape[1]
+    rows, cols = torch.triu_indices(n, n, offset=1, device=fake.adj.device)
+    log_x = fake.x.amax(-1).float().clamp(min=eps).log().sum(1)
+    log_adj = fake.adj[:, rows, cols].amax(-1).float().clamp(min=eps).log().sum(1)
+    return (weights.detach() * (log_x + log_adj)).mean()
+
+
 def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     r"""Expected bond order above each atom's allowed valence, summed over nodes, mean over
     graphs (a scalar, minimized by the generator; 0 for a valid one-hot graph).

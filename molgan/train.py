@@ -28,9 +28,11 @@ from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
 from molgan.distributed import barrier, init_from_env, local_device
 from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
-from molgan.graph import DenseGraph, one_hot_graph, smooth_graph
+from molgan.graph import DenseGraph, argmax_graph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
-                         isolated_atoms, mode_seeking_loss, valence_excess)
+                         diversity_sensitive_loss, isolated_atoms, mode_seeking_loss,
+                         repeat_penalty, valence_excess)
+from molgan.repeats import RepeatMemory, graph_keys, repeat_weights
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
@@ -85,6 +87,20 @@ class TrainConfig:
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
+    diversity_sensitive: float = 0.0
+    """Weight of the bounded diversity-sensitive term (Yang et al. 2019,
+    loss.diversity_sensitive_loss) in the generator loss; 0 = off."""
+    diversity_tau: float = 0.5
+    """Bound tau of the diversity-sensitive term: pairs whose graph distance per unit of latent
+    distance exceeds it are not pushed further apart."""
+    repeat_penalty: float = 0.0
+    """Weight of the repeat penalty (loss.repeat_penalty): the generator's confidence in the
+    graphs it made more than repeat_threshold times among its last repeat_window samples
+    (molgan.repeats); 0 = off."""
+    repeat_window: int = 32768
+    """Generated graphs the repeat memory remembers (about 256 generator steps at batch 128)."""
+    repeat_threshold: float = 4.0
+    """Times a graph may occur in the repeat window before it is penalized."""
     valence_penalty: float = 1.0
     """Weight of the expected-valence excess (loss.valence_excess) in the generator loss."""
     isolation_penalty: float = 0.0
@@ -303,6 +319,12 @@ class Trainer:
             self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
                                             dtype=torch.float32)
         self._init_reward(config, train)
+        if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
+            raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
+                             f"got {tc.diversity_tau} and {tc.repeat_threshold}")
+        self.repeats = (RepeatMemory(tc.repeat_window, self.device) if tc.repeat_penalty > 0
+                        else None)
+        self.last_repeated = torch.zeros((), device=self.device)  # share of the batch penalized
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -482,8 +504,18 @@ class Trainer:
                 with self._autocast():
                     predicted = self.reward_net(*fake).float()
                 loss = combined_generator_loss(loss, predicted, self.config.train.lambda_rl)
-            if self.config.train.mode_seeking > 0:
-                loss = loss + self.config.train.mode_seeking * mode_seeking_loss(fake, z)
+            tc = self.config.train
+            if tc.mode_seeking > 0:
+                loss = loss + tc.mode_seeking * mode_seeking_loss(fake, z)
+            if tc.diversity_sensitive > 0:
+                loss = loss + tc.diversity_sensitive * diversity_sensitive_loss(
+                    fake, z, tc.diversity_tau)
+            if self.repeats is not None:
+                with torch.no_grad():
+                    counts = self.repeats.push_and_count(graph_keys(*argmax_graph(fake)))
+                    weights = repeat_weights(counts, tc.repeat_threshold)
+                    self.last_repeated = (weights > 0).float().mean()
+                loss = loss + tc.repeat_penalty * repeat_penalty(fake, weights)
             if self.max_valence is not None:
                 loss = loss + self.config.train.valence_penalty * valence_excess(
                     fake, self.max_valence)
@@ -517,6 +549,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "rng": rng,
             **self._reward_state(),
+            **({"repeats": self.repeats.state()} if self.repeats is not None else {}),
         }
 
     def _reward_state(self) -> dict[str, Any]:
@@ -538,6 +571,8 @@ class Trainer:
                                  "added when resuming")
             self.reward_net.load_state_dict(bundle["reward_net"])
             self.opt_r.load_state_dict(bundle["opt_r"])
+        if self.repeats is not None and "repeats" in bundle:
+            self.repeats.load_state(bundle["repeats"])  # absent: the memory starts empty
         self.step = int(bundle["step"])
         rng = bundle["rng"]
         torch.set_rng_state(rng["torch"].cpu())
@@ -650,7 +685,8 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        sums = torch.zeros(6, device=self.device)  # loss_d, wasserstein, gp, loss_g, loss_r, reward
+        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated
+        sums = torch.zeros(7, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -664,7 +700,8 @@ class Trainer:
                     loss_d, wasserstein, gp = self.critic_step()
                 loss_g = self.generator_step()
                 self.step += 1
-                sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward])
+                sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
+                                     self.last_repeated])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -686,6 +723,8 @@ class Trainer:
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
                     if tc.temperature_end is not None:
                         record["temperature"] = round(self.temperature(), 6)
+                    if self.repeats is not None:
+                        record["repeated"] = round(means[6], 4)
                     if self.reward_net is not None:
                         record.update(loss_r=means[4], reward=means[5],
                                       rl=self.rl_active(self.step - 1),
