@@ -176,3 +176,39 @@ def test_isolated_atoms_counts_atoms_without_a_bond_to_an_atom_by_hand():
     assert value.item() == pytest.approx(1.0)
     value.backward()
     assert bond.grad.item() == pytest.approx(-2.0)
+
+
+def test_diversity_sensitive_term_is_bounded_and_rewards_different_graphs():
+    from molgan.loss import diversity_sensitive_loss
+
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    same = DenseGraph(torch.full((8, 3, 2), 0.5), torch.full((8, 3, 3, 2), 0.5))
+    assert diversity_sensitive_loss(same, z, tau=0.5) == 0
+    varied = random_graphs(b=8, n=3, t=2, y=2, seed=5)
+    half = 4
+    d_graph = ((varied.x[:half] - varied.x[half:]).abs().flatten(1).mean(1)
+               + (varied.adj[:half] - varied.adj[half:]).abs().flatten(1).mean(1))
+    ratio = d_graph / (z[:half] - z[half:]).abs().mean(1)
+    torch.testing.assert_close(diversity_sensitive_loss(varied, z, tau=10.0), -ratio.mean())
+    tau = float(ratio.min()) / 2  # every pair past the bound: the term is -tau, no gradient
+    x = varied.x.clone().requires_grad_(True)
+    clipped = diversity_sensitive_loss(DenseGraph(x, varied.adj), z, tau=tau)
+    clipped.backward()
+    assert clipped.item() == pytest.approx(-tau) and x.grad.abs().sum() == 0
+
+
+def test_repeat_penalty_by_hand_and_its_gradient_lowers_the_repeated_graphs_confidence():
+    from molgan.loss import repeat_penalty
+
+    x = torch.tensor([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.5, 0.5]]])  # [2, 2, 2]
+    adj = torch.zeros(2, 2, 2, 3)
+    adj[:, 0, 1] = adj[:, 1, 0] = torch.tensor([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]])
+    adj[:, 0, 0] = adj[:, 1, 1] = torch.tensor([1.0, 0.0, 0.0])  # the diagonal is not counted
+    weights = torch.tensor([2.0, 0.0])
+    expected = 2.0 * (math.log(0.9) + math.log(0.8) + math.log(0.7)) / 2
+    assert repeat_penalty(DenseGraph(x, adj), weights).item() == pytest.approx(expected)
+    logits = torch.randn(2, 2, 2, requires_grad=True)
+    repeat_penalty(DenseGraph(logits.softmax(-1), adj), weights).backward()
+    top = logits.argmax(-1, keepdim=True)
+    assert bool((logits.grad.gather(-1, top)[0] > 0).all())  # descent lowers the argmax logit
+    assert logits.grad[1].abs().sum() == 0  # weight 0: untouched
