@@ -77,7 +77,8 @@ class CriticLoss(NamedTuple):
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
                 generator: torch.Generator | None = None, fused: bool = True,
                 pack: int = 1, epsilon: Tensor | None = None,
-                penalty_critic: CriticFn | None = None, grouped: bool = False) -> CriticLoss:
+                penalty_critic: CriticFn | None = None, grouped: bool = False,
+                fake_weights: Tensor | None = None) -> CriticLoss:
     """The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -89,6 +90,12 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     (measured: 1.5x the FLOPs and slower). ``penalty_critic`` (default ``critic``) computes the
     penalty: the same network, unwrapped, when ``critic`` is a DistributedDataParallel wrapper
     (DDP supports ``backward`` but not the ``autograd.grad`` of the penalty).
+
+    ``fake_weights [B / pack]`` (constants, mean 1) weight the fake scores in the critic's
+    objective, :math:`\frac{1}{B}\sum_b v_b D(\tilde G_b)` instead of the plain mean: the
+    critic then treats over-weighted fakes as more of the fake distribution than one batch
+    shows (used to tell it which graphs the generator repeats across batches, see
+    molgan.repeats). The reported Wasserstein estimate stays unweighted.
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     if fused:
@@ -96,11 +103,13 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
         both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
         scores = critic(*both, 2) if grouped else critic(*both)
         s_real, s_fake = scores.split(b // pack)
-        wasserstein = s_real.mean() - s_fake.mean()
     else:
-        wasserstein = critic(*real).mean() - critic(*fake).mean()
+        s_real, s_fake = critic(*real), critic(*fake)
+    wasserstein = s_real.mean() - s_fake.mean()
+    objective = wasserstein if fake_weights is None else (
+        s_real.mean() - (s_fake * fake_weights.detach()).mean())
     penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon)
-    return CriticLoss(-wasserstein + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
+    return CriticLoss(-objective + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

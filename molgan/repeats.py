@@ -71,6 +71,10 @@ class RepeatMemory:
         slots = (self.position + torch.arange(kept.shape[0], device=keys.device)) % window
         self.keys[slots] = kept
         self.position = (self.position + kept.shape[0]) % window
+        return self.count(keys)
+
+    def count(self, keys: Tensor) -> Tensor:
+        """``[B]`` counts of ``keys [B]`` among the remembered keys (nothing is added)."""
         return (keys.unsqueeze(1) == self.keys.unsqueeze(0)).sum(1)
 
     def state(self) -> dict[str, Any]:

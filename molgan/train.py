@@ -97,6 +97,11 @@ class TrainConfig:
     """Weight of the repeat penalty (loss.repeat_penalty): the generator's confidence in the
     graphs it made more than repeat_threshold times among its last repeat_window samples
     (molgan.repeats); 0 = off."""
+    repeat_critic: float = 0.0
+    """Weight of the repeat memory in the critic's objective: each fake's score counts
+    ``1 + repeat_critic * w`` times (w = loss.repeat_weights of its count; normalized to mean
+    1 over the batch), so the critic learns to score low where the generator repeats itself
+    and the generator's gradient, from the critic, leads away from there (0 = off)."""
     repeat_window: int = 32768
     """Generated graphs the repeat memory remembers (about 256 generator steps at batch 128)."""
     repeat_threshold: float = 4.0
@@ -322,8 +327,8 @@ class Trainer:
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
-        self.repeats = (RepeatMemory(tc.repeat_window, self.device) if tc.repeat_penalty > 0
-                        else None)
+        self.repeats = (RepeatMemory(tc.repeat_window, self.device)
+                        if tc.repeat_penalty > 0 or tc.repeat_critic > 0 else None)
         self.last_repeated = torch.zeros((), device=self.device)  # share of the batch penalized
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
@@ -439,12 +444,26 @@ class Trainer:
                                 fake, self.config.train.lambda_gp, fused=self.fused_loss,
                                 pack=pack, epsilon=epsilon,
                                 penalty_critic=self._fp32_scores(self.critic, ("fake",)),
-                                grouped=self.config.critic.minibatch_distance)
+                                grouped=self.config.critic.minibatch_distance,
+                                fake_weights=self._repeat_critic_weights(fake))
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()
         self._remember(real, fake)
         return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
+
+    def _repeat_critic_weights(self, fake: DenseGraph) -> torch.Tensor | None:
+        """Per-fake weights ``[B]`` of the critic objective from the repeat memory (see
+        TrainConfig.repeat_critic), mean 1; None when off."""
+        tc = self.config.train
+        if self.repeats is None or tc.repeat_critic == 0:
+            return None
+        if self.config.critic.pack > 1:
+            raise ValueError("repeat_critic does not support pack > 1")
+        with torch.no_grad():
+            counts = self.repeats.count(graph_keys(*argmax_graph(fake)))
+            weights = 1 + tc.repeat_critic * repeat_weights(counts, tc.repeat_threshold)
+            return weights / weights.mean()
 
     def reward_step(self, fake: DenseGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """One reward-network update on a real batch and ``fake`` (relaxed, detached here).
@@ -515,7 +534,8 @@ class Trainer:
                     counts = self.repeats.push_and_count(graph_keys(*argmax_graph(fake)))
                     weights = repeat_weights(counts, tc.repeat_threshold)
                     self.last_repeated = (weights > 0).float().mean()
-                loss = loss + tc.repeat_penalty * repeat_penalty(fake, weights)
+                if tc.repeat_penalty > 0:
+                    loss = loss + tc.repeat_penalty * repeat_penalty(fake, weights)
             if self.max_valence is not None:
                 loss = loss + self.config.train.valence_penalty * valence_excess(
                     fake, self.max_valence)

@@ -212,3 +212,21 @@ def test_repeat_penalty_by_hand_and_its_gradient_lowers_the_repeated_graphs_conf
     top = logits.argmax(-1, keepdim=True)
     assert bool((logits.grad.gather(-1, top)[0] > 0).all())  # descent lowers the argmax logit
     assert logits.grad[1].abs().sum() == 0  # weight 0: untouched
+
+
+def test_fake_weights_reweight_the_critic_objective_but_not_the_reported_estimate():
+    critic = LinearCritic()
+    real, fake = random_graphs(seed=0), random_graphs(seed=1)
+    epsilon = torch.rand(4, generator=torch.Generator().manual_seed(2))
+    plain = critic_loss(critic, real, fake, epsilon=epsilon)
+    weights = torch.tensor([3.0, 1.0, 0.0, 0.0])
+    weighted = critic_loss(critic, real, fake, epsilon=epsilon, fake_weights=weights)
+    s_fake = critic(*fake)
+    expected = plain.loss - s_fake.mean() + (weights * s_fake).mean()
+    torch.testing.assert_close(weighted.loss, expected)
+    torch.testing.assert_close(weighted.wasserstein, plain.wasserstein)
+    torch.testing.assert_close(weighted.gradient_penalty, plain.gradient_penalty)
+    unfused = critic_loss(critic, real, fake, epsilon=epsilon, fake_weights=weights, fused=False)
+    torch.testing.assert_close(unfused.loss, weighted.loss)
+    ones = critic_loss(critic, real, fake, epsilon=epsilon, fake_weights=torch.ones(4))
+    torch.testing.assert_close(ones.loss, plain.loss)

@@ -292,11 +292,11 @@ def test_valence_mask_spectral_norm_and_mean_pool_train_and_resume_exactly(qm9, 
     train_straight_and_resumed(run, 6, qm9, tmp_path)
 
 
-def test_repeat_penalty_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_path):
+def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_path):
     """The repeat memory is in the checkpoint, so 6 + 6 steps equal 12 with it on."""
     def run(steps):
         return config(steps, repeat_penalty=1.0, repeat_window=64, repeat_threshold=1.0,
-                      diversity_sensitive=1.0, log_every=3)
+                      repeat_critic=1.0, diversity_sensitive=1.0, log_every=3)
 
     straight, resumed = train_straight_and_resumed(run, 12, qm9, tmp_path)
     assert torch.equal(straight.repeats.keys, resumed.repeats.keys)
