@@ -79,7 +79,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 pack: int = 1, epsilon: Tensor | None = None,
                 penalty_critic: CriticFn | None = None, grouped: bool = False,
                 fake_weights: Tensor | None = None) -> CriticLoss:
-    """The WGAN-GP critic loss; ``fake`` is detached here.
+    r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
     (``[2B, ...]``) instead of two: fewer, larger ops and the same values, since every graph's
