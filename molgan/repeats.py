@@ -3,8 +3,8 @@ r"""A memory of the graphs the generator made recently, to penalize the ones it 
 Mode collapse, as unique@10k measures it, is the generator drawing the same few thousand
 graphs over and over. The critic sees one batch at a time and cannot see a graph that comes
 back once every few hundred samples. This module keeps the keys of the last ``window``
-argmax-decoded fakes (a ring buffer on the training device) and counts how often each graph
-of the current batch occurs among them; :func:`molgan.loss.repeat_penalty` then lowers the
+argmax-decoded fakes (a ring buffer with running counts, on the host) and counts how often
+each graph of the current batch occurs among them; :func:`molgan.loss.repeat_penalty` then lowers the
 generator's confidence in the graphs it makes too often. It is the idea of REINVENT's
 diversity filter (Blaschke et al. 2020: a memory of generated scaffolds, and no reward for a
 bucket once it is full), applied inside a GAN's generator objective. Samples are never
@@ -19,6 +19,7 @@ among the valid samples, 2,292 distinct SMILES).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import torch
@@ -51,41 +52,55 @@ def graph_keys(x_idx: Tensor, adj_idx: Tensor) -> Tensor:
 class RepeatMemory:
     """The keys of the last ``window`` generated graphs; counts how often a key occurs.
 
-    The state is one int64 tensor ``[window]`` and a position, saved in checkpoints so that a
-    resumed run counts exactly as an uninterrupted one.
+    A ring of keys with a running count per key (a dict): adding or counting a batch costs
+    O(B), not O(B * window). The state, one int64 tensor ``[window]`` and a position, goes
+    into checkpoints, so a resumed run counts exactly as an uninterrupted one.
     """
 
-    def __init__(self, window: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, window: int) -> None:
         if window < 1:
             raise ValueError(f"window must be positive, got {window}")
-        self.keys = torch.full((window,), _EMPTY, dtype=torch.int64, device=device)
+        self._ring = [_EMPTY] * window
+        self._counts: Counter[int] = Counter()
         self.position = 0
+
+    @property
+    def keys(self) -> Tensor:
+        """The remembered keys, ``[window]`` int64 (``-1`` for an unused slot)."""
+        return torch.tensor(self._ring, dtype=torch.int64)
 
     def push_and_count(self, keys: Tensor) -> Tensor:
         """Add ``keys [B]`` to the ring (the oldest go), then return ``[B]`` counts: how often
         each key occurs among the last ``window`` keys, itself and its batch-mates included
         (so every count is at least 1). A batch larger than the window keeps its last
         ``window`` keys."""
-        window = self.keys.shape[0]
-        kept = keys[-window:]
-        slots = (self.position + torch.arange(kept.shape[0], device=keys.device)) % window
-        self.keys[slots] = kept
-        self.position = (self.position + kept.shape[0]) % window
+        window = len(self._ring)
+        for key in keys[-window:].tolist():
+            old = self._ring[self.position]
+            if old != _EMPTY:
+                self._counts[old] -= 1
+                if self._counts[old] == 0:
+                    del self._counts[old]
+            self._ring[self.position] = key
+            self._counts[key] += 1
+            self.position = (self.position + 1) % window
         return self.count(keys)
 
     def count(self, keys: Tensor) -> Tensor:
         """``[B]`` counts of ``keys [B]`` among the remembered keys (nothing is added)."""
-        return (keys.unsqueeze(1) == self.keys.unsqueeze(0)).sum(1)
+        return torch.tensor([self._counts.get(key, 0) for key in keys.tolist()],
+                            dtype=torch.int64, device=keys.device)
 
     def state(self) -> dict[str, Any]:
-        return {"keys": self.keys.clone(), "position": self.position}
+        return {"keys": self.keys, "position": self.position}
 
     def load_state(self, state: dict[str, Any]) -> None:
         keys = state["keys"]
-        if keys.shape != self.keys.shape:
+        if keys.shape[0] != len(self._ring):
             raise ValueError(f"the checkpoint's repeat memory holds {keys.shape[0]} keys, "
-                             f"this run's window is {self.keys.shape[0]}")
-        self.keys.copy_(keys)
+                             f"this run's window is {len(self._ring)}")
+        self._ring = keys.tolist()
+        self._counts = Counter(key for key in self._ring if key != _EMPTY)
         self.position = int(state["position"])
 
 

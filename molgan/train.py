@@ -327,7 +327,7 @@ class Trainer:
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
-        self.repeats = (RepeatMemory(tc.repeat_window, self.device)
+        self.repeats = (RepeatMemory(tc.repeat_window)
                         if tc.repeat_penalty > 0 or tc.repeat_critic > 0 else None)
         self.last_repeated = torch.zeros((), device=self.device)  # share of the batch penalized
         self.step = 0
