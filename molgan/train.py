@@ -102,6 +102,8 @@ class TrainConfig:
     ``1 + repeat_critic * w`` times (w = loss.repeat_weights of its count; normalized to mean
     1 over the batch), so the critic learns to score low where the generator repeats itself
     and the generator's gradient, from the critic, leads away from there (0 = off)."""
+    repeat_start: int = 0
+    """Generator steps before the repeat penalty applies (the memory fills from step 0)."""
     repeat_window: int = 32768
     """Generated graphs the repeat memory remembers (about 256 generator steps at batch 128)."""
     repeat_threshold: float = 4.0
@@ -534,7 +536,7 @@ class Trainer:
                     counts = self.repeats.push_and_count(graph_keys(*argmax_graph(fake)))
                     weights = repeat_weights(counts, tc.repeat_threshold)
                     self.last_repeated = (weights > 0).float().mean()
-                if tc.repeat_penalty > 0:
+                if tc.repeat_penalty > 0 and self.step >= tc.repeat_start:
                     loss = loss + tc.repeat_penalty * repeat_penalty(fake, weights)
             if self.max_valence is not None:
                 loss = loss + self.config.train.valence_penalty * valence_excess(

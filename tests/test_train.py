@@ -296,7 +296,7 @@ def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_p
     """The repeat memory is in the checkpoint, so 6 + 6 steps equal 12 with it on."""
     def run(steps):
         return config(steps, repeat_penalty=1.0, repeat_window=64, repeat_threshold=1.0,
-                      repeat_critic=1.0, diversity_sensitive=1.0, log_every=3)
+                      repeat_critic=1.0, repeat_start=4, diversity_sensitive=1.0, log_every=3)
 
     straight, resumed = train_straight_and_resumed(run, 12, qm9, tmp_path)
     assert torch.equal(straight.repeats.keys, resumed.repeats.keys)
@@ -306,3 +306,25 @@ def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_p
     assert all(0 <= r["repeated"] <= 1 for r in logged) and len(logged) == 4
     with pytest.raises(ValueError, match="repeat_threshold"):
         Trainer(config(1, repeat_threshold=0.5), qm9, tmp_path / "bad")
+
+
+def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
+    """Before repeat_start the memory fills but the loss is the plain one: same weights.
+    The generators start with zero output weights, so every fake is the same graph and the
+    penalty, once on, has something to act on."""
+    def trained(name, **kwargs):
+        trainer = Trainer(config(3, **kwargs), qm9, tmp_path / name)
+        with torch.no_grad():
+            trainer.generator.to_x.weight.zero_()
+            trainer.generator.to_adj.weight.zero_()
+        trainer.fit()
+        return trainer
+
+    waiting = trained("waiting", repeat_penalty=5.0, repeat_threshold=1.0, repeat_start=3)
+    plain, active = trained("plain"), trained("on", repeat_penalty=5.0, repeat_threshold=1.0)
+    a, b = parameters(waiting), parameters(plain)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert waiting.repeats.position == 3 * 16 and waiting.last_repeated > 0
+    assert active.last_repeated > 0
+    assert not torch.equal(parameters(active)["g.to_x.bias"], a["g.to_x.bias"])
