@@ -174,6 +174,31 @@ def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tens
     return (weights.detach() * (log_x + log_adj)).mean()
 
 
+def repeat_pull(fake: DenseGraph, target_x_idx: Tensor, target_adj_idx: Tensor,
+                weights: Tensor, eps: float = 1e-6) -> Tensor:
+    r"""Cross-entropy of repeated fakes to target graphs, weighted per graph; minimized by
+    the generator.
+
+    For relaxed ``fake`` and target index tensors ``[B, N]``, ``[B, N, N]`` (real graphs, see
+    molgan.repeats.nearest_graphs),
+
+    .. math::
+        c_b = -\sum_i \log p(X_{bi} = x^*_{bi}) - \sum_{i<j} \log p(A_{bij} = a^*_{bij}),
+
+    and the term is :math:`\frac{1}{B}\sum_b w_b c_b` with constant ``weights [B]`` (zero for
+    graphs not made too often). Where :func:`repeat_penalty` only lowers a repeated graph's
+    confidence and lets its argmax go wherever, this moves it toward a real molecule.
+    """
+    n = fake.adj.shape[1]
+    rows, cols = torch.triu_indices(n, n, offset=1, device=fake.adj.device)
+    p_x = fake.x.gather(-1, target_x_idx.long().unsqueeze(-1)).squeeze(-1)
+    p_adj = fake.adj[:, rows, cols].gather(
+        -1, target_adj_idx[:, rows, cols].long().unsqueeze(-1)).squeeze(-1)
+    cross_entropy = -(p_x.float().clamp(min=eps).log().sum(1)
+                      + p_adj.float().clamp(min=eps).log().sum(1))
+    return (weights.detach() * cross_entropy).mean()
+
+
 def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     r"""Expected bond order above each atom's allowed valence, summed over nodes, mean over
     graphs (a scalar, minimized by the generator; 0 for a valid one-hot graph).
