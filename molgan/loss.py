@@ -174,29 +174,44 @@ def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tens
     return (weights.detach() * (log_x + log_adj)).mean()
 
 
-def repeat_pull(fake: DenseGraph, target_x_idx: Tensor, target_adj_idx: Tensor,
-                weights: Tensor, eps: float = 1e-6) -> Tensor:
-    r"""Cross-entropy of repeated fakes to target graphs, weighted per graph; minimized by
-    the generator.
-
-    For relaxed ``fake`` and target index tensors ``[B, N]``, ``[B, N, N]`` (real graphs, see
-    molgan.repeats.nearest_graphs),
+def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
+                   eps: float = 1e-6) -> Tensor:
+    r"""``[B]`` log-probabilities of the graphs ``x_idx [B, N]``, ``adj_idx [B, N, N]`` under
+    the factorized categorical distributions ``fake`` (probabilities, ``x [B, N, T]``,
+    ``adj [B, N, N, Y]``), each atom slot and each upper-triangle pair independent:
 
     .. math::
-        c_b = -\sum_i \log p(X_{bi} = x^*_{bi}) - \sum_{i<j} \log p(A_{bij} = a^*_{bij}),
-
-    and the term is :math:`\frac{1}{B}\sum_b w_b c_b` with constant ``weights [B]`` (zero for
-    graphs not made too often). Where :func:`repeat_penalty` only lowers a repeated graph's
-    confidence and lets its argmax go wherever, this moves it toward a real molecule.
+        \log p(G_b) = \sum_i \log p(X_{bi} = x_{bi}) + \sum_{i<j} \log p(A_{bij} = a_{bij}).
     """
     n = fake.adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=fake.adj.device)
-    p_x = fake.x.gather(-1, target_x_idx.long().unsqueeze(-1)).squeeze(-1)
+    p_x = fake.x.gather(-1, x_idx.long().unsqueeze(-1)).squeeze(-1)
     p_adj = fake.adj[:, rows, cols].gather(
-        -1, target_adj_idx[:, rows, cols].long().unsqueeze(-1)).squeeze(-1)
-    cross_entropy = -(p_x.float().clamp(min=eps).log().sum(1)
-                      + p_adj.float().clamp(min=eps).log().sum(1))
-    return (weights.detach() * cross_entropy).mean()
+        -1, adj_idx[:, rows, cols].long().unsqueeze(-1)).squeeze(-1)
+    return (p_x.float().clamp(min=eps).log().sum(1)
+            + p_adj.float().clamp(min=eps).log().sum(1))
+
+
+def repeat_pull(fake: DenseGraph, target_x_idx: Tensor, target_adj_idx: Tensor,
+                weights: Tensor) -> Tensor:
+    r"""Cross-entropy of repeated fakes to target graphs, weighted per graph; minimized by
+    the generator: :math:`\frac{1}{B}\sum_b w_b (-\log p(G^*_b))` (:func:`graph_log_prob`)
+    for target index tensors ``[B, N]``, ``[B, N, N]`` (real graphs, see
+    molgan.repeats.nearest_graphs) and constant ``weights [B]`` (zero for graphs not made
+    too often). Where :func:`repeat_penalty` only lowers a repeated graph's confidence and
+    lets its argmax go wherever, this moves it toward a real molecule.
+    """
+    return (weights.detach() * -graph_log_prob(fake, target_x_idx, target_adj_idx)).mean()
+
+
+def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: Tensor) -> Tensor:
+    r"""REINFORCE surrogate for graphs ``x_idx``, ``adj_idx`` drawn from ``fake``, minimized
+    by the generator: :math:`-\frac{1}{B}\sum_b (r_b - \bar r) \log p(G_b)` with the batch
+    mean :math:`\bar r` as baseline (:func:`graph_log_prob`; ``rewards [B]`` are constants).
+    Its gradient is the policy gradient of the expected reward: it raises the probability of
+    the drawn graphs that scored above the batch mean and lowers the others'."""
+    advantage = (rewards - rewards.mean()).detach()
+    return -(advantage * graph_log_prob(fake, x_idx, adj_idx)).mean()
 
 
 def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
 from molgan.graph import DenseGraph, argmax_graph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
                          diversity_sensitive_loss, isolated_atoms, mode_seeking_loss,
-                         repeat_penalty, repeat_pull, valence_excess)
+                         policy_gradient, repeat_penalty, repeat_pull, valence_excess)
 from molgan.repeats import RepeatMemory, graph_keys, nearest_graphs, repeat_weights
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
@@ -103,6 +103,12 @@ class TrainConfig:
     ``1 + repeat_critic * w`` times (w = loss.repeat_weights of its count; normalized to mean
     1 over the batch), so the critic learns to score low where the generator repeats itself
     and the generator's gradient, from the critic, leads away from there (0 = off)."""
+    diversity_rl: float = 0.0
+    """Weight of the policy-gradient diversity term (loss.policy_gradient): one graph is drawn
+    from each fake's categorical distributions and rewarded 1 if RDKit reads it as one valid
+    molecule, minus its repeat weight (loss.repeat_weights of its count among the last
+    repeat_window argmax fakes); the generator raises the probability of the drawn graphs
+    that beat the batch mean. REINVENT's diversity filter as a reward (0 = off)."""
     repeat_target: str = "none"
     """What the repeat penalty does to a repeated graph: none (lower its confidence,
     loss.repeat_penalty) or real (pull it toward the nearest real graph of a fresh batch,
@@ -338,8 +344,10 @@ class Trainer:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
         self.repeats = (RepeatMemory(tc.repeat_window)
-                        if tc.repeat_penalty > 0 or tc.repeat_critic > 0 else None)
+                        if max(tc.repeat_penalty, tc.repeat_critic, tc.diversity_rl) > 0
+                        else None)
         self.last_repeated = torch.zeros((), device=self.device)  # share of the batch penalized
+        self.last_drawn_valid = torch.zeros((), device=self.device)  # see _diversity_rl_term
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -473,6 +481,27 @@ class Trainer:
             nearest = nearest_graphs(*argmax_graph(fake), ref_x, ref_adj)
         return repeat_pull(fake, ref_x[nearest], ref_adj[nearest], weights)
 
+    def _diversity_rl_term(self, fake: DenseGraph) -> torch.Tensor:
+        """The policy-gradient diversity term (TrainConfig.diversity_rl) for relaxed
+        ``fake``: draws one graph per fake (Gumbel-max on its log-probabilities, with the
+        trainer's noise generator), rewards it, returns loss.policy_gradient."""
+        from molgan.chem import decode_smiles
+
+        assert self.repeats is not None
+        with torch.no_grad():
+            log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
+                                   fake.adj.float().clamp(min=1e-9).log())
+            x_idx, adj_idx = argmax_graph(relax(log_probs, "hard", generator=self.noise))
+            counts = self.repeats.count(graph_keys(x_idx, adj_idx))
+            t0 = time.perf_counter()
+            smiles = decode_smiles(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
+            self.rdkit_seconds += time.perf_counter() - t0
+            one_molecule = torch.tensor([s is not None and "." not in s for s in smiles],
+                                        dtype=torch.float32, device=self.device)
+            self.last_drawn_valid = one_molecule.mean()
+            rewards = one_molecule - repeat_weights(counts, self.config.train.repeat_threshold)
+        return policy_gradient(fake, x_idx, adj_idx, rewards)
+
     def _repeat_critic_weights(self, fake: DenseGraph) -> torch.Tensor | None:
         """Per-fake weights ``[B]`` of the critic objective from the repeat memory (see
         TrainConfig.repeat_critic), mean 1; None when off."""
@@ -557,6 +586,8 @@ class Trainer:
                     self.last_repeated = (weights > 0).float().mean()
                 if tc.repeat_penalty > 0 and self.step >= tc.repeat_start:
                     loss = loss + tc.repeat_penalty * self._repeat_term(fake, weights)
+                if tc.diversity_rl > 0 and self.step >= tc.repeat_start:
+                    loss = loss + tc.diversity_rl * self._diversity_rl_term(fake)
             if self.max_valence is not None:
                 loss = loss + self.config.train.valence_penalty * valence_excess(
                     fake, self.max_valence)
@@ -726,8 +757,8 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated
-        sums = torch.zeros(7, device=self.device)
+        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid
+        sums = torch.zeros(8, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -742,7 +773,7 @@ class Trainer:
                 loss_g = self.generator_step()
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
-                                     self.last_repeated])
+                                     self.last_repeated, self.last_drawn_valid])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -766,6 +797,8 @@ class Trainer:
                         record["temperature"] = round(self.temperature(), 6)
                     if self.repeats is not None:
                         record["repeated"] = round(means[6], 4)
+                    if tc.diversity_rl > 0:
+                        record["drawn_valid"] = round(means[7], 4)
                     if self.reward_net is not None:
                         record.update(loss_r=means[4], reward=means[5],
                                       rl=self.rl_active(self.step - 1),
