@@ -248,3 +248,24 @@ def test_repeat_pull_is_the_weighted_cross_entropy_to_the_targets():
     repeat_pull(DenseGraph(logits.softmax(-1), adj), target_x, target_adj, weights).backward()
     assert bool((logits.grad[0, :, 1] < 0).all())  # descent raises the target's logit
     assert logits.grad[1].abs().sum() == 0
+
+
+def test_policy_gradient_raises_the_drawn_graphs_that_beat_the_batch_mean():
+    from molgan.loss import graph_log_prob, policy_gradient
+
+    logits = torch.zeros(2, 2, 2, requires_grad=True)
+    adj = torch.zeros(2, 2, 2, 3)
+    adj[:, 0, 1] = adj[:, 1, 0] = torch.tensor([0.5, 0.25, 0.25])
+    drawn_x = torch.tensor([[1, 1], [1, 0]])
+    drawn_adj = torch.tensor([[[0, 1], [1, 0]], [[0, 0], [0, 0]]])
+    fake = DenseGraph(logits.softmax(-1), adj)
+    log_p = graph_log_prob(fake, drawn_x, drawn_adj)
+    expected = [2 * math.log(0.5) + math.log(0.25), 3 * math.log(0.5)]
+    torch.testing.assert_close(log_p, torch.tensor(expected))
+    rewards = torch.tensor([1.0, -1.0])  # advantages +1 and -1
+    loss = policy_gradient(fake, drawn_x, drawn_adj, rewards)
+    assert loss.item() == pytest.approx(-(log_p[0] - log_p[1]).item() / 2)
+    loss.backward()
+    assert bool((logits.grad[0, :, 1] < 0).all())  # graph 0's drawn atoms made likelier
+    assert logits.grad[1, 0, 1] > 0 and logits.grad[1, 1, 0] > 0  # graph 1's made rarer
+    assert policy_gradient(fake, drawn_x, drawn_adj, torch.ones(2)).item() == 0

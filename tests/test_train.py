@@ -297,7 +297,7 @@ def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_p
     def run(steps, target="none"):
         return config(steps, repeat_penalty=1.0, repeat_window=64, repeat_threshold=1.0,
                       repeat_critic=1.0, repeat_start=4, repeat_target=target,
-                      diversity_sensitive=1.0, log_every=3)
+                      diversity_sensitive=1.0, diversity_rl=1.0, log_every=3)
 
     straight, resumed = train_straight_and_resumed(run, 12, qm9, tmp_path)
     assert torch.equal(straight.repeats.keys, resumed.repeats.keys)
@@ -305,7 +305,8 @@ def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_p
     assert straight.repeats.position == 12 * 16 % 64
     logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl")
               .read_text().splitlines()]
-    assert all(0 <= r["repeated"] <= 1 for r in logged) and len(logged) == 4
+    assert all(0 <= r["repeated"] <= 1 and 0 <= r["drawn_valid"] <= 1 for r in logged)
+    assert len(logged) == 4
     with pytest.raises(ValueError, match="repeat_threshold"):
         Trainer(config(1, repeat_threshold=0.5), qm9, tmp_path / "bad")
     with pytest.raises(ValueError, match="repeat_target"):
