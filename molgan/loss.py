@@ -192,18 +192,6 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
             + p_adj.float().clamp(min=eps).log().sum(1))
 
 
-def repeat_pull(fake: DenseGraph, target_x_idx: Tensor, target_adj_idx: Tensor,
-                weights: Tensor) -> Tensor:
-    r"""Cross-entropy of repeated fakes to target graphs, weighted per graph; minimized by
-    the generator: :math:`\frac{1}{B}\sum_b w_b (-\log p(G^*_b))` (:func:`graph_log_prob`)
-    for target index tensors ``[B, N]``, ``[B, N, N]`` (real graphs, see
-    molgan.repeats.nearest_graphs) and constant ``weights [B]`` (zero for graphs not made
-    too often). Where :func:`repeat_penalty` only lowers a repeated graph's confidence and
-    lets its argmax go wherever, this moves it toward a real molecule.
-    """
-    return (weights.detach() * -graph_log_prob(fake, target_x_idx, target_adj_idx)).mean()
-
-
 def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: Tensor) -> Tensor:
     r"""REINFORCE surrogate for graphs ``x_idx``, ``adj_idx`` drawn from ``fake``, minimized
     by the generator: :math:`-\frac{1}{B}\sum_b (r_b - \bar r) \log p(G_b)` with the batch

@@ -104,19 +104,6 @@ class RepeatMemory:
         self.position = int(state["position"])
 
 
-def nearest_graphs(x_idx: Tensor, adj_idx: Tensor, ref_x_idx: Tensor,
-                   ref_adj_idx: Tensor) -> Tensor:
-    """Index ``[B]`` of the nearest reference graph of each graph, by the number of atom
-    slots and upper-triangle atom pairs whose types differ (Hamming distance of the
-    node-ordered index tensors ``[B, N]``, ``[B, N, N]`` against ``[R, N]``, ``[R, N, N]``)."""
-    n = x_idx.shape[1]
-    rows, cols = torch.triu_indices(n, n, offset=1, device=adj_idx.device)
-    codes = torch.cat([x_idx, adj_idx[:, rows, cols]], dim=1)
-    ref = torch.cat([ref_x_idx, ref_adj_idx[:, rows, cols]], dim=1)
-    distance = (codes.unsqueeze(1) != ref.unsqueeze(0)).sum(-1)  # [B, R]
-    return distance.argmin(1)
-
-
 def repeat_weights(counts: Tensor, threshold: float) -> Tensor:
     r"""Per-graph penalty weights ``[B]``: :math:`w = \max(0, \log(c / \tau))` for counts
     :math:`c` and threshold :math:`\tau`. A graph seen at most :math:`\tau` times in the window

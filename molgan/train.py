@@ -31,15 +31,14 @@ from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
 from molgan.graph import DenseGraph, argmax_graph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
                          diversity_sensitive_loss, isolated_atoms, mode_seeking_loss,
-                         policy_gradient, repeat_penalty, repeat_pull, valence_excess)
-from molgan.repeats import RepeatMemory, graph_keys, nearest_graphs, repeat_weights
+                         policy_gradient, repeat_penalty, valence_excess)
+from molgan.repeats import RepeatMemory, graph_keys, repeat_weights
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16")
-REPEAT_TARGETS = ("none", "real")
 
 
 @dataclass
@@ -109,10 +108,6 @@ class TrainConfig:
     molecule, minus its repeat weight (loss.repeat_weights of its count among the last
     repeat_window argmax fakes); the generator raises the probability of the drawn graphs
     that beat the batch mean. REINVENT's diversity filter as a reward (0 = off)."""
-    repeat_target: str = "none"
-    """What the repeat penalty does to a repeated graph: none (lower its confidence,
-    loss.repeat_penalty) or real (pull it toward the nearest real graph of a fresh batch,
-    loss.repeat_pull)."""
     repeat_start: int = 0
     """Generator steps before the repeat penalty applies (the memory fills from step 0)."""
     repeat_window: int = 32768
@@ -337,9 +332,6 @@ class Trainer:
             self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
                                             dtype=torch.float32)
         self._init_reward(config, train)
-        if tc.repeat_target not in REPEAT_TARGETS:
-            raise ValueError(f"repeat_target must be one of {REPEAT_TARGETS}, "
-                             f"got {tc.repeat_target!r}")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -470,17 +462,6 @@ class Trainer:
         self._remember(real, fake)
         return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
 
-    def _repeat_term(self, fake: DenseGraph, weights: torch.Tensor) -> torch.Tensor:
-        """The generator's repeat term for ``fake`` with per-graph ``weights`` (see
-        TrainConfig.repeat_target)."""
-        if self.config.train.repeat_target == "none":
-            return repeat_penalty(fake, weights)
-        index = self._local(self.batches.next()).to(self.device)
-        ref_x, ref_adj = self.x_idx[index], self.adj_idx[index]
-        with torch.no_grad():
-            nearest = nearest_graphs(*argmax_graph(fake), ref_x, ref_adj)
-        return repeat_pull(fake, ref_x[nearest], ref_adj[nearest], weights)
-
     def _diversity_rl_term(self, fake: DenseGraph) -> torch.Tensor:
         """The policy-gradient diversity term (TrainConfig.diversity_rl) for relaxed
         ``fake``: draws one graph per fake (Gumbel-max on its log-probabilities, with the
@@ -585,7 +566,7 @@ class Trainer:
                     weights = repeat_weights(counts, tc.repeat_threshold)
                     self.last_repeated = (weights > 0).float().mean()
                 if tc.repeat_penalty > 0 and self.step >= tc.repeat_start:
-                    loss = loss + tc.repeat_penalty * self._repeat_term(fake, weights)
+                    loss = loss + tc.repeat_penalty * repeat_penalty(fake, weights)
                 if tc.diversity_rl > 0 and self.step >= tc.repeat_start:
                     loss = loss + tc.diversity_rl * self._diversity_rl_term(fake)
             if self.max_valence is not None:

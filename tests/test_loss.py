@@ -232,24 +232,6 @@ def test_fake_weights_reweight_the_critic_objective_but_not_the_reported_estimat
     torch.testing.assert_close(ones.loss, plain.loss)
 
 
-def test_repeat_pull_is_the_weighted_cross_entropy_to_the_targets():
-    from molgan.loss import repeat_pull
-
-    x = torch.tensor([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.5, 0.5]]])  # [2, 2, 2]
-    adj = torch.zeros(2, 2, 2, 3)
-    adj[:, 0, 1] = adj[:, 1, 0] = torch.tensor([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]])
-    target_x = torch.tensor([[1, 1], [0, 0]])
-    target_adj = torch.tensor([[[0, 2], [2, 0]], [[0, 0], [0, 0]]])
-    weights = torch.tensor([0.5, 0.0])
-    expected = 0.5 * -(math.log(0.1) + math.log(0.8) + math.log(0.1)) / 2
-    assert repeat_pull(DenseGraph(x, adj), target_x, target_adj, weights).item() == (
-        pytest.approx(expected))
-    logits = torch.zeros(2, 2, 2, requires_grad=True)
-    repeat_pull(DenseGraph(logits.softmax(-1), adj), target_x, target_adj, weights).backward()
-    assert bool((logits.grad[0, :, 1] < 0).all())  # descent raises the target's logit
-    assert logits.grad[1].abs().sum() == 0
-
-
 def test_policy_gradient_raises_the_drawn_graphs_that_beat_the_batch_mean():
     from molgan.loss import graph_log_prob, policy_gradient
 

@@ -59,12 +59,3 @@ def test_repeat_weights_are_zero_up_to_the_threshold_then_log_of_the_excess():
                              torch.log(torch.tensor(10.0)).item()])
     torch.testing.assert_close(repeat_weights(counts, 4.0), expected)
 
-
-def test_nearest_graphs_by_hamming_distance_of_the_upper_triangle_and_atoms():
-    from molgan.repeats import nearest_graphs
-
-    ref_x, ref_adj = graphs(b=5, seed=1)
-    x, adj = ref_x[[2, 4]].clone(), ref_adj[[2, 4]].clone()
-    x[0, 0] = (int(x[0, 0]) + 1) % 4  # one atom off reference 2
-    adj[1, 0, 2] = adj[1, 2, 0] = (int(adj[1, 0, 2]) + 1) % 3  # one bond off reference 4
-    assert nearest_graphs(x, adj, ref_x, ref_adj).tolist() == [2, 4]

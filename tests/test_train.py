@@ -294,14 +294,13 @@ def test_valence_mask_spectral_norm_and_mean_pool_train_and_resume_exactly(qm9, 
 
 def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_path):
     """The repeat memory is in the checkpoint, so 6 + 6 steps equal 12 with it on."""
-    def run(steps, target="none"):
+    def run(steps):
         return config(steps, repeat_penalty=1.0, repeat_window=64, repeat_threshold=1.0,
-                      repeat_critic=1.0, repeat_start=4, repeat_target=target,
+                      repeat_critic=1.0, repeat_start=4,
                       diversity_sensitive=1.0, diversity_rl=1.0, log_every=3)
 
     straight, resumed = train_straight_and_resumed(run, 12, qm9, tmp_path)
     assert torch.equal(straight.repeats.keys, resumed.repeats.keys)
-    train_straight_and_resumed(lambda steps: run(steps, "real"), 6, qm9, tmp_path / "pulled")
     assert straight.repeats.position == 12 * 16 % 64
     logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl")
               .read_text().splitlines()]
@@ -309,8 +308,6 @@ def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_p
     assert len(logged) == 4
     with pytest.raises(ValueError, match="repeat_threshold"):
         Trainer(config(1, repeat_threshold=0.5), qm9, tmp_path / "bad")
-    with pytest.raises(ValueError, match="repeat_target"):
-        Trainer(config(1, repeat_target="fake"), qm9, tmp_path / "bad")
 
 
 def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
