@@ -99,17 +99,18 @@ class TrainConfig:
     (molgan.repeats); 0 = off."""
     repeat_critic: float = 0.0
     """Weight of the repeat memory in the critic's objective: each fake's score counts
-    ``1 + repeat_critic * w`` times (w = loss.repeat_weights of its count; normalized to mean
+    ``1 + repeat_critic * w`` times (w = repeats.repeat_weights of its count; normalized to mean
     1 over the batch), so the critic learns to score low where the generator repeats itself
     and the generator's gradient, from the critic, leads away from there (0 = off)."""
     diversity_rl: float = 0.0
     """Weight of the policy-gradient diversity term (loss.policy_gradient): one graph is drawn
     from each fake's categorical distributions and rewarded 1 if RDKit reads it as one valid
-    molecule, minus its repeat weight (loss.repeat_weights of its count among the last
+    molecule, minus its repeat weight (repeats.repeat_weights of its count among the last
     repeat_window argmax fakes); the generator raises the probability of the drawn graphs
     that beat the batch mean. REINVENT's diversity filter as a reward (0 = off)."""
     repeat_start: int = 0
-    """Generator steps before the repeat penalty applies (the memory fills from step 0)."""
+    """Generator steps before the repeat penalty and the diversity RL term apply (the memory
+    fills from step 0)."""
     repeat_window: int = 32768
     """Generated graphs the repeat memory remembers (about 256 generator steps at batch 128)."""
     repeat_threshold: float = 4.0
@@ -332,6 +333,8 @@ class Trainer:
             self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
                                             dtype=torch.float32)
         self._init_reward(config, train)
+        if tc.repeat_critic > 0 and config.critic.pack > 1:
+            raise ValueError("repeat_critic does not support pack > 1")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -489,8 +492,6 @@ class Trainer:
         tc = self.config.train
         if self.repeats is None or tc.repeat_critic == 0:
             return None
-        if self.config.critic.pack > 1:
-            raise ValueError("repeat_critic does not support pack > 1")
         with torch.no_grad():
             counts = self.repeats.count(graph_keys(*argmax_graph(fake)))
             weights = 1 + tc.repeat_critic * repeat_weights(counts, tc.repeat_threshold)
