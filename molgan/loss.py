@@ -117,6 +117,16 @@ def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:
     return -critic(*fake).mean()
 
 
+def _pair_distance_ratios(fake: DenseGraph, z: Tensor) -> Tensor:
+    """``[B // 2]`` ratios :math:`d_G / d_z` of the pairs (graph ``b``, graph ``b + B // 2``):
+    mean absolute difference of the two relaxed graphs (``x`` plus ``adj``) over that of the
+    latents ``z [B, Z]``; empty for a batch of one."""
+    half = z.shape[0] // 2
+    d_graph = ((fake.x[:half] - fake.x[half : 2 * half]).abs().flatten(1).mean(1)
+               + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
+    return d_graph / (z[:half] - z[half : 2 * half]).abs().mean(1)
+
+
 def mode_seeking_loss(fake: DenseGraph, z: Tensor, eps: float = 1e-5) -> Tensor:
     r"""Mode-seeking regularizer (Mao et al. 2019), minimized by the generator.
 
@@ -125,13 +135,8 @@ def mode_seeking_loss(fake: DenseGraph, z: Tensor, eps: float = 1e-5) -> Tensor:
     the latents, the term is :math:`\mathbb{E}[1 / (d_G / d_z + \epsilon)]`: it grows when
     different latents give the same graph, which is what mode collapse is.
     """
-    half = z.shape[0] // 2
-    if half == 0:
-        return z.new_zeros(())
-    d_graph = ((fake.x[:half] - fake.x[half : 2 * half]).abs().flatten(1).mean(1)
-               + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
-    d_z = (z[:half] - z[half : 2 * half]).abs().mean(1)
-    return (1.0 / (d_graph / d_z + eps)).mean()
+    ratio = _pair_distance_ratios(fake, z)
+    return (1.0 / (ratio + eps)).mean() if ratio.numel() else z.new_zeros(())
 
 
 def diversity_sensitive_loss(fake: DenseGraph, z: Tensor, tau: float) -> Tensor:
@@ -144,13 +149,8 @@ def diversity_sensitive_loss(fake: DenseGraph, z: Tensor, tau: float) -> Tensor:
     pair apart once its graphs differ enough, so it cannot blow up when two latents give the
     same graph.
     """
-    half = z.shape[0] // 2
-    if half == 0:
-        return z.new_zeros(())
-    d_graph = ((fake.x[:half] - fake.x[half : 2 * half]).abs().flatten(1).mean(1)
-               + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
-    d_z = (z[:half] - z[half : 2 * half]).abs().mean(1)
-    return -(d_graph / d_z).clamp(max=tau).mean()
+    ratio = _pair_distance_ratios(fake, z)
+    return -ratio.clamp(max=tau).mean() if ratio.numel() else z.new_zeros(())
 
 
 def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tensor:
