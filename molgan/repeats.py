@@ -8,7 +8,8 @@ each graph of the current batch occurs among them; :func:`molgan.loss.repeat_pen
 generator's confidence in the graphs it makes too often. It is the idea of REINVENT's
 diversity filter (Blaschke et al. 2020: a memory of generated scaffolds, and no reward for a
 bucket once it is full), applied inside a GAN's generator objective. Samples are never
-changed afterwards.
+changed afterwards. In a multi-process run each process remembers its own slice of the
+batches.
 
 A key is an exact hash of the node-ordered argmax graph (atom types and the upper triangle
 of the bond types), not of the canonical SMILES: computing it costs one integer matmul and no

@@ -780,7 +780,8 @@ class Trainer:
                     if self.repeats is not None:
                         record["repeated"] = round(means[6], 4)
                     if tc.diversity_rl > 0:
-                        record["drawn_valid"] = round(means[7], 4)
+                        record.update(drawn_valid=round(means[7], 4),
+                                      rdkit_seconds=round(self.rdkit_seconds, 3))
                     if self.reward_net is not None:
                         record.update(loss_r=means[4], reward=means[5],
                                       rl=self.rl_active(self.step - 1),

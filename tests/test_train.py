@@ -305,6 +305,7 @@ def test_repeat_terms_and_diversity_term_train_log_and_resume_exactly(qm9, tmp_p
     logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl")
               .read_text().splitlines()]
     assert all(0 <= r["repeated"] <= 1 and 0 <= r["drawn_valid"] <= 1 for r in logged)
+    assert logged[-1]["rdkit_seconds"] > 0  # the term starts at step 4 (repeat_start)
     assert len(logged) == 4
     with pytest.raises(ValueError, match="repeat_threshold"):
         Trainer(config(1, repeat_threshold=0.5), qm9, tmp_path / "bad")
