@@ -174,6 +174,8 @@ RECIPES: dict[str, dict[str, object]] = {
     "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
     "bank-1024": {"minibatch_bank": 1024},
     "bank-4096": {"minibatch_bank": 4096},
+    # the shipped model's recipe (stop 15): repeat memory and RL term, RDKit every step
+    "diversity-rl": {"diversity_rl": 0.1},
 }
 
 
