@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from molgan.graph import DenseGraph
+from molgan.graph import DenseGraph, argmax_graph
 
 CriticFn = Callable[..., Tensor]
 """``critic(x, adj)`` -> scores (``critic(x, adj, groups)`` for a grouped fused loss)."""
@@ -165,13 +165,11 @@ def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tens
     and the term is :math:`\frac{1}{B}\sum_b w_b \ell_b` with constant weights
     ``weights [B]`` (:func:`molgan.repeats.repeat_weights`: zero for graphs not made too
     often). Lowering :math:`\ell_b` moves probability off the repeated graph until its argmax
-    changes, to whichever graph the critic then favours.
+    changes, to whichever graph the critic then favours. That is :func:`graph_log_prob` of
+    the argmax graph.
     """
-    n = fake.adj.shape[1]
-    rows, cols = torch.triu_indices(n, n, offset=1, device=fake.adj.device)
-    log_x = fake.x.amax(-1).float().clamp(min=eps).log().sum(1)
-    log_adj = fake.adj[:, rows, cols].amax(-1).float().clamp(min=eps).log().sum(1)
-    return (weights.detach() * (log_x + log_adj)).mean()
+    own = argmax_graph(DenseGraph(fake.x.detach(), fake.adj.detach()))
+    return (weights.detach() * graph_log_prob(fake, *own, eps=eps)).mean()
 
 
 def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,

@@ -505,7 +505,6 @@ class Trainer:
         ``(loss, mean RDKit reward of the fakes)``.
         """
         from molgan.chem import decode_smiles
-        from molgan.graph import argmax_graph
 
         assert self.reward_fn is not None and self.reward_net is not None
         assert self.opt_r is not None
