@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--decode", default=None, choices=("argmax", "sample"),
                         help="argmax, or sample a categorical per node/pair "
                              "(default: what the model was trained with)")
+    sample.add_argument("--temperature", type=float, default=1.0,
+                        help="with --decode sample: draw from softmax(logits / T); below 1 "
+                             "nearer the argmax, above 1 more spread (1)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
     sample.add_argument("--batch-size", type=int, default=4096, help="generator batch size")
     sample.add_argument("--workers", type=int, default=None, help="processes for decoding")
@@ -278,9 +281,12 @@ def run_sample(args: argparse.Namespace) -> int:
     if (args.run is None) == (args.pretrained is None):
         raise UserError("give a run directory / checkpoint or --pretrained NAME (not both)")
     source = pretrained_path(args.pretrained) if args.pretrained else args.run
-    sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
-                                      else args.device, batch_size=args.batch_size,
-                                      decode=args.decode)
+    try:
+        sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
+                                          else args.device, batch_size=args.batch_size,
+                                          decode=args.decode, temperature=args.temperature)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     start = time.perf_counter()
     result = sampler.sample(args.num_samples, seed=args.seed, workers=args.workers)
     seconds = time.perf_counter() - start

@@ -153,7 +153,8 @@ def diversity_sensitive_loss(fake: DenseGraph, z: Tensor, tau: float) -> Tensor:
     return -ratio.clamp(max=tau).mean() if ratio.numel() else z.new_zeros(())
 
 
-def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tensor:
+def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6,
+                   graph: tuple[Tensor, Tensor] | None = None) -> Tensor:
     r"""Confidence in the graphs the generator repeats, weighted per graph; minimized by it.
 
     For relaxed ``fake`` (probabilities, ``x [B, N, T]``, ``adj [B, N, N, Y]``) the
@@ -166,9 +167,11 @@ def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6) -> Tens
     ``weights [B]`` (:func:`molgan.repeats.repeat_weights`: zero for graphs not made too
     often). Lowering :math:`\ell_b` moves probability off the repeated graph until its argmax
     changes, to whichever graph the critic then favours. That is :func:`graph_log_prob` of
-    the argmax graph.
+    the argmax graph, or of ``graph = (x_idx [B, N], adj_idx [B, N, N])`` when given (the
+    graphs drawn from ``fake`` when samples are drawn, not argmax-decoded).
     """
-    own = argmax_graph(DenseGraph(fake.x.detach(), fake.adj.detach()))
+    own = graph if graph is not None else argmax_graph(
+        DenseGraph(fake.x.detach(), fake.adj.detach()))
     return (weights.detach() * graph_log_prob(fake, *own, eps=eps)).mean()
 
 

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from molgan.generator import Generator, GeneratorConfig, relax
-from molgan.graph import argmax_graph
+from molgan.graph import DenseGraph, argmax_graph
 from molgan.vocab import Vocab
 
 #: ``argmax``: the most likely token per node and node pair (deterministic given z);
-#: ``sample``: a categorical draw per node and pair (Gumbel-max, symmetric for bonds).
+#: ``sample``: a categorical draw per node and pair (Gumbel-max, symmetric for bonds), from
+#: ``softmax(logits / temperature)``.
 DECODINGS = ("argmax", "sample")
 
 
@@ -37,10 +38,16 @@ class Sampler:
     """
 
     def __init__(self, generator: Generator, vocab: Vocab, device: str | torch.device = "cpu",
-                 batch_size: int = 2048, seed: int = 0, decode: str = "argmax") -> None:
+                 batch_size: int = 2048, seed: int = 0, decode: str = "argmax",
+                 temperature: float = 1.0) -> None:
         if decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if temperature != 1.0 and decode != "sample":
+            raise ValueError("a sampling temperature needs decode='sample' (argmax ignores it)")
         self.decode = decode
+        self.temperature = temperature
         self.generator = generator.to(device).eval()
         self.vocab = vocab
         self.device = torch.device(device)
@@ -68,7 +75,9 @@ class Sampler:
 
     @torch.no_grad()
     def sample_graphs(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8) by argmax decoding."""
+        """Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8): the argmax of the
+        logits, or (``decode='sample'``) one categorical draw per node and node pair from
+        ``softmax(logits / temperature)`` (Gumbel-max; bonds drawn once per pair)."""
         rng = torch.Generator(device=self.device).manual_seed(seed)
         xs, adjs = [], []
         for start in range(0, n, self.batch_size):
@@ -76,7 +85,8 @@ class Sampler:
             z = self.generator.sample_z(size, generator=rng, device=self.device)
             logits = self.generator(z)
             if self.decode == "sample":
-                logits = relax(logits, "hard", generator=rng)
+                tempered = DenseGraph(logits.x / self.temperature, logits.adj / self.temperature)
+                logits = relax(tempered, "hard", generator=rng)
             x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())
             adjs.append(adj_idx.cpu().numpy())

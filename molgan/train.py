@@ -84,7 +84,9 @@ class TrainConfig:
     temperature_steps: int = 1000
     """Generator steps of the temperature schedule (with temperature_end)."""
     decode: str = "argmax"
-    """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max)."""
+    """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max).
+    Saved with the model (``molgan sample`` decodes the same way unless told otherwise); with
+    sample, the repeat memory remembers drawn graphs, the model's actual outputs."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     diversity_sensitive: float = 0.0
@@ -106,7 +108,8 @@ class TrainConfig:
     """Weight of the policy-gradient diversity term (loss.policy_gradient): one graph is drawn
     from each fake's categorical distributions and rewarded 1 if RDKit reads it as one valid
     molecule, minus its repeat weight (repeats.repeat_weights of its count among the last
-    repeat_window argmax fakes); the generator raises the probability of the drawn graphs
+    repeat_window remembered outputs: argmax fakes, or the drawn graphs themselves with
+    decode='sample'); the generator raises the probability of the drawn graphs
     that beat the batch mean. REINVENT's diversity filter as a reward (0 = off)."""
     repeat_start: int = 0
     """Generator steps before the repeat penalty and the diversity RL term apply (the memory
@@ -465,18 +468,25 @@ class Trainer:
         self._remember(real, fake)
         return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
 
-    def _diversity_rl_term(self, fake: DenseGraph) -> torch.Tensor:
-        """The policy-gradient diversity term (TrainConfig.diversity_rl) for relaxed
-        ``fake``: draws one graph per fake (Gumbel-max on its log-probabilities, with the
-        trainer's noise generator), rewards it, returns loss.policy_gradient."""
-        from molgan.chem import decode_smiles
-
-        assert self.repeats is not None
+    def _draw(self, fake: DenseGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        """One graph ``(x_idx [B, N], adj_idx [B, N, N])`` drawn from each relaxed fake's
+        categorical distributions (Gumbel-max on its log-probabilities, with the trainer's
+        noise generator): what ``decode='sample'`` makes of the same logits."""
         with torch.no_grad():
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
-            x_idx, adj_idx = argmax_graph(relax(log_probs, "hard", generator=self.noise))
-            counts = self.repeats.count(graph_keys(x_idx, adj_idx))
+            return argmax_graph(relax(log_probs, "hard", generator=self.noise))
+
+    def _diversity_rl_term(self, fake: DenseGraph, drawn: tuple[torch.Tensor, torch.Tensor],
+                           counts: torch.Tensor) -> torch.Tensor:
+        """The policy-gradient diversity term (TrainConfig.diversity_rl) for relaxed ``fake``
+        and the graphs ``drawn`` from it (:meth:`_draw`), whose repeat-memory ``counts [B]``
+        are given: reward 1 for one valid molecule minus the repeat weight; returns
+        loss.policy_gradient."""
+        from molgan.chem import decode_smiles
+
+        x_idx, adj_idx = drawn
+        with torch.no_grad():
             t0 = time.perf_counter()
             smiles = decode_smiles(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
             self.rdkit_seconds += time.perf_counter() - t0
@@ -485,6 +495,31 @@ class Trainer:
             self.last_drawn_valid = one_molecule.mean()
             rewards = one_molecule - repeat_weights(counts, self.config.train.repeat_threshold)
         return policy_gradient(fake, x_idx, adj_idx, rewards)
+
+    def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
+        """The generator-loss terms of the repeat memory for relaxed ``fake`` (0 when off).
+
+        The memory remembers the graphs the model outputs: the argmax graphs, or with
+        ``decode='sample'`` one draw per fake (the same draw the RL term rewards).
+        """
+        tc = self.config.train
+        assert self.repeats is not None
+        sampled = tc.decode == "sample"
+        drawn = self._draw(fake) if tc.diversity_rl > 0 or sampled else None
+        with torch.no_grad():
+            output = drawn if sampled and drawn is not None else argmax_graph(fake)
+            counts = self.repeats.push_and_count(graph_keys(*output))
+            weights = repeat_weights(counts, tc.repeat_threshold)
+            self.last_repeated = (weights > 0).float().mean()
+        terms = torch.zeros((), device=self.device)
+        if self.step < tc.repeat_start:
+            return terms
+        if tc.repeat_penalty > 0:
+            terms = terms + tc.repeat_penalty * repeat_penalty(fake, weights, graph=output)
+        if drawn is not None and tc.diversity_rl > 0:
+            drawn_counts = counts if sampled else self.repeats.count(graph_keys(*drawn))
+            terms = terms + tc.diversity_rl * self._diversity_rl_term(fake, drawn, drawn_counts)
+        return terms
 
     def _repeat_critic_weights(self, fake: DenseGraph) -> torch.Tensor | None:
         """Per-fake weights ``[B]`` of the critic objective from the repeat memory (see
@@ -561,14 +596,7 @@ class Trainer:
                 loss = loss + tc.diversity_sensitive * diversity_sensitive_loss(
                     fake, z, tc.diversity_tau)
             if self.repeats is not None:
-                with torch.no_grad():
-                    counts = self.repeats.push_and_count(graph_keys(*argmax_graph(fake)))
-                    weights = repeat_weights(counts, tc.repeat_threshold)
-                    self.last_repeated = (weights > 0).float().mean()
-                if tc.repeat_penalty > 0 and self.step >= tc.repeat_start:
-                    loss = loss + tc.repeat_penalty * repeat_penalty(fake, weights)
-                if tc.diversity_rl > 0 and self.step >= tc.repeat_start:
-                    loss = loss + tc.diversity_rl * self._diversity_rl_term(fake)
+                loss = loss + self._repeat_terms(fake)
             if self.max_valence is not None:
                 loss = loss + self.config.train.valence_penalty * valence_excess(
                     fake, self.max_valence)
