@@ -468,3 +468,25 @@ def test_valence_mask_forbids_bond_orders_above_either_atoms_valence():
     logits = masked(z)
     logits.adj[logits.adj <= -1e3].sum().backward()
     assert masked.to_adj.weight.grad.abs().sum() == 0  # masked logits carry no gradient
+
+
+def test_sampling_temperature_goes_from_argmax_to_spread_draws():
+    from molgan.sample import Sampler
+
+    torch.manual_seed(0)
+    net = generator()
+    argmax_x, argmax_adj = Sampler(net, VOCAB).sample_graphs(64, seed=0)
+    cold_x, cold_adj = Sampler(net, VOCAB, decode="sample",
+                               temperature=1e-4).sample_graphs(64, seed=0)
+    assert (cold_x == argmax_x).all() and (cold_adj == argmax_adj).all()
+
+    def changed(temperature):
+        x, _ = Sampler(net, VOCAB, decode="sample",
+                       temperature=temperature).sample_graphs(64, seed=0)
+        return (x != argmax_x).mean()
+
+    assert changed(0.5) < changed(1.0) < changed(4.0)
+    with pytest.raises(ValueError, match="decode='sample'"):
+        Sampler(net, VOCAB, temperature=0.5)
+    with pytest.raises(ValueError, match="> 0"):
+        Sampler(net, VOCAB, decode="sample", temperature=0.0)

@@ -41,6 +41,15 @@ def test_sample_with_the_pretrained_model(tmp_path):
     assert len(out.read_text().splitlines()) == 200
 
 
+def test_sampling_temperature_on_the_command_line(tmp_path, capsys):
+    out = tmp_path / "t.smi"
+    args = ["sample", "--pretrained", "qm9", "-n", "100", "-o", str(out), "--temperature", "0.5"]
+    assert main([*args, "--decode", "sample"]) == 0
+    assert len(out.read_text().splitlines()) == 100
+    assert main([*args, "--decode", "argmax"]) == 1
+    assert "needs decode='sample'" in capsys.readouterr().err
+
+
 def test_score_pretrained_writes_every_row(tmp_path):
     data = tmp_path / "mixed.smi"
     data.write_text("CCO\nnot_a_smiles\nC[Si](C)(C)C\n" + "C" * 12 + "\nc1ccncc1\n\nO\n")

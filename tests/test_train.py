@@ -331,3 +331,24 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     assert waiting.repeats.position == 3 * 16 and waiting.last_repeated > 0
     assert active.last_repeated > 0
     assert not torch.equal(parameters(active)["g.to_x.bias"], a["g.to_x.bias"])
+
+
+@pytest.mark.parametrize("decode", ["argmax", "sample"])
+def test_repeat_memory_remembers_what_the_model_outputs(qm9, tmp_path, decode):
+    """Argmax decoding: the memory holds the argmax graphs. Sampled decoding: it holds the
+    graphs drawn for the RL term (the same draw), so the reward counts the outputs a user
+    of ``molgan sample`` gets."""
+    from molgan.graph import argmax_graph
+    from molgan.repeats import graph_keys
+
+    trainer = Trainer(config(1, decode=decode, diversity_rl=1.0, repeat_window=64), qm9,
+                      tmp_path / decode)
+    with torch.no_grad():
+        fake = trainer._fake_batch(trainer._latents(), trainer.generator)
+    noise = trainer.noise.get_state()
+    trainer._repeat_terms(fake)
+    trainer.noise.set_state(noise)
+    drawn, argmax = graph_keys(*trainer._draw(fake)), graph_keys(*argmax_graph(fake))
+    assert not torch.equal(drawn, argmax)  # an untrained generator is far from one-hot
+    expected = drawn if decode == "sample" else argmax
+    assert torch.equal(trainer.repeats.keys[:16], expected)
