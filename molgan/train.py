@@ -35,6 +35,9 @@ from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
 from molgan.repeats import RepeatMemory, graph_keys, repeat_weights
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
+
+#: What the repeat memory remembers of each fake (TrainConfig.repeat_memory).
+REPEAT_MEMORIES = ("argmax", "drawn")
 from molgan.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -85,8 +88,7 @@ class TrainConfig:
     """Generator steps of the temperature schedule (with temperature_end)."""
     decode: str = "argmax"
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max).
-    Saved with the model (``molgan sample`` decodes the same way unless told otherwise); with
-    sample, the repeat memory remembers drawn graphs, the model's actual outputs."""
+    Saved with the model (``molgan sample`` decodes the same way unless told otherwise)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     diversity_sensitive: float = 0.0
@@ -108,8 +110,7 @@ class TrainConfig:
     """Weight of the policy-gradient diversity term (loss.policy_gradient): one graph is drawn
     from each fake's categorical distributions and rewarded 1 if RDKit reads it as one valid
     molecule, minus its repeat weight (repeats.repeat_weights of its count among the last
-    repeat_window remembered outputs: argmax fakes, or the drawn graphs themselves with
-    decode='sample'); the generator raises the probability of the drawn graphs
+    repeat_window remembered graphs, see repeat_memory); the generator raises the probability of the drawn graphs
     that beat the batch mean. REINVENT's diversity filter as a reward (0 = off)."""
     repeat_start: int = 0
     """Generator steps before the repeat penalty and the diversity RL term apply (the memory
@@ -118,6 +119,9 @@ class TrainConfig:
     """Generated graphs the repeat memory remembers (about 256 generator steps at batch 128)."""
     repeat_threshold: float = 4.0
     """Times a graph may occur in the repeat window before it is penalized."""
+    repeat_memory: str = "argmax"
+    """What the repeat memory remembers of each fake: its argmax graph, or (drawn) the graph
+    the RL term draws from it, which is what decode=sample outputs."""
     valence_penalty: float = 1.0
     """Weight of the expected-valence excess (loss.valence_excess) in the generator loss."""
     isolation_penalty: float = 0.0
@@ -338,6 +342,9 @@ class Trainer:
         self._init_reward(config, train)
         if tc.repeat_critic > 0 and config.critic.pack > 1:
             raise ValueError("repeat_critic does not support pack > 1")
+        if tc.repeat_memory not in REPEAT_MEMORIES:
+            raise ValueError(f"repeat_memory must be one of {REPEAT_MEMORIES}, "
+                             f"got {tc.repeat_memory!r}")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -499,12 +506,12 @@ class Trainer:
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
         """The generator-loss terms of the repeat memory for relaxed ``fake`` (0 when off).
 
-        The memory remembers the graphs the model outputs: the argmax graphs, or with
-        ``decode='sample'`` one draw per fake (the same draw the RL term rewards).
+        The memory remembers the argmax graphs, or (``repeat_memory='drawn'``) one draw per
+        fake, the same draw the RL term rewards.
         """
         tc = self.config.train
         assert self.repeats is not None
-        sampled = tc.decode == "sample"
+        sampled = tc.repeat_memory == "drawn"
         drawn = self._draw(fake) if tc.diversity_rl > 0 or sampled else None
         with torch.no_grad():
             output = drawn if sampled and drawn is not None else argmax_graph(fake)

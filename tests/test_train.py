@@ -333,16 +333,15 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     assert not torch.equal(parameters(active)["g.to_x.bias"], a["g.to_x.bias"])
 
 
-@pytest.mark.parametrize("decode", ["argmax", "sample"])
-def test_repeat_memory_remembers_what_the_model_outputs(qm9, tmp_path, decode):
-    """Argmax decoding: the memory holds the argmax graphs. Sampled decoding: it holds the
-    graphs drawn for the RL term (the same draw), so the reward counts the outputs a user
-    of ``molgan sample`` gets."""
+@pytest.mark.parametrize("memory", ["argmax", "drawn"])
+def test_repeat_memory_remembers_argmax_or_drawn_graphs(qm9, tmp_path, memory):
+    """``argmax``: the memory holds the argmax graphs. ``drawn``: it holds the graphs drawn
+    for the RL term (the same draw), the outputs of ``molgan sample --decode sample``."""
     from molgan.graph import argmax_graph
     from molgan.repeats import graph_keys
 
-    trainer = Trainer(config(1, decode=decode, diversity_rl=1.0, repeat_window=64), qm9,
-                      tmp_path / decode)
+    trainer = Trainer(config(1, repeat_memory=memory, diversity_rl=1.0, repeat_window=64),
+                      qm9, tmp_path / memory)
     with torch.no_grad():
         fake = trainer._fake_batch(trainer._latents(), trainer.generator)
     noise = trainer.noise.get_state()
@@ -350,5 +349,7 @@ def test_repeat_memory_remembers_what_the_model_outputs(qm9, tmp_path, decode):
     trainer.noise.set_state(noise)
     drawn, argmax = graph_keys(*trainer._draw(fake)), graph_keys(*argmax_graph(fake))
     assert not torch.equal(drawn, argmax)  # an untrained generator is far from one-hot
-    expected = drawn if decode == "sample" else argmax
+    expected = drawn if memory == "drawn" else argmax
     assert torch.equal(trainer.repeats.keys[:16], expected)
+    with pytest.raises(ValueError, match="repeat_memory"):
+        Trainer(config(1, repeat_memory="both"), qm9, tmp_path / "bad")
