@@ -92,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--decode", default=None, choices=("argmax", "sample"),
                         help="argmax, or sample a categorical per node/pair "
                              "(default: what the model was trained with)")
-    sample.add_argument("--temperature", type=float, default=1.0,
+    sample.add_argument("--temperature", type=float, default=None,
                         help="with --decode sample: draw from softmax(logits / T); below 1 "
-                             "nearer the argmax, above 1 more spread (1)")
+                             "nearer the argmax, above 1 more spread (default: the model's "
+                             "sample_temperature, else 1)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
     sample.add_argument("--batch-size", type=int, default=4096, help="generator batch size")
     sample.add_argument("--workers", type=int, default=None, help="processes for decoding")

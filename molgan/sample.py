@@ -57,7 +57,9 @@ class Sampler:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         **kwargs: Any) -> Sampler:
-        """Load the generator and vocabulary from a run dir or ``ckpt.pt``."""
+        """Load the generator and vocabulary from a run dir or ``ckpt.pt``. ``decode`` and
+        ``temperature`` (keyword arguments; None or absent) default to the model's own
+        (``decode``, ``sample_temperature`` of its training config)."""
         from molgan.checkpoint import build_config, load_checkpoint
         from molgan.train import resolve_device
 
@@ -67,10 +69,12 @@ class Sampler:
         config = build_config(GeneratorConfig, bundle["generator_config"])
         generator = Generator(config, vocab)
         generator.load_state_dict(bundle["generator"])
-        kwargs.setdefault("decode", bundle.get("config", {}).get("train", {}).get("decode",
-                                                                                  "argmax"))
-        if kwargs["decode"] is None:
-            kwargs["decode"] = "argmax"
+        trained = bundle.get("config", {}).get("train", {})
+        if kwargs.get("decode") is None:
+            kwargs["decode"] = trained.get("decode", "argmax")
+        if kwargs.get("temperature") is None:
+            kwargs["temperature"] = (trained.get("sample_temperature", 1.0)
+                                     if kwargs["decode"] == "sample" else 1.0)
         return cls(generator, vocab, device, **kwargs)
 
     @torch.no_grad()

@@ -89,6 +89,10 @@ class TrainConfig:
     decode: str = "argmax"
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max).
     Saved with the model (``molgan sample`` decodes the same way unless told otherwise)."""
+    sample_temperature: float = 1.0
+    """With decode=sample: draws come from softmax(logits / sample_temperature), in the
+    evaluations during training and, by default, in ``molgan sample``. The RL term always
+    draws at the training distribution (temperature 1 of the relaxed fakes)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     diversity_sensitive: float = 0.0
@@ -304,9 +308,10 @@ class Trainer:
         self.critic = Critic(config.critic, self.vocab).to(self.device)
         self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
         self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
-        if tc.temperature <= 0 or (tc.temperature_end is not None and tc.temperature_end <= 0):
-            raise ValueError(f"temperatures must be positive, got {tc.temperature} and "
-                             f"{tc.temperature_end}")
+        if (min(tc.temperature, tc.sample_temperature) <= 0
+                or (tc.temperature_end is not None and tc.temperature_end <= 0)):
+            raise ValueError(f"temperatures must be positive, got {tc.temperature}, "
+                             f"{tc.temperature_end} and {tc.sample_temperature}")
         if tc.batch_size % config.critic.pack:
             raise ValueError(f"batch_size {tc.batch_size} is not a multiple of pack "
                              f"{config.critic.pack}")
@@ -702,7 +707,8 @@ class Trainer:
         from molgan.sample import Sampler
 
         tc = self.config.train
-        sampler = Sampler(self.generator, self.vocab, self.device, decode=tc.decode)
+        sampler = Sampler(self.generator, self.vocab, self.device, decode=tc.decode,
+                          temperature=tc.sample_temperature if tc.decode == "sample" else 1.0)
         was_training = self.generator.training
         try:
             result = sampler.sample(tc.eval_samples, seed=tc.seed + 12345)

@@ -64,7 +64,8 @@ def run_once(args: argparse.Namespace, train_args: list[str], seed: int, commit:
         "command": "molgan " + " ".join(command),
         "steps": records[-1]["step"], "train_seconds": records[-1]["seconds"],
         "wall_seconds": round(wall, 1), "samples": args.samples, "sample_seed": args.sample_seed,
-        "decode": sampler.decode, "device": str(sampler.device),
+        "decode": sampler.decode, "temperature": sampler.temperature,
+        "device": str(sampler.device),
         "threads": torch.get_num_threads(), "machine": platform.machine(),
         "git_commit": commit, "results": {k: result.get(k) for k in KEYS},
     }

@@ -353,3 +353,17 @@ def test_repeat_memory_remembers_argmax_or_drawn_graphs(qm9, tmp_path, memory):
     assert torch.equal(trainer.repeats.keys[:16], expected)
     with pytest.raises(ValueError, match="repeat_memory"):
         Trainer(config(1, repeat_memory="both"), qm9, tmp_path / "bad")
+
+
+def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
+    from molgan.sample import Sampler
+
+    trainer = Trainer(config(1, decode="sample", sample_temperature=0.5), qm9, tmp_path / "run")
+    trainer.save()
+    assert Sampler.from_checkpoint(tmp_path / "run").temperature == 0.5
+    assert Sampler.from_checkpoint(tmp_path / "run", temperature=2.0).temperature == 2.0
+    argmax = Sampler.from_checkpoint(tmp_path / "run", decode="argmax")
+    assert argmax.decode == "argmax" and argmax.temperature == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        Trainer(config(1, sample_temperature=0.0), qm9, tmp_path / "bad")
+
