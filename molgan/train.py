@@ -35,12 +35,12 @@ from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
 from molgan.repeats import RepeatMemory, graph_keys, repeat_weights
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
-
-#: What the repeat memory remembers of each fake (TrainConfig.repeat_memory).
-REPEAT_MEMORIES = ("argmax", "drawn")
 from molgan.vocab import Vocab
 
 log = logging.getLogger(__name__)
+
+#: What the repeat memory remembers of each fake (TrainConfig.repeat_memory).
+REPEAT_MEMORIES = ("argmax", "drawn")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -114,8 +114,9 @@ class TrainConfig:
     """Weight of the policy-gradient diversity term (loss.policy_gradient): one graph is drawn
     from each fake's categorical distributions and rewarded 1 if RDKit reads it as one valid
     molecule, minus its repeat weight (repeats.repeat_weights of its count among the last
-    repeat_window remembered graphs, see repeat_memory); the generator raises the probability of the drawn graphs
-    that beat the batch mean. REINVENT's diversity filter as a reward (0 = off)."""
+    repeat_window remembered graphs, see repeat_memory); the generator raises the
+    probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
+    a reward (0 = off)."""
     repeat_start: int = 0
     """Generator steps before the repeat penalty and the diversity RL term apply (the memory
     fills from step 0)."""
@@ -516,10 +517,10 @@ class Trainer:
         """
         tc = self.config.train
         assert self.repeats is not None
-        sampled = tc.repeat_memory == "drawn"
-        drawn = self._draw(fake) if tc.diversity_rl > 0 or sampled else None
+        remember_drawn = tc.repeat_memory == "drawn"
+        drawn = self._draw(fake) if tc.diversity_rl > 0 or remember_drawn else None
         with torch.no_grad():
-            output = drawn if sampled and drawn is not None else argmax_graph(fake)
+            output = drawn if remember_drawn and drawn is not None else argmax_graph(fake)
             counts = self.repeats.push_and_count(graph_keys(*output))
             weights = repeat_weights(counts, tc.repeat_threshold)
             self.last_repeated = (weights > 0).float().mean()
@@ -529,7 +530,8 @@ class Trainer:
         if tc.repeat_penalty > 0:
             terms = terms + tc.repeat_penalty * repeat_penalty(fake, weights, graph=output)
         if drawn is not None and tc.diversity_rl > 0:
-            drawn_counts = counts if sampled else self.repeats.count(graph_keys(*drawn))
+            drawn_counts = (counts if remember_drawn
+                            else self.repeats.count(graph_keys(*drawn)))
             terms = terms + tc.diversity_rl * self._diversity_rl_term(fake, drawn, drawn_counts)
         return terms
 
