@@ -2,11 +2,13 @@
 
     python scripts/export_pretrained.py RUN_DIR --eval RUN_DIR/eval.json \
         --command "molgan train ..." --out molgan/pretrained/qm9.pt \
-        [--critic-from molgan/pretrained/qm9.pt]
+        [--critic-from molgan/pretrained/qm9.pt] [--sample-temperature T]
 
 ``--critic-from`` ships the critic (weights, config and its note) of another run or exported
 model beside this run's generator: a minibatch-kernel critic is a training device, not a
-pipeline scorer (docs/benchmarks.md, "The shipped critic").
+pipeline scorer (docs/benchmarks.md, "The shipped critic"). ``--sample-temperature`` sets
+the temperature ``molgan sample`` draws at by default for a model trained with
+``--decode sample`` (chosen on a sampling seed other than the reported one).
 """
 
 from __future__ import annotations
@@ -49,10 +51,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device it was trained on")
     parser.add_argument("--critic-from", default=None,
                         help="run dir, checkpoint or exported model whose critic to ship")
+    parser.add_argument("--sample-temperature", type=float, default=None,
+                        help="default sampling temperature of a decode=sample model")
     args = parser.parse_args()
     bundle = load_checkpoint(args.run)
     add_missing_reference(bundle)
     note = {"command": args.command, "device": args.device, "steps": int(bundle["step"])}
+    if args.sample_temperature is not None:
+        if bundle["config"]["train"].get("decode") != "sample":
+            raise SystemExit("--sample-temperature needs a model trained with --decode sample")
+        bundle["config"]["train"]["sample_temperature"] = args.sample_temperature
+        note["sample_temperature"] = args.sample_temperature
     if args.eval:
         metrics = json.loads(Path(args.eval).read_text())
         note["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -68,17 +68,19 @@ def test_export_ships_a_run_generator_beside_another_models_critic(qm9, tmp_path
     from pathlib import Path
 
     from molgan.checkpoint import load_checkpoint
+    from molgan.sample import Sampler
     from molgan.train import RunConfig, TrainConfig, Trainer
 
     run = tmp_path / "run"
-    Trainer(RunConfig(TrainConfig(steps=1, batch_size=16, n_critic=1, eval_every=1000)),
-            qm9, run).fit()
+    Trainer(RunConfig(TrainConfig(steps=1, batch_size=16, n_critic=1, eval_every=1000,
+                                  decode="sample")), qm9, run).fit()
     shipped = Path(__file__).resolve().parents[1] / "molgan" / "pretrained" / "qm9.pt"
     out = tmp_path / "model.pt"
     script = Path(__file__).resolve().parents[1] / "scripts" / "export_pretrained.py"
     monkeypatch.setattr(sys, "argv", ["export_pretrained.py", str(run), "--out", str(out),
                                       "--command", "molgan train (test)",
-                                      "--critic-from", str(shipped)])
+                                      "--critic-from", str(shipped),
+                                      "--sample-temperature", "1.1"])
     runpy.run_path(str(script), run_name="__main__")
     exported, donor, trained = (load_checkpoint(p) for p in (out, shipped, run / "ckpt.pt"))
     for key, value in donor["critic"].items():
@@ -88,3 +90,5 @@ def test_export_ships_a_run_generator_beside_another_models_critic(qm9, tmp_path
     assert exported["critic_config"] == donor["critic_config"]
     assert exported["note"]["critic"] == donor["note"]["critic"]
     assert Critic.from_checkpoint(out).config.minibatch_distance is False
+    sampler = Sampler.from_checkpoint(out)  # draws at the exported temperature by default
+    assert (sampler.decode, sampler.temperature) == ("sample", 1.1)
