@@ -49,7 +49,9 @@ class TrainConfig:
     """Training hyperparameters; the CLI's ``train`` flags are generated from these fields."""
 
     #: What runs saved before a field existed used (see checkpoint.build_config).
-    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"valence_penalty": 0.0}
+    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"valence_penalty": 0.0,
+                                                       "decode": "argmax",
+                                                       "diversity_rl": 0.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -86,8 +88,9 @@ class TrainConfig:
     ``temperature_steps`` generator steps, then stays (None = constant)."""
     temperature_steps: int = 1000
     """Generator steps of the temperature schedule (with temperature_end)."""
-    decode: str = "argmax"
-    """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max).
+    decode: str = "sample"
+    """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max;
+    the default since stop 16: the diversity RL term trains exactly these draws).
     Saved with the model (``molgan sample`` decodes the same way unless told otherwise)."""
     sample_temperature: float = 1.0
     """With decode=sample: draws come from softmax(logits / sample_temperature), in the
@@ -110,13 +113,13 @@ class TrainConfig:
     ``1 + repeat_critic * w`` times (w = repeats.repeat_weights of its count; normalized to mean
     1 over the batch), so the critic learns to score low where the generator repeats itself
     and the generator's gradient, from the critic, leads away from there (0 = off)."""
-    diversity_rl: float = 0.0
+    diversity_rl: float = 1.0
     """Weight of the policy-gradient diversity term (loss.policy_gradient): one graph is drawn
     from each fake's categorical distributions and rewarded 1 if RDKit reads it as one valid
     molecule, minus its repeat weight (repeats.repeat_weights of its count among the last
     repeat_window remembered graphs, see repeat_memory); the generator raises the
     probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
-    a reward (0 = off)."""
+    a reward (0 = off; 1 is the default recipe since stop 16, docs/benchmarks.md)."""
     repeat_start: int = 0
     """Generator steps before the repeat penalty and the diversity RL term apply (the memory
     fills from step 0)."""

@@ -249,9 +249,11 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert restored.critic.minibatch_kernels == 0
     assert restored.train.valence_penalty == 0.0
     assert restored.generator.gen_valence_mask is False
+    assert restored.train.decode == "argmax" and restored.train.diversity_rl == 0.0
     fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
     assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
     assert fresh.generator.gen_valence_mask is True
+    assert fresh.train.decode == "sample" and fresh.train.diversity_rl == 1.0
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
