@@ -168,13 +168,15 @@ RECIPES: dict[str, dict[str, object]] = {
     "default": {},
     # MolGAN's architecture and loss: no minibatch feature, valence term or valence mask
     "molgan": {"minibatch_distance": False, "valence_penalty": 0.0, "z_dim": 32,
-               "gen_valence_mask": False},
+               "gen_valence_mask": False, "diversity_rl": 0.0},
+    # the default recipe of stops 14-15: no repeat memory or RL term (RDKit-free steps)
+    "no-diversity-rl": {"diversity_rl": 0.0},
     "no-valence-mask": {"gen_valence_mask": False},
     "l1-kernels": {"minibatch_kernel_metric": "l1"},
     "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
     "bank-1024": {"minibatch_bank": 1024},
     "bank-4096": {"minibatch_bank": 4096},
-    # the shipped model's recipe (stop 15): repeat memory and RL term, RDKit every step
+    # stop 15's shipped model: the RL term at weight 0.1 (the default is 1 since stop 16)
     "diversity-rl": {"diversity_rl": 0.1},
 }
 
