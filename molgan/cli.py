@@ -296,7 +296,10 @@ def run_sample(args: argparse.Namespace) -> int:
     print(f"{len(result.smiles):,} samples ({n_valid:,} valid, "
           f"{len({s for s in result.smiles if s}):,} unique) in {seconds:.2f} s "
           f"-> {args.output} ({written:,} rows)")
-    if args.image:
+    if args.image and n_valid == 0:
+        print(f"molgan sample: no valid molecule to draw; {args.image} not written",
+              file=sys.stderr)
+    elif args.image:
         from molgan.plots import draw_molecule_grid
 
         draw_molecule_grid(result.smiles, args.image)
