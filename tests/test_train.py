@@ -317,8 +317,8 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     """Before repeat_start the memory fills but the loss is the plain one: same weights.
     The generators start with zero output weights, so every fake is the same graph and the
     penalty, once on, has something to act on."""
-    def trained(name, **kwargs):
-        trainer = Trainer(config(3, **kwargs), qm9, tmp_path / name)
+    def trained(name, **kwargs):  # the RL term (on by default) off: the penalty alone
+        trainer = Trainer(config(3, diversity_rl=0.0, **kwargs), qm9, tmp_path / name)
         with torch.no_grad():
             trainer.generator.to_x.weight.zero_()
             trainer.generator.to_adj.weight.zero_()
