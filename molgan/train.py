@@ -523,7 +523,7 @@ class Trainer:
         remember_drawn = tc.repeat_memory == "drawn"
         drawn = self._draw(fake) if tc.diversity_rl > 0 or remember_drawn else None
         with torch.no_grad():
-            output = drawn if remember_drawn and drawn is not None else argmax_graph(fake)
+            output = drawn if remember_drawn else argmax_graph(fake)
             counts = self.repeats.push_and_count(graph_keys(*output))
             weights = repeat_weights(counts, tc.repeat_threshold)
             self.last_repeated = (weights > 0).float().mean()
@@ -532,7 +532,8 @@ class Trainer:
             return terms
         if tc.repeat_penalty > 0:
             terms = terms + tc.repeat_penalty * repeat_penalty(fake, weights, graph=output)
-        if drawn is not None and tc.diversity_rl > 0:
+        if tc.diversity_rl > 0:
+            assert drawn is not None  # drawn above whenever the RL term is on
             drawn_counts = (counts if remember_drawn
                             else self.repeats.count(graph_keys(*drawn)))
             terms = terms + tc.diversity_rl * self._diversity_rl_term(fake, drawn, drawn_counts)
