@@ -383,9 +383,18 @@ def decode_all(
     m = len(x_idx)
     if m == 0:
         return []
-    # identical graphs decode identically: decode each distinct graph once
-    keys = np.concatenate([x_idx.reshape(m, -1), adj_idx.reshape(m, -1)], axis=1)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    # identical graphs decode identically: decode each distinct graph once (a dict of row
+    # bytes: about 10x faster than np.unique(axis=0), which sorts the rows)
+    keys = np.ascontiguousarray(np.concatenate([x_idx.reshape(m, -1), adj_idx.reshape(m, -1)],
+                                               axis=1))
+    distinct: dict[bytes, int] = {}  # row bytes -> number of the distinct graph
+    first: list[int] = []  # row of each distinct graph's first occurrence
+    inverse = []
+    for row, key in enumerate(keys):
+        number = distinct.setdefault(key.tobytes(), len(distinct))
+        if number == len(first):
+            first.append(row)
+        inverse.append(number)
     x_u, adj_u = x_idx[first], adj_idx[first]
     step = CHUNK_SIZE
     chunks = [(x_u[i : i + step], adj_u[i : i + step], vocab.to_dict())
@@ -393,7 +402,7 @@ def decode_all(
     decoded = map_chunks(_decode_chunk, chunks, workers, None, [len(c[0]) for c in chunks])
     if progress:
         progress(m)
-    return [decoded[j] for j in inverse.reshape(-1).tolist()]
+    return [decoded[j] for j in inverse]
 
 
 def roundtrip_exact(

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from molgan.generator import Generator, GeneratorConfig, relax
-from molgan.graph import DenseGraph, argmax_graph
+from molgan.generator import Generator, GeneratorConfig, draw_graph
+from molgan.graph import argmax_graph
 from molgan.vocab import Vocab
 
 #: ``argmax``: the most likely token per node and node pair (deterministic given z);
@@ -89,9 +89,9 @@ class Sampler:
             z = self.generator.sample_z(size, generator=rng, device=self.device)
             logits = self.generator(z)
             if self.decode == "sample":
-                tempered = DenseGraph(logits.x / self.temperature, logits.adj / self.temperature)
-                logits = relax(tempered, "hard", generator=rng)
-            x_idx, adj_idx = argmax_graph(logits)
+                x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng)
+            else:
+                x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())
             adjs.append(adj_idx.cpu().numpy())
         n_nodes = self.vocab.max_atoms

@@ -27,7 +27,7 @@ from molgan.checkpoint import build_config, load_checkpoint, save_checkpoint
 from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
 from molgan.distributed import barrier, init_from_env, local_device
-from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, relax
+from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, draw_graph, relax
 from molgan.graph import DenseGraph, argmax_graph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
                          diversity_sensitive_loss, isolated_atoms, mode_seeking_loss,
@@ -491,7 +491,7 @@ class Trainer:
         with torch.no_grad():
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
-            return argmax_graph(relax(log_probs, "hard", generator=self.noise))
+            return draw_graph(log_probs, generator=self.noise)
 
     def _diversity_rl_term(self, fake: DenseGraph, drawn: tuple[torch.Tensor, torch.Tensor],
                            counts: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,37 @@ def test_invalid_graphs_decode_to_none_not_a_repaired_molecule():
     assert decode_smiles(np.stack([x, x]), np.stack([adj, adj]), VOCAB) == [None, None]
 
 
+def test_a_batch_decodes_as_its_molecules_one_by_one():
+    """indices_to_mols does the index work for the whole batch at once: each molecule's
+    atoms and bonds (padding nodes and bonds to them dropped) must come out as alone."""
+    rng = np.random.default_rng(0)
+    x = (rng.integers(1, 5, (300, 9)) * (rng.random((300, 9)) < 0.8)).astype(np.uint8)
+    upper = np.triu(rng.integers(0, 4, (300, 9, 9)) * (rng.random((300, 9, 9)) < 0.25), 1)
+    adj = (upper + upper.transpose(0, 2, 1)).astype(np.uint8)
+    x[:5] = 0  # molecules without atoms in the batch
+    for smiles in ("CC(=O)N", "C#N", "OCC1CC1F"):  # known molecules between random graphs
+        xi, ai = encode(smiles)
+        x = np.concatenate([x, xi[None]])
+        adj = np.concatenate([adj, ai[None]])
+    one_by_one = [indices_to_mol(xi, ai, VOCAB) for xi, ai in zip(x, adj)]
+    expected = [None if m is None else canonical_smiles(m) for m in one_by_one]
+    assert decode_smiles(x, adj, VOCAB) == expected
+    assert expected[-3:] == [canonical_smiles(mol_from_smiles(s))
+                             for s in ("CC(=O)N", "C#N", "OCC1CC1F")]
+    assert 0 < sum(s is not None for s in expected[:300]) < 295  # valid and invalid ones
+
+
+def test_decode_all_decodes_each_distinct_graph_once_and_keeps_the_row_order():
+    from molgan.featurize import decode_all
+
+    graphs = [encode(s) for s in ("CCO", "C#N", "CCO", "OCC1CC1F", "C#N", "CCO")]
+    x = np.stack([g[0] for g in graphs])
+    adj = np.stack([g[1] for g in graphs])
+    x[4, 0] = 4  # F#N: invalid
+    assert decode_all(x, adj, VOCAB, workers=1) == decode_smiles(x, adj, VOCAB)
+    assert decode_all(x, adj, VOCAB, workers=1)[4] is None
+
+
 @pytest.mark.parametrize("smiles,reason", [
     ("", "empty"), ("C1CC", "unparsable"), ("[CH3]", "radical"), ("CCCCCCCCCC", "too_many_atoms"),
     ("C[Si](C)(C)C", "unknown_atom"),

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from molgan.critic import Critic, CriticConfig
-from molgan.generator import Generator, GeneratorConfig, relax
+from molgan.generator import Generator, GeneratorConfig, draw_graph, relax
 from molgan.graph import DenseGraph, argmax_graph, one_hot_graph
 from molgan.layers import GraphAggregation, RelationalGraphConv
 from molgan.vocab import Vocab
@@ -146,6 +146,25 @@ def test_gumbel_noise_changes_samples_but_not_softmax():
     b = relax(logits, "gumbel", generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(a.x, b.x)
     torch.testing.assert_close(relax(logits, "softmax").x, torch.softmax(logits.x, -1))
+
+
+def test_draw_graph_is_the_argmax_of_the_hard_relaxation_with_the_same_noise():
+    """draw_graph (Gumbel-max on the upper triangle only) gives exactly the graphs of the
+    straight-through relaxation of logits / T with the same generator stream."""
+    with torch.no_grad():
+        logits = generator()(torch.randn(256, 8))
+    for temperature in (1.0, 0.5, 2.0):
+        tempered = DenseGraph(logits.x / temperature, logits.adj / temperature)
+        expected = argmax_graph(relax(tempered, "hard",
+                                      generator=torch.Generator().manual_seed(3)))
+        drawn = draw_graph(logits, temperature, generator=torch.Generator().manual_seed(3))
+        for got, want in zip(drawn, expected):
+            assert got.dtype == torch.uint8
+            assert torch.equal(got, want)
+    x_idx, adj_idx = draw_graph(logits, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(adj_idx, adj_idx.transpose(1, 2))
+    assert (adj_idx[:, torch.arange(6), torch.arange(6)] == 0).all()
+    assert not torch.equal(x_idx, argmax_graph(logits)[0])  # a draw, not the argmax
 
 
 def test_sampled_decoding_is_symmetric_and_varies_for_the_same_latent():
