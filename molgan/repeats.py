@@ -111,3 +111,26 @@ def repeat_weights(counts: Tensor, threshold: float) -> Tensor:
     costs nothing; beyond, the weight grows with the log of the excess, so one molecule made a
     thousand times does not drown out the rest of the batch."""
     return torch.log(counts.float() / threshold).clamp(min=0)
+
+
+#: How :func:`diversity_rewards` discounts repeated graphs (TrainConfig.diversity_reward).
+DIVERSITY_REWARDS = ("penalty", "share")
+
+
+def diversity_rewards(valid: Tensor, counts: Tensor, threshold: float,
+                      mode: str = "penalty") -> Tensor:
+    r"""Rewards ``[B]`` of the RL diversity term for graphs with validity ``valid [B]`` (1 for
+    one valid molecule, else 0) seen ``counts [B]`` times in the repeat window, threshold
+    :math:`\tau`:
+
+    - ``penalty``: :math:`r = v - \max(0, \log(c / \tau))` (:func:`repeat_weights`); a graph
+      repeated more than :math:`e\tau` times scores below an invalid one.
+    - ``share``: :math:`r = v \min(1, \tau / c)`, fitness sharing: the :math:`c` copies share
+      :math:`\tau` rewards, so a valid graph never scores below an invalid one (a count of 0,
+      a graph not yet remembered, counts as 1).
+    """
+    if mode == "share":
+        return valid * (threshold / counts.float().clamp(min=1)).clamp(max=1)
+    if mode == "penalty":
+        return valid - repeat_weights(counts, threshold)
+    raise ValueError(f"unknown diversity reward {mode!r}; choose from {DIVERSITY_REWARDS}")

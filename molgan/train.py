@@ -32,7 +32,13 @@ from molgan.graph import DenseGraph, argmax_graph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
                          diversity_sensitive_loss, isolated_atoms, mode_seeking_loss,
                          policy_gradient, repeat_penalty, valence_excess)
-from molgan.repeats import RepeatMemory, graph_keys, repeat_weights
+from molgan.repeats import (
+    DIVERSITY_REWARDS,
+    RepeatMemory,
+    diversity_rewards,
+    graph_keys,
+    repeat_weights,
+)
 from molgan.reward_net import RewardNet
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
@@ -120,6 +126,12 @@ class TrainConfig:
     repeat_window remembered graphs, see repeat_memory); the generator raises the
     probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
     a reward (0 = off; 1 is the default recipe since stop 16, docs/benchmarks.md)."""
+    diversity_reward: str = "penalty"
+    """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
+    threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
+    often enough scores below an invalid one), or ``share``, ``r = valid * min(1, tau / c)``
+    (fitness sharing: the ``c`` copies share ``tau`` rewards, so a valid graph, however
+    repeated, never scores below an invalid one)."""
     repeat_start: int = 0
     """Generator steps before the repeat penalty and the diversity RL term apply (the memory
     fills from step 0)."""
@@ -354,6 +366,9 @@ class Trainer:
         if tc.repeat_memory not in REPEAT_MEMORIES:
             raise ValueError(f"repeat_memory must be one of {REPEAT_MEMORIES}, "
                              f"got {tc.repeat_memory!r}")
+        if tc.diversity_reward not in DIVERSITY_REWARDS:
+            raise ValueError(f"diversity_reward must be one of {DIVERSITY_REWARDS}, "
+                             f"got {tc.diversity_reward!r}")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -497,8 +512,8 @@ class Trainer:
                            counts: torch.Tensor) -> torch.Tensor:
         """The policy-gradient diversity term (TrainConfig.diversity_rl) for relaxed ``fake``
         and the graphs ``drawn`` from it (:meth:`_draw`), whose repeat-memory ``counts [B]``
-        are given: reward 1 for one valid molecule minus the repeat weight; returns
-        loss.policy_gradient."""
+        are given: reward 1 for one valid molecule, discounted for repeats as
+        TrainConfig.diversity_reward says; returns loss.policy_gradient."""
         from molgan.chem import decode_smiles
 
         x_idx, adj_idx = drawn
@@ -509,7 +524,8 @@ class Trainer:
             one_molecule = torch.tensor([s is not None and "." not in s for s in smiles],
                                         dtype=torch.float32, device=self.device)
             self.last_drawn_valid = one_molecule.mean()
-            rewards = one_molecule - repeat_weights(counts, self.config.train.repeat_threshold)
+            rewards = diversity_rewards(one_molecule, counts, self.config.train.repeat_threshold,
+                                        self.config.train.diversity_reward)
         return policy_gradient(fake, x_idx, adj_idx, rewards)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:

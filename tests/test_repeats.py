@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from molgan.repeats import RepeatMemory, graph_keys, repeat_weights
+from molgan.repeats import RepeatMemory, diversity_rewards, graph_keys, repeat_weights
 
 
 def graphs(b=6, n=5, t=4, y=3, seed=0):
@@ -59,3 +59,18 @@ def test_repeat_weights_are_zero_up_to_the_threshold_then_log_of_the_excess():
                              torch.log(torch.tensor(10.0)).item()])
     torch.testing.assert_close(repeat_weights(counts, 4.0), expected)
 
+
+
+def test_diversity_rewards_penalty_and_fitness_sharing_by_hand():
+    valid = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    counts = torch.tensor([1, 8, 1, 0, 40, 40])
+    penalty = diversity_rewards(valid, counts, threshold=4.0)
+    log = torch.log(torch.tensor([2.0, 10.0]))
+    torch.testing.assert_close(penalty, torch.tensor([1.0, 1 - log[0], 0.0, 1.0,
+                                                      1 - log[1], -log[1]]))
+    assert penalty[4] < penalty[2]  # a much-repeated valid graph scores below an invalid one
+    share = diversity_rewards(valid, counts, threshold=4.0, mode="share")
+    torch.testing.assert_close(share, torch.tensor([1.0, 0.5, 0.0, 1.0, 0.1, 0.0]))
+    assert (share[valid == 1] > 0).all() and (share[valid == 0] == 0).all()
+    with pytest.raises(ValueError, match="share"):
+        diversity_rewards(valid, counts, 4.0, mode="ratio")

@@ -355,6 +355,8 @@ def test_repeat_memory_remembers_argmax_or_drawn_graphs(qm9, tmp_path, memory):
     assert torch.equal(trainer.repeats.keys[:16], expected)
     with pytest.raises(ValueError, match="repeat_memory"):
         Trainer(config(1, repeat_memory="both"), qm9, tmp_path / "bad")
+    with pytest.raises(ValueError, match="diversity_reward"):
+        Trainer(config(1, diversity_reward="ratio"), qm9, tmp_path / "bad")
 
 
 def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
