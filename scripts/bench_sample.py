@@ -1,4 +1,4 @@
-"""Sampling speed: molecules/s for generation + argmax + decoding to canonical SMILES.
+"""Sampling speed: molecules/s for generation + decoding (argmax or draws) + canonical SMILES.
 
 Median over repeats after a warm-up, for a checkpoint (default: the shipped QM9 model). Reports
 the generator-only rate and the full rate (RDKit decoding included) separately, and how many
