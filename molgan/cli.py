@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "nearer the argmax, above 1 more spread (default: the model's "
                              "sample_temperature, else 1)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    sample.add_argument("--batch-size", type=int, default=4096, help="generator batch size")
+    sample.add_argument("--batch-size", type=int, default=4096,  # = sample.SAMPLE_BATCH
+                        help="generator batch size (the samples of a seed depend on it)")
     sample.add_argument("--workers", type=int, default=None, help="processes for decoding")
     sample.set_defaults(handler=run_sample)
 

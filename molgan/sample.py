@@ -18,6 +18,9 @@ from molgan.vocab import Vocab
 #: ``sample``: a categorical draw per node and pair (Gumbel-max, symmetric for bonds), from
 #: ``softmax(logits / temperature)``.
 DECODINGS = ("argmax", "sample")
+#: Generator batch of :class:`Sampler` and of ``molgan sample`` (the same, so a seed gives the
+#: same samples through both: latents and draws are taken batch by batch from one stream).
+SAMPLE_BATCH = 4096
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Sampler:
     """
 
     def __init__(self, generator: Generator, vocab: Vocab, device: str | torch.device = "cpu",
-                 batch_size: int = 2048, seed: int = 0, decode: str = "argmax",
+                 batch_size: int = SAMPLE_BATCH, seed: int = 0, decode: str = "argmax",
                  temperature: float = 1.0) -> None:
         if decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
@@ -81,7 +84,9 @@ class Sampler:
     def sample_graphs(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8): the argmax of the
         logits, or (``decode='sample'``) one categorical draw per node and node pair from
-        ``softmax(logits / temperature)`` (Gumbel-max; bonds drawn once per pair)."""
+        ``softmax(logits / temperature)`` (Gumbel-max; bonds drawn once per pair). The
+        latents and draws come batch by batch from one stream seeded with ``seed``, so the
+        samples of a seed depend on ``batch_size`` too."""
         rng = torch.Generator(device=self.device).manual_seed(seed)
         xs, adjs = [], []
         for start in range(0, n, self.batch_size):
