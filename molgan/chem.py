@@ -138,8 +138,8 @@ def indices_to_mols(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> lis
 
     The index work (which nodes exist, the bonds of the upper triangle between them, their
     atom numbers) is done once for the whole batch in numpy, and every atom is a copy of one
-    template per token, so each molecule costs only its RDKit calls (about 3x faster than
-    building molecule by molecule, docs/benchmarks.md).
+    template per token, so each molecule costs only its RDKit calls (docs/benchmarks.md,
+    "Sampling speed", for the measured gain).
     """
     from rdkit import Chem, rdBase
 
