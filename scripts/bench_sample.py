@@ -27,9 +27,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--decode", default=None, choices=("argmax", "sample"))
+    parser.add_argument("--batch-size", type=int, default=4096,
+                        help="generator batch (molgan sample's default)")
     args = parser.parse_args()
     sampler = Sampler.from_checkpoint(args.model or pretrained_path("qm9"), device="cpu",
-                                      decode=args.decode)
+                                      decode=args.decode, batch_size=args.batch_size)
     sampler.sample(1000, seed=123)  # warm-up
     generate, full = [], []
     for seed in range(args.repeats):
@@ -42,7 +44,8 @@ def main() -> None:
         full.append(t2 - t0)
     distinct = len({(x.tobytes(), a.tobytes()) for x, a in zip(x_idx, adj_idx)})
     print(json.dumps({
-        "n": args.n, "decode": sampler.decode, "workers": args.workers,
+        "n": args.n, "decode": sampler.decode, "temperature": sampler.temperature,
+        "batch_size": args.batch_size, "workers": args.workers,
         "generate_mol_per_s": round(args.n / statistics.median(generate)),
         "full_mol_per_s": round(args.n / statistics.median(full)),
         "full_s_all": [round(t, 3) for t in full],
