@@ -187,6 +187,38 @@ def decode_smiles(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[
             for mol in indices_to_mols(x_idx, adj_idx, vocab)]
 
 
+def connected_graphs(x_idx: np.ndarray, adj_idx: np.ndarray) -> np.ndarray:
+    """``[B]`` bool: whether the atoms of each graph (``x_idx [B, N] > 0``) form one connected
+    component through the bonds of ``adj_idx [B, N, N]`` between them (bonds to padding
+    nodes ignored, as in decoding); False for a graph without atoms.
+
+    Reachability from each graph's first atom, by repeated squaring of the boolean
+    adjacency-with-self-loops (``ceil(log2 N)`` batched matmuls), without RDKit.
+    """
+    x_idx = np.asarray(x_idx)
+    exists = x_idx > 0                                                  # [B, N]
+    n = x_idx.shape[1]
+    linked = (np.asarray(adj_idx) > 0) & exists[:, :, None] & exists[:, None, :]
+    reach = (linked | np.eye(n, dtype=bool)).astype(np.float32)         # [B, N, N]
+    for _ in range(max(1, int(np.ceil(np.log2(max(n, 2)))))):
+        reach = np.minimum(reach @ reach, 1.0)
+    first = exists.argmax(axis=1)                                       # first atom
+    from_first = reach[np.arange(len(x_idx)), first] > 0                # [B, N]
+    return exists.any(axis=1) & (from_first | ~exists).all(axis=1)
+
+
+def single_molecules(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> np.ndarray:
+    """``[B]`` bool: whether each graph decodes to one valid molecule, the same as
+    ``s is not None and "." not in s`` for its :func:`decode_smiles` output, at a fraction of
+    the cost: disconnected graphs are never built, and no SMILES is written."""
+    connected = connected_graphs(x_idx, adj_idx)
+    flags = np.zeros(len(connected), dtype=bool)
+    rows = np.flatnonzero(connected)
+    mols = indices_to_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
+    flags[rows] = [mol is not None for mol in mols]
+    return flags
+
+
 def max_valences(vocab: Vocab) -> list[int]:
     """Largest total bond order each atom index may carry, ``[T]`` (index 0, "no atom": 0).
 

@@ -514,15 +514,14 @@ class Trainer:
         and the graphs ``drawn`` from it (:meth:`_draw`), whose repeat-memory ``counts [B]``
         are given: reward 1 for one valid molecule, discounted for repeats as
         TrainConfig.diversity_reward says; returns loss.policy_gradient."""
-        from molgan.chem import decode_smiles
+        from molgan.chem import single_molecules
 
         x_idx, adj_idx = drawn
         with torch.no_grad():
             t0 = time.perf_counter()
-            smiles = decode_smiles(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
+            flags = single_molecules(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
             self.rdkit_seconds += time.perf_counter() - t0
-            one_molecule = torch.tensor([s is not None and "." not in s for s in smiles],
-                                        dtype=torch.float32, device=self.device)
+            one_molecule = torch.as_tensor(flags, dtype=torch.float32, device=self.device)
             self.last_drawn_valid = one_molecule.mean()
             rewards = diversity_rewards(one_molecule, counts, self.config.train.repeat_threshold,
                                         self.config.train.diversity_reward)

@@ -83,6 +83,27 @@ def test_a_batch_decodes_as_its_molecules_one_by_one():
     assert 0 < sum(s is not None for s in expected[:300]) < 295  # valid and invalid ones
 
 
+def test_single_molecules_are_the_valid_decodings_without_a_dot():
+    """The RL term's fast check (connectivity in numpy, RDKit only for connected graphs, no
+    SMILES) agrees with decoding to SMILES, on random graphs and on known molecules."""
+    from molgan.chem import connected_graphs, single_molecules
+
+    rng = np.random.default_rng(2)
+    x = (rng.integers(1, 4, (2000, 9)) * (rng.random((2000, 9)) < 0.7)).astype(np.uint8)
+    upper = np.triu(rng.integers(1, 3, (2000, 9, 9)) * (rng.random((2000, 9, 9)) < 0.3), 1)
+    adj = (upper + upper.transpose(0, 2, 1)).astype(np.uint8)
+    known = ["CCO", "CC.O", "OCC1CC1F", "C.C", "N", "C#N"]
+    x = np.concatenate([x, np.stack([encode(s)[0] for s in known]), np.zeros((1, 9), np.uint8)])
+    adj = np.concatenate([adj, np.stack([encode(s)[1] for s in known]),
+                          np.zeros((1, 9, 9), np.uint8)])
+    expected = [s is not None and "." not in s for s in decode_smiles(x, adj, VOCAB)]
+    assert single_molecules(x, adj, VOCAB).tolist() == expected
+    assert expected[-7:] == [True, False, True, False, True, True, False]
+    assert 20 < sum(expected[:2000]) < 1980  # both kinds among the random graphs
+    assert connected_graphs(x, adj)[-7:].tolist() == [True, False, True, False, True, True,
+                                                      False]
+
+
 def test_decode_all_decodes_each_distinct_graph_once_and_keeps_the_row_order():
     from molgan.featurize import decode_all
 
