@@ -126,6 +126,11 @@ class TrainConfig:
     repeat_window remembered graphs, see repeat_memory); the generator raises the
     probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
     a reward (0 = off; 1 is the default recipe since stop 16, docs/benchmarks.md)."""
+    rl_temperature: float = 1.0
+    """Temperature of the RL term's draws: graphs are drawn from, and their log-probabilities
+    taken under, ``softmax(log p / rl_temperature)`` of the relaxed fakes ``p`` (on-policy for
+    that distribution), so the term trains the draws of ``molgan sample --temperature``
+    rl_temperature (set sample_temperature to match). 1 = the relaxed fakes themselves."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -324,7 +329,7 @@ class Trainer:
         self.critic = Critic(config.critic, self.vocab).to(self.device)
         self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
         self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
-        if (min(tc.temperature, tc.sample_temperature) <= 0
+        if (min(tc.temperature, tc.sample_temperature, tc.rl_temperature) <= 0
                 or (tc.temperature_end is not None and tc.temperature_end <= 0)):
             raise ValueError(f"temperatures must be positive, got {tc.temperature}, "
                              f"{tc.temperature_end} and {tc.sample_temperature}")
@@ -506,7 +511,7 @@ class Trainer:
         with torch.no_grad():
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
-            return draw_graph(log_probs, generator=self.noise)
+            return draw_graph(log_probs, self.config.train.rl_temperature, generator=self.noise)
 
     def _diversity_rl_term(self, fake: DenseGraph, drawn: tuple[torch.Tensor, torch.Tensor],
                            counts: torch.Tensor) -> torch.Tensor:
@@ -525,6 +530,10 @@ class Trainer:
             self.last_drawn_valid = one_molecule.mean()
             rewards = diversity_rewards(one_molecule, counts, self.config.train.repeat_threshold,
                                         self.config.train.diversity_reward)
+        temperature = self.config.train.rl_temperature
+        if temperature != 1.0:  # the distribution the graphs were drawn from (see _draw)
+            fake = DenseGraph(*(torch.softmax(t.float().clamp(min=1e-9).log() / temperature, -1)
+                                for t in fake))
         return policy_gradient(fake, x_idx, adj_idx, rewards)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
