@@ -57,7 +57,9 @@ class TrainConfig:
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"valence_penalty": 0.0,
                                                        "decode": "argmax",
-                                                       "diversity_rl": 0.0}
+                                                       "diversity_rl": 0.0,
+                                                       "sample_temperature": 1.0,
+                                                       "rl_temperature": 1.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -98,10 +100,10 @@ class TrainConfig:
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max;
     the default since stop 16: the diversity RL term trains exactly these draws).
     Saved with the model (``molgan sample`` decodes the same way unless told otherwise)."""
-    sample_temperature: float = 1.0
+    sample_temperature: float = 1.6
     """With decode=sample: draws come from softmax(logits / sample_temperature), in the
-    evaluations during training and, by default, in ``molgan sample``. The RL term always
-    draws at the training distribution (temperature 1 of the relaxed fakes)."""
+    evaluations during training and, by default, in ``molgan sample``. 1.6 (since stop 17)
+    matches rl_temperature: the model is sampled at the temperature its RL term trained."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     diversity_sensitive: float = 0.0
@@ -126,11 +128,14 @@ class TrainConfig:
     repeat_window remembered graphs, see repeat_memory); the generator raises the
     probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
     a reward (0 = off; 1 is the default recipe since stop 16, docs/benchmarks.md)."""
-    rl_temperature: float = 1.0
+    rl_temperature: float = 1.6
     """Temperature of the RL term's draws: graphs are drawn from, and their log-probabilities
     taken under, ``softmax(log p / rl_temperature)`` of the relaxed fakes ``p`` (on-policy for
     that distribution), so the term trains the draws of ``molgan sample --temperature``
-    rl_temperature (set sample_temperature to match). 1 = the relaxed fakes themselves."""
+    rl_temperature (set sample_temperature to match). 1 = the relaxed fakes themselves (stop
+    16); 1.6 is the default recipe since stop 17 (docs/benchmarks.md): the critic keeps the
+    sharp relaxed fakes realistic while the RL term makes the flatter draws single valid,
+    unrepeated molecules."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -332,7 +337,8 @@ class Trainer:
         if (min(tc.temperature, tc.sample_temperature, tc.rl_temperature) <= 0
                 or (tc.temperature_end is not None and tc.temperature_end <= 0)):
             raise ValueError(f"temperatures must be positive, got {tc.temperature}, "
-                             f"{tc.temperature_end} and {tc.sample_temperature}")
+                             f"{tc.temperature_end}, {tc.sample_temperature} and "
+                             f"{tc.rl_temperature}")
         if tc.batch_size % config.critic.pack:
             raise ValueError(f"batch_size {tc.batch_size} is not a multiple of pack "
                              f"{config.critic.pack}")

@@ -250,10 +250,12 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert restored.train.valence_penalty == 0.0
     assert restored.generator.gen_valence_mask is False
     assert restored.train.decode == "argmax" and restored.train.diversity_rl == 0.0
+    assert restored.train.sample_temperature == restored.train.rl_temperature == 1.0
     fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
     assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
     assert fresh.generator.gen_valence_mask is True
     assert fresh.train.decode == "sample" and fresh.train.diversity_rl == 1.0
+    assert fresh.train.sample_temperature == fresh.train.rl_temperature == 1.6
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
@@ -357,6 +359,28 @@ def test_repeat_memory_remembers_argmax_or_drawn_graphs(qm9, tmp_path, memory):
         Trainer(config(1, repeat_memory="both"), qm9, tmp_path / "bad")
     with pytest.raises(ValueError, match="diversity_reward"):
         Trainer(config(1, diversity_reward="ratio"), qm9, tmp_path / "bad")
+
+
+def test_the_rl_term_draws_at_its_temperature(qm9, tmp_path):
+    """rl_temperature T: the RL term's graphs are draws from softmax(log p / T) of the relaxed
+    fakes p, with the trainer's noise stream."""
+    from molgan.generator import draw_graph
+    from molgan.graph import DenseGraph
+
+    trainer = Trainer(config(1, rl_temperature=2.0), qm9, tmp_path / "run")
+    with torch.no_grad():
+        fake = trainer._fake_batch(trainer._latents(), trainer.generator)
+    log_probs = DenseGraph(fake.x.clamp(min=1e-9).log(), fake.adj.clamp(min=1e-9).log())
+    noise = trainer.noise.get_state()
+    drawn = trainer._draw(fake)
+    trainer.noise.set_state(noise)
+    hot = draw_graph(log_probs, 2.0, generator=trainer.noise)
+    trainer.noise.set_state(noise)
+    cold = draw_graph(log_probs, 1.0, generator=trainer.noise)
+    assert all(torch.equal(a, b) for a, b in zip(drawn, hot))
+    assert not torch.equal(drawn[1], cold[1])
+    with pytest.raises(ValueError, match="positive"):
+        Trainer(config(1, rl_temperature=0.0), qm9, tmp_path / "bad")
 
 
 def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
