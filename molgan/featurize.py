@@ -385,8 +385,7 @@ def decode_all(
         return []
     # identical graphs decode identically: decode each distinct graph once (a dict of row
     # bytes: about 10x faster than np.unique(axis=0), which sorts the rows)
-    keys = np.ascontiguousarray(np.concatenate([x_idx.reshape(m, -1), adj_idx.reshape(m, -1)],
-                                               axis=1))
+    keys = np.concatenate([x_idx.reshape(m, -1), adj_idx.reshape(m, -1)], axis=1)
     distinct: dict[bytes, int] = {}  # row bytes -> number of the distinct graph
     first: list[int] = []  # row of each distinct graph's first occurrence
     inverse = []

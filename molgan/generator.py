@@ -152,6 +152,14 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     return x_idx, adj_idx
 
 
+def temper(probs: DenseGraph, temperature: float) -> DenseGraph:
+    r"""The tempered distributions :math:`\mathrm{softmax}(\log p / T)` of categorical ``probs``
+    (every node and node pair; ``p`` clamped at 1e-9), differentiable, in float32: what
+    :func:`draw_graph` draws from when given ``log p`` and ``T``."""
+    return DenseGraph(*(_softmax_channels(t.float().clamp(min=1e-9).log() / temperature)
+                        for t in probs))
+
+
 def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float = 1.0,
           generator: torch.Generator | None = None) -> DenseGraph:
     r"""Differentiable categorical relaxation of generator logits, for the critic.

@@ -27,7 +27,8 @@ from molgan.checkpoint import build_config, load_checkpoint, save_checkpoint
 from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
 from molgan.distributed import barrier, init_from_env, local_device
-from molgan.generator import RELAXATIONS, Generator, GeneratorConfig, draw_graph, relax
+from molgan.generator import (RELAXATIONS, Generator, GeneratorConfig, draw_graph, relax,
+                              temper)
 from molgan.graph import DenseGraph, argmax_graph, one_hot_graph, smooth_graph
 from molgan.loss import (combined_generator_loss, critic_loss, generator_loss,
                          diversity_sensitive_loss, isolated_atoms, mode_seeking_loss,
@@ -538,8 +539,7 @@ class Trainer:
                                         self.config.train.diversity_reward)
         temperature = self.config.train.rl_temperature
         if temperature != 1.0:  # the distribution the graphs were drawn from (see _draw)
-            fake = DenseGraph(*(torch.softmax(t.float().clamp(min=1e-9).log() / temperature, -1)
-                                for t in fake))
+            fake = temper(fake, temperature)
         return policy_gradient(fake, x_idx, adj_idx, rewards)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from molgan.critic import Critic, CriticConfig
-from molgan.generator import Generator, GeneratorConfig, draw_graph, relax
+from molgan.generator import Generator, GeneratorConfig, draw_graph, relax, temper
 from molgan.graph import DenseGraph, argmax_graph, one_hot_graph
 from molgan.layers import GraphAggregation, RelationalGraphConv
 from molgan.vocab import Vocab
@@ -165,6 +165,18 @@ def test_draw_graph_is_the_argmax_of_the_hard_relaxation_with_the_same_noise():
     assert torch.equal(adj_idx, adj_idx.transpose(1, 2))
     assert (adj_idx[:, torch.arange(6), torch.arange(6)] == 0).all()
     assert not torch.equal(x_idx, argmax_graph(logits)[0])  # a draw, not the argmax
+
+
+def test_temper_is_the_softmax_of_log_probabilities_over_t():
+    with torch.no_grad():
+        probs = relax(generator()(torch.randn(64, 8)), "softmax")
+    same = temper(probs, 1.0)
+    torch.testing.assert_close(same.x, probs.x)
+    torch.testing.assert_close(same.adj, probs.adj)
+    flat = temper(probs, 2.0)
+    torch.testing.assert_close(flat.adj, torch.softmax(probs.adj.clamp(min=1e-9).log() / 2, -1))
+    torch.testing.assert_close(flat.x.sum(-1), torch.ones(flat.x.shape[:-1]))
+    assert flat.x.max(-1).values.mean() < probs.x.max(-1).values.mean()  # flatter
 
 
 def test_sampled_decoding_is_symmetric_and_varies_for_the_same_latent():
