@@ -43,12 +43,16 @@ BLOCK_ELEMENTS = 2**18
 def l1_kernel_sums(m: Tensor, others: Tensor) -> Tensor:
     r"""``[B, K]``: :math:`\sum_s \exp(-\lVert m_{bk} - o_{sk} \rVert_1)` for ``m [B, K, D]``,
     ``others [S, K, D]`` (in fp32, or fp64 for fp64 inputs; both inputs may require grad;
-    twice differentiable)."""
+    twice differentiable). Inside ``torch.compile`` the plain definition is traced instead of
+    the hand-written derivatives: the compiler fuses its passes without materializing
+    ``[B, S, K, D]``, and the compiled critic loss differentiates it with ``torch.func``."""
     if m.dim() != 3 or others.dim() != 3 or m.shape[1:] != others.shape[1:]:
         raise ValueError(f"need m [B, K, D] and others [S, K, D], got {tuple(m.shape)} and "
                          f"{tuple(others.shape)}")
     dtype = torch.promote_types(torch.promote_types(m.dtype, others.dtype), torch.float32)
     with torch.autocast(m.device.type, enabled=False):
+        if torch.compiler.is_compiling():  # the compiler fuses the definition's passes itself
+            return l1_kernel_sums_autograd(m.to(dtype), others.to(dtype))
         return _L1KernelSums.apply(m.to(dtype), others.to(dtype))
 
 

@@ -33,14 +33,28 @@ def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGra
                       e_adj * real.adj + (1 - e_adj) * fake.adj)
 
 
-def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1) -> Tensor:
+def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
+                   functional: bool = False) -> Tensor:
     r"""Per-score :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B / pack]``,
-    differentiable; with ``pack > 1`` the norm covers all graphs of a pack."""
-    x = graph.x.detach().requires_grad_(True)
-    adj = graph.adj.detach().requires_grad_(True)
-    scores = critic(x, adj)
-    grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
-    groups = x.shape[0] // pack
+    differentiable; with ``pack > 1`` the norm covers all graphs of a pack.
+
+    The input gradients come from ``torch.autograd.grad(..., create_graph=True)``, or with
+    ``functional=True`` from ``torch.func.grad``: the same values, and the form that
+    ``torch.compile`` can trace into one graph whose backward is then the penalty's double
+    backward (it cannot compile ``autograd.grad``).
+    """
+    if functional:
+        def total_score(x: Tensor, adj: Tensor) -> Tensor:
+            return critic(x, adj).sum()
+
+        grad_x, grad_adj = torch.func.grad(total_score, argnums=(0, 1))(graph.x.detach(),
+                                                                        graph.adj.detach())
+    else:
+        x = graph.x.detach().requires_grad_(True)
+        adj = graph.adj.detach().requires_grad_(True)
+        scores = critic(x, adj)
+        grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
+    groups = graph.x.shape[0] // pack
     squared = (grad_x.reshape(groups, -1).pow(2).sum(1)
                + grad_adj.reshape(groups, -1).pow(2).sum(1))
     return torch.sqrt(squared + 1e-12)
@@ -48,18 +62,18 @@ def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1) -> Tensor
 
 def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
                      generator: torch.Generator | None = None, pack: int = 1,
-                     epsilon: Tensor | None = None) -> Tensor:
+                     epsilon: Tensor | None = None, functional: bool = False) -> Tensor:
     r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
 
     ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
     ``generator`` and shared by ``x`` and ``adj`` of each sample (with PacGAN packing, one
     epsilon per pack of ``pack`` consecutive graphs, and one norm per pack). A given
-    ``epsilon [B]`` is used instead of drawing one.
+    ``epsilon [B]`` is used instead of drawing one. ``functional``: see :func:`gradient_norms`.
     """
     if epsilon is None:
         epsilon = torch.rand(real.x.shape[0] // pack, generator=generator,
                              device=real.x.device, dtype=real.x.dtype).repeat_interleave(pack)
-    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack)
+    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack, functional)
     return (norms - 1.0).pow(2).mean()
 
 
@@ -78,7 +92,8 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 generator: torch.Generator | None = None, fused: bool = True,
                 pack: int = 1, epsilon: Tensor | None = None,
                 penalty_critic: CriticFn | None = None, grouped: bool = False,
-                fake_weights: Tensor | None = None) -> CriticLoss:
+                fake_weights: Tensor | None = None,
+                functional_penalty: bool = False) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -96,6 +111,10 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     critic then treats over-weighted fakes as more of the fake distribution than one batch
     shows (used to tell it which graphs the generator repeats across batches, see
     molgan.repeats). The reported Wasserstein estimate stays unweighted.
+
+    ``functional_penalty=True`` takes the penalty's input gradients with ``torch.func``, so
+    that ``torch.compile`` can compile this whole function, penalty included (see
+    :func:`gradient_norms`).
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     if fused:
@@ -108,7 +127,8 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     wasserstein = s_real.mean() - s_fake.mean()
     objective = wasserstein if fake_weights is None else (
         s_real.mean() - (s_fake * fake_weights.detach()).mean())
-    penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon)
+    penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon,
+                               functional_penalty)
     return CriticLoss(-objective + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
 
 

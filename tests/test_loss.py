@@ -25,23 +25,27 @@ class LinearCritic(torch.nn.Module):
         return (x * self.w_x).sum((1, 2)) + (a * self.w_a).sum((1, 2, 3))
 
 
-def test_gradient_penalty_of_a_linear_critic_matches_the_hand_computed_value():
+@pytest.mark.parametrize("functional", [False, True])
+def test_gradient_penalty_of_a_linear_critic_matches_the_hand_computed_value(functional):
     critic = LinearCritic()
     real, fake = random_graphs(seed=0), random_graphs(seed=1)
     norm = math.sqrt(critic.w_x.pow(2).sum().item() + critic.w_a.pow(2).sum().item())
     expected = (norm - 1.0) ** 2
     for seed in range(3):  # any epsilon gives the same value
-        gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(seed))
+        gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(seed),
+                              functional=functional)
         assert gp.item() == pytest.approx(expected, abs=1e-6)
 
 
-def test_penalty_interpolates_x_and_adj_with_one_epsilon_per_sample():
+@pytest.mark.parametrize("functional", [False, True])
+def test_penalty_interpolates_x_and_adj_with_one_epsilon_per_sample(functional):
     """D = ||x||^2 + ||a||^2 has gradient norm 2 * sqrt(||x_hat||^2 + ||a_hat||^2)."""
     def critic(x, a):
         return x.pow(2).sum((1, 2)) + a.pow(2).sum((1, 2, 3))
 
     real, fake = random_graphs(seed=2), random_graphs(seed=3)
-    gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7))
+    gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7),
+                          functional=functional)
     epsilon = torch.rand(4, generator=torch.Generator().manual_seed(7))
     hat = interpolate(real, fake, epsilon)
     for i in range(4):  # interpolation is per sample and shared by x and adj
@@ -112,6 +116,36 @@ def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_fea
     for a, b in zip(plain, fused):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     for a, b in zip(plain_grads, fused_grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_feature", [
+    {"minibatch_distance": False},
+    {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "gaussian"}])
+def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch_feature):
+    """torch.func input gradients (the form torch.compile traces) give the same critic loss
+    and the same parameter gradients through the penalty's double backward."""
+    from molgan.critic import Critic, CriticConfig
+    from molgan.vocab import Vocab
+
+    torch.manual_seed(0)
+    critic = Critic(CriticConfig(**batch_feature), Vocab.from_symbols(["C", "N"], max_atoms=5))
+    critic = critic.double()
+    real = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=0)))
+    fake = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=1)))
+    results = []
+    for functional in (False, True):
+        critic.zero_grad()
+        parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3),
+                            grouped=batch_feature["minibatch_distance"],
+                            functional_penalty=functional)
+        parts.loss.backward()
+        results.append((parts, [p.grad.clone() for p in critic.parameters()]))
+    (autograd_parts, autograd_grads), (functional_parts, functional_grads) = results
+    assert autograd_parts.gradient_penalty.item() > 1e-3  # a penalty that matters
+    for a, b in zip(autograd_parts, functional_parts):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for a, b in zip(autograd_grads, functional_grads):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 

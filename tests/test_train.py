@@ -205,13 +205,18 @@ def _inductor_compiles() -> bool:
     return True
 
 
-def test_compiled_networks_train_like_the_plain_ones(qm9, tmp_path):
+@pytest.mark.parametrize("compile_loss", [True, False])
+def test_compiled_networks_train_like_the_plain_ones(qm9, tmp_path, compile_loss):
     if not _inductor_compiles():
         pytest.skip("torch.compile's inductor backend cannot build code on this machine")
-    trainers = {c: Trainer(config(1, compile=c), qm9, tmp_path / str(c)) for c in (False, True)}
+    trainers = {c: Trainer(config(1, compile=c, compile_loss=compile_loss), qm9,
+                           tmp_path / str(c)) for c in (False, True)}
     for trainer in trainers.values():
         trainer.prepare_networks()
-    assert trainers[True].critic_ddp is not trainers[True].critic
+    # the whole critic loss (penalty included) is one compiled function, or only the scoring
+    assert (trainers[True]._critic_loss != trainers[True]._critic_objective) == compile_loss
+    assert (trainers[True].critic_ddp is not trainers[True].critic) != compile_loss
+    assert trainers[True].generator_ddp is not trainers[True].generator
     for _ in range(2):  # the second steps run the compiled code with updated weights
         parts = {c: [v.item() for v in t.critic_step()] for c, t in trainers.items()}
         assert parts[True] == pytest.approx(parts[False], rel=1e-4, abs=1e-6)
