@@ -216,6 +216,8 @@ def main() -> None:
     parser.add_argument("--l1-kernel", nargs="+", default=["fused"], choices=("fused", "autograd"),
                         help="the L1 minibatch kernel: fused (molgan.l1_kernel) or "
                              "differentiated by plain autograd (before/after comparisons)")
+    parser.add_argument("--flush-denormal", nargs="+", default=["off"], choices=("off", "on"),
+                        help="torch.set_flush_denormal during the timed steps")
     parser.add_argument("--compare-unfused", action="store_true",
                         help="also time the unfused critic loss (separate real/fake calls)")
     args = parser.parse_args()
@@ -223,9 +225,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     variants = (True, False) if args.compare_unfused else (True,)
     for batch_size in args.batch_size:
-        for fused, adam, precision, recipe, compiled, l1_kernel in [
-                (f, a, p, r, c, k) for f in variants for a in args.adam for p in args.precision
-                for r in args.recipe for c in args.compile for k in args.l1_kernel]:
+        for fused, adam, precision, recipe, compiled, l1_kernel, denormal in [
+                (f, a, p, r, c, k, d) for f in variants for a in args.adam for p in args.precision
+                for r in args.recipe for c in args.compile for k in args.l1_kernel
+                for d in args.flush_denormal]:
+            torch.set_flush_denormal(denormal == "on")
             with mock.patch("molgan.critic.l1_kernel_sums", l1_kernel_sums_autograd) \
                     if l1_kernel == "autograd" else contextlib.nullcontext():
                 result = bench(batch_size, args.device, args.windows, args.steps_per_window,
@@ -233,6 +237,7 @@ def main() -> None:
                                compiled != "off", args.n_critic, compiled == "on")
             result["l1_kernel"] = l1_kernel
             result["compile_mode"] = compiled
+            result["flush_denormal"] = denormal == "on"
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()
