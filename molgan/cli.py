@@ -225,7 +225,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume and (Path(args.out) / "ckpt.pt").exists():
         raise UserError(f"{args.out} already holds a run; pass --resume or choose another --out")
     data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms,
-                        cache_dir=args.cache_dir, workers=args.workers)
+                        atoms=tc.atoms, cache_dir=args.cache_dir, workers=args.workers)
     try:
         trainer = Trainer(config, data, args.out)
     except ValueError as exc:

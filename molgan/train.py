@@ -203,6 +203,9 @@ class TrainConfig:
     """Wall-clock training budget: stop (with a checkpoint) once this much time is spent."""
     max_atoms: int | None = None
     """Node slots N (default: from the data)."""
+    atoms: tuple[str, ...] | None = None
+    """Allowed atom tokens, e.g. ``C,O,N,F`` (default: every token in the data); molecules
+    with another token are skipped and counted, as by ``molgan prepare --atoms``."""
     smiles_column: str | None = None
     """SMILES column of a CSV data file."""
 

@@ -32,7 +32,8 @@ def add_missing_reference(bundle: dict) -> None:
     if not config.critic.minibatch_distance or "reference_x" in bundle["critic"]:
         return
     tc = config.train
-    data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms)
+    data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms,
+                        atoms=tc.atoms)
     train = data.subset(data.split_indices(seed=tc.split_seed)["train"])
     rows = reference_rows(len(train), config.critic.reference_size, tc.seed)
     bundle["critic"]["reference_x"] = torch.from_numpy(train.x_idx[rows])
