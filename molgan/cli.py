@@ -237,8 +237,11 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
     main_rank = trainer.dist.is_main
     if main_rank:
-        log.info("training on %s: %d molecules (train split %d), %s, device %s, %d -> %d steps"
-                 "%s", tc.data, len(data), trainer.x_idx.shape[0], data.vocab, trainer.device,
+        skipped = data.report.get("skipped") or {}
+        log.info("training on %s: %d molecules%s (train split %d), %s, device %s, %d -> %d "
+                 "steps%s", tc.data, len(data),
+                 f" ({', '.join(f'{k} {v}' for k, v in skipped.items())} skipped)"
+                 if skipped else "", trainer.x_idx.shape[0], data.vocab, trainer.device,
                  trainer.step, trainer.total_steps,
                  f", {trainer.dist.world_size} processes" if trainer.dist.enabled else "")
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train", unit="step",

@@ -31,3 +31,22 @@ def test_empty_or_missing_file_is_a_one_line_error(tmp_path, capsys):
         assert code == 1
         assert len(err.splitlines()) == 1 and "Traceback" not in err
         assert err.startswith("molgan prepare: error:")
+
+
+def test_train_atoms_restricts_the_vocabulary_and_reports_the_skipped(tmp_path, caplog):
+    import logging
+
+    from molgan.sample import Sampler
+
+    data = tmp_path / "mols.smi"
+    data.write_text("\n".join(["CCO", "CC[NH3+]", "C[O-]", "CCN", "OCCO", "CC#N", "NCC=O",
+                               "CCC", "C1CC1", "CO"] * 4) + "\n")
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="molgan"):
+        assert main(["train", "--data", str(data), "--atoms", "C,O,N", "--steps", "2",
+                     "--batch-size", "8", "--eval-every", "1000", "--out", str(run),
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "unknown_atom 8 skipped" in caplog.text  # the 2 x 4 charged molecules
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["atoms"] == ["C", "O", "N"]
+    assert Sampler.from_checkpoint(run).vocab.atom_symbols == ["*none", "C", "O", "N"]
