@@ -183,8 +183,8 @@ class TrainConfig:
     """With compile: compile the whole critic loss, gradient penalty included (its input
     gradients taken with torch.func, so the compiled graph's backward is the penalty's double
     backward; one process, no minibatch bank). False: compile only the critic's scoring call
-    and run the penalty eagerly (before stop 18). Measured on 2 cores: 1.3-1.4x over eager at
-    batch 32 and 128; at batch 512 the scoring-only compile was faster."""
+    and run the penalty eagerly (before stop 18). Measured on 2 cores: a median 1.2x over
+    eager (0.85-1.9x in 17 paired runs at batch 32-512, docs/benchmarks.md)."""
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda."""
     seed: int = 0
