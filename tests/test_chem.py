@@ -115,6 +115,30 @@ def test_decode_all_decodes_each_distinct_graph_once_and_keeps_the_row_order():
     assert decode_all(x, adj, VOCAB, workers=1)[4] is None
 
 
+def test_decode_all_in_forked_workers_equals_one_process(monkeypatch):
+    """From FORK_MIN_ROWS distinct graphs on Linux, two workers are forked (no spawn start-up);
+    the SMILES and their row order are those of one process."""
+    import sys
+
+    import molgan.featurize as featurize
+
+    rng = np.random.default_rng(5)
+    m = featurize.FORK_MIN_ROWS + 500
+    x = (rng.integers(1, 4, (m, 9)) * (rng.random((m, 9)) < 0.8)).astype(np.uint8)
+    upper = np.triu(rng.integers(1, 3, (m, 9, 9)) * (rng.random((m, 9, 9)) < 0.25), 1)
+    adj = (upper + upper.transpose(0, 2, 1)).astype(np.uint8)
+    x, adj = np.concatenate([x, x[:100]]), np.concatenate([adj, adj[:100]])  # repeats too
+    methods = []
+    real_get_context = featurize.get_context
+    monkeypatch.setattr(featurize, "get_context",
+                        lambda method: methods.append(method) or real_get_context(method))
+    together = featurize.decode_all(x, adj, VOCAB, workers=2)
+    assert together == featurize.decode_all(x, adj, VOCAB, workers=1)
+    assert together[-100:] == together[:100]
+    assert 0 < sum(s is not None for s in together) < len(together)
+    assert methods == (["fork"] if sys.platform == "linux" else [])
+
+
 @pytest.mark.parametrize("smiles,reason", [
     ("", "empty"), ("C1CC", "unparsable"), ("[CH3]", "radical"), ("CCCCCCCCCC", "too_many_atoms"),
     ("C[Si](C)(C)C", "unknown_atom"),
