@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --decode sample: draw from softmax(logits / T); below 1 "
                              "nearer the argmax, above 1 more spread (default: the model's "
                              "sample_temperature, else 1)")
+    sample.add_argument("--atom-temperature", type=float, default=None,
+                        help="with --decode sample: draw the atoms at this temperature, the "
+                             "bonds at --temperature (default: the model's atom_temperature, "
+                             "else --temperature)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
     sample.add_argument("--batch-size", type=int, default=4096,  # = sample.SAMPLE_BATCH
                         help="generator batch size (the samples of a seed depend on it)")
@@ -289,7 +293,8 @@ def run_sample(args: argparse.Namespace) -> int:
     try:
         sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
                                           else args.device, batch_size=args.batch_size,
-                                          decode=args.decode, temperature=args.temperature)
+                                          decode=args.decode, temperature=args.temperature,
+                                          atom_temperature=args.atom_temperature)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     start = time.perf_counter()

@@ -128,9 +128,11 @@ def _gumbel_of(uniform: Tensor) -> Tensor:
 
 
 def draw_graph(logits: DenseGraph, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+               generator: torch.Generator | None = None,
+               atom_temperature: float | None = None) -> tuple[Tensor, Tensor]:
     r"""One categorical draw per node and per node pair from
-    :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`.
+    :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`
+    (atoms at ``atom_temperature`` when given, bonds at ``temperature``).
 
     Returns index tensors ``x_idx [B, N]``, ``adj_idx [B, N, N]`` (uint8, symmetric, zero
     diagonal). The uniform draws are taken from ``generator`` exactly as
@@ -141,7 +143,8 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     uniform_adj = torch.rand(adj.shape, generator=generator, device=adj.device, dtype=adj.dtype)
-    x_idx = (x / temperature + _gumbel_of(uniform_x)).argmax(-1).to(torch.uint8)
+    x_idx = (x / (atom_temperature or temperature) + _gumbel_of(uniform_x)).argmax(-1)
+    x_idx = x_idx.to(torch.uint8)
     n = adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=adj.device)
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
@@ -152,12 +155,15 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     return x_idx, adj_idx
 
 
-def temper(probs: DenseGraph, temperature: float) -> DenseGraph:
+def temper(probs: DenseGraph, temperature: float,
+           atom_temperature: float | None = None) -> DenseGraph:
     r"""The tempered distributions :math:`\mathrm{softmax}(\log p / T)` of categorical ``probs``
-    (every node and node pair; ``p`` clamped at 1e-9), differentiable, in float32: what
-    :func:`draw_graph` draws from when given ``log p`` and ``T``."""
-    return DenseGraph(*(_softmax_channels(t.float().clamp(min=1e-9).log() / temperature)
-                        for t in probs))
+    (every node and node pair; ``p`` clamped at 1e-9; atoms at ``atom_temperature`` when
+    given), differentiable, in float32: what :func:`draw_graph` draws from when given
+    ``log p`` and the same temperatures."""
+    return DenseGraph(*(_softmax_channels(t.float().clamp(min=1e-9).log() / tau)
+                        for t, tau in zip(probs, (atom_temperature or temperature,
+                                                  temperature))))
 
 
 def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float = 1.0,

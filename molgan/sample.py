@@ -42,15 +42,17 @@ class Sampler:
 
     def __init__(self, generator: Generator, vocab: Vocab, device: str | torch.device = "cpu",
                  batch_size: int = SAMPLE_BATCH, seed: int = 0, decode: str = "argmax",
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, atom_temperature: float | None = None) -> None:
         if decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if temperature != 1.0 and decode != "sample":
+        if not temperature > 0 or not (atom_temperature is None or atom_temperature > 0):
+            raise ValueError(f"temperatures must be > 0, got {temperature} and "
+                             f"{atom_temperature}")
+        if (temperature != 1.0 or atom_temperature is not None) and decode != "sample":
             raise ValueError("a sampling temperature needs decode='sample' (argmax ignores it)")
         self.decode = decode
         self.temperature = temperature
+        self.atom_temperature = atom_temperature
         self.generator = generator.to(device).eval()
         self.vocab = vocab
         self.device = torch.device(device)
@@ -60,9 +62,10 @@ class Sampler:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         **kwargs: Any) -> Sampler:
-        """Load the generator and vocabulary from a run dir or ``ckpt.pt``. ``decode`` and
-        ``temperature`` (keyword arguments; None or absent) default to the model's own
-        (``decode``, ``sample_temperature`` of its training config)."""
+        """Load the generator and vocabulary from a run dir or ``ckpt.pt``. ``decode``,
+        ``temperature`` and ``atom_temperature`` (keyword arguments; None or absent) default to
+        the model's own (``decode``, ``sample_temperature``, ``atom_temperature`` of its
+        training config)."""
         from molgan.checkpoint import build_config, load_checkpoint
         from molgan.train import resolve_device
 
@@ -78,6 +81,8 @@ class Sampler:
         if kwargs.get("temperature") is None:
             kwargs["temperature"] = (trained.get("sample_temperature", 1.0)
                                      if kwargs["decode"] == "sample" else 1.0)
+        if kwargs.get("atom_temperature") is None and kwargs["decode"] == "sample":
+            kwargs["atom_temperature"] = trained.get("atom_temperature")
         return cls(generator, vocab, device, **kwargs)
 
     @torch.no_grad()
@@ -94,7 +99,8 @@ class Sampler:
             z = self.generator.sample_z(size, generator=rng, device=self.device)
             logits = self.generator(z)
             if self.decode == "sample":
-                x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng)
+                x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng,
+                                            atom_temperature=self.atom_temperature)
             else:
                 x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())

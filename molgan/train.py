@@ -169,6 +169,9 @@ class TrainConfig:
     learned by a reward network; empty = none."""
     lambda_rl: float = 1.0
     """Generator loss lambda * L_WGAN + (1 - lambda) * L_RL (1 = no RL; needs --reward)."""
+    atom_temperature: float | None = None
+    """With decode=sample: atoms are drawn at this temperature instead (in the RL term and at
+    sampling), bonds at rl_temperature / sample_temperature (None = the same for both)."""
     rl_warmup: int = 0
     """Generator steps of WGAN only before the RL term starts (the reward net trains from 0)."""
     precision: str = "fp32"
@@ -346,7 +349,8 @@ class Trainer:
         self.critic = Critic(config.critic, self.vocab).to(self.device)
         self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
         self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
-        if (min(tc.temperature, tc.sample_temperature, tc.rl_temperature) <= 0
+        if (min(tc.temperature, tc.sample_temperature, tc.rl_temperature,
+                tc.atom_temperature or 1.0) <= 0
                 or (tc.temperature_end is not None and tc.temperature_end <= 0)):
             raise ValueError(f"temperatures must be positive, got {tc.temperature}, "
                              f"{tc.temperature_end}, {tc.sample_temperature} and "
@@ -537,7 +541,8 @@ class Trainer:
         with torch.no_grad():
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
-            return draw_graph(log_probs, self.config.train.rl_temperature, generator=self.noise)
+            return draw_graph(log_probs, self.config.train.rl_temperature, generator=self.noise,
+                              atom_temperature=self.config.train.atom_temperature)
 
     def _diversity_rl_term(self, fake: DenseGraph, drawn: tuple[torch.Tensor, torch.Tensor],
                            counts: torch.Tensor) -> torch.Tensor:
@@ -556,9 +561,10 @@ class Trainer:
             self.last_drawn_valid = one_molecule.mean()
             rewards = diversity_rewards(one_molecule, counts, self.config.train.repeat_threshold,
                                         self.config.train.diversity_reward)
-        temperature = self.config.train.rl_temperature
-        if temperature != 1.0:  # the distribution the graphs were drawn from (see _draw)
-            fake = temper(fake, temperature)
+        tc = self.config.train
+        temperature, atom_temperature = tc.rl_temperature, tc.atom_temperature
+        if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
+            fake = temper(fake, temperature, atom_temperature)
         return policy_gradient(fake, x_idx, adj_idx, rewards)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
@@ -763,7 +769,8 @@ class Trainer:
 
         tc = self.config.train
         sampler = Sampler(self.generator, self.vocab, self.device, decode=tc.decode,
-                          temperature=tc.sample_temperature if tc.decode == "sample" else 1.0)
+                          temperature=tc.sample_temperature if tc.decode == "sample" else 1.0,
+                          atom_temperature=tc.atom_temperature if tc.decode == "sample" else None)
         was_training = self.generator.training
         try:
             result = sampler.sample(tc.eval_samples, seed=tc.seed + 12345)

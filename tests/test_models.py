@@ -167,6 +167,24 @@ def test_draw_graph_is_the_argmax_of_the_hard_relaxation_with_the_same_noise():
     assert not torch.equal(x_idx, argmax_graph(logits)[0])  # a draw, not the argmax
 
 
+def test_atom_temperature_draws_the_atoms_apart_from_the_bonds():
+    """atoms at T_a, bonds at T: the graphs of draw_graph on (x * T / T_a, adj) at T, from the
+    same noise; temper likewise."""
+    with torch.no_grad():
+        logits = generator()(torch.randn(256, 8))
+    split = draw_graph(logits, 2.0, generator=torch.Generator().manual_seed(5),
+                       atom_temperature=0.5)
+    scaled = draw_graph(DenseGraph(logits.x * 4.0, logits.adj), 2.0,
+                        generator=torch.Generator().manual_seed(5))
+    plain = draw_graph(logits, 2.0, generator=torch.Generator().manual_seed(5))
+    assert all(torch.equal(a, b) for a, b in zip(split, scaled))
+    assert torch.equal(split[1], plain[1]) and not torch.equal(split[0], plain[0])
+    probs = relax(logits, "softmax")
+    tempered = temper(probs, 2.0, atom_temperature=0.5)
+    torch.testing.assert_close(tempered.x, temper(probs, 0.5).x)
+    torch.testing.assert_close(tempered.adj, temper(probs, 2.0).adj)
+
+
 def test_temper_is_the_softmax_of_log_probabilities_over_t():
     with torch.no_grad():
         probs = relax(generator()(torch.randn(64, 8)), "softmax")

@@ -384,6 +384,13 @@ def test_the_rl_term_draws_at_its_temperature(qm9, tmp_path):
     cold = draw_graph(log_probs, 1.0, generator=trainer.noise)
     assert all(torch.equal(a, b) for a, b in zip(drawn, hot))
     assert not torch.equal(drawn[1], cold[1])
+    trainer.config.train.atom_temperature = 0.5  # atoms apart from the bonds
+    trainer.noise.set_state(noise)
+    split = trainer._draw(fake)
+    trainer.noise.set_state(noise)
+    expected = draw_graph(log_probs, 2.0, generator=trainer.noise, atom_temperature=0.5)
+    assert all(torch.equal(a, b) for a, b in zip(split, expected))
+    assert torch.equal(split[1], hot[1]) and not torch.equal(split[0], hot[0])
     with pytest.raises(ValueError, match="positive"):
         Trainer(config(1, rl_temperature=0.0), qm9, tmp_path / "bad")
 
@@ -397,6 +404,15 @@ def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
     assert Sampler.from_checkpoint(tmp_path / "run", temperature=2.0).temperature == 2.0
     argmax = Sampler.from_checkpoint(tmp_path / "run", decode="argmax")
     assert argmax.decode == "argmax" and argmax.temperature == 1.0
+    assert Sampler.from_checkpoint(tmp_path / "run").atom_temperature is None
     with pytest.raises(ValueError, match="positive"):
         Trainer(config(1, sample_temperature=0.0), qm9, tmp_path / "bad")
+    with pytest.raises(ValueError, match="positive"):
+        Trainer(config(1, atom_temperature=-1.0), qm9, tmp_path / "bad")
+    split = Trainer(config(1, decode="sample", atom_temperature=0.8), qm9, tmp_path / "split")
+    split.save()
+    assert Sampler.from_checkpoint(tmp_path / "split").atom_temperature == 0.8
+    assert Sampler.from_checkpoint(tmp_path / "split", atom_temperature=1.5).atom_temperature == 1.5
+    with pytest.raises(ValueError, match="decode='sample'"):
+        Sampler.from_checkpoint(tmp_path / "split", decode="argmax", atom_temperature=1.5)
 
