@@ -48,6 +48,12 @@ def test_sampling_temperature_on_the_command_line(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 100
     assert main([*args, "--decode", "argmax"]) == 1
     assert "needs decode='sample'" in capsys.readouterr().err
+    split = tmp_path / "split.smi"  # atoms at 0.5, bonds at the model's temperature
+    assert main(["sample", "--pretrained", "qm9", "-n", "100", "-o", str(split),
+                 "--atom-temperature", "0.5"]) == 0
+    default = tmp_path / "default.smi"
+    assert main(["sample", "--pretrained", "qm9", "-n", "100", "-o", str(default)]) == 0
+    assert split.read_text() != default.read_text()
 
 
 def test_a_seed_gives_the_same_samples_through_the_cli_and_the_python_api(tmp_path):
