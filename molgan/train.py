@@ -139,6 +139,9 @@ class TrainConfig:
     16); 1.6 is the default recipe since stop 17 (docs/benchmarks.md): the critic keeps the
     sharp relaxed fakes realistic while the RL term makes the flatter draws single valid,
     unrepeated molecules."""
+    atom_temperature: float | None = None
+    """With decode=sample: atoms are drawn at this temperature instead (in the RL term and at
+    sampling), bonds at rl_temperature / sample_temperature (None = the same for both)."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -169,9 +172,6 @@ class TrainConfig:
     learned by a reward network; empty = none."""
     lambda_rl: float = 1.0
     """Generator loss lambda * L_WGAN + (1 - lambda) * L_RL (1 = no RL; needs --reward)."""
-    atom_temperature: float | None = None
-    """With decode=sample: atoms are drawn at this temperature instead (in the RL term and at
-    sampling), bonds at rl_temperature / sample_temperature (None = the same for both)."""
     rl_warmup: int = 0
     """Generator steps of WGAN only before the RL term starts (the reward net trains from 0)."""
     precision: str = "fp32"
