@@ -143,8 +143,8 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     uniform_adj = torch.rand(adj.shape, generator=generator, device=adj.device, dtype=adj.dtype)
-    x_idx = (x / (atom_temperature or temperature) + _gumbel_of(uniform_x)).argmax(-1)
-    x_idx = x_idx.to(torch.uint8)
+    atom_t = temperature if atom_temperature is None else atom_temperature
+    x_idx = (x / atom_t + _gumbel_of(uniform_x)).argmax(-1).to(torch.uint8)
     n = adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=adj.device)
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
@@ -161,9 +161,9 @@ def temper(probs: DenseGraph, temperature: float,
     (every node and node pair; ``p`` clamped at 1e-9; atoms at ``atom_temperature`` when
     given), differentiable, in float32: what :func:`draw_graph` draws from when given
     ``log p`` and the same temperatures."""
+    atom_t = temperature if atom_temperature is None else atom_temperature
     return DenseGraph(*(_softmax_channels(t.float().clamp(min=1e-9).log() / tau)
-                        for t, tau in zip(probs, (atom_temperature or temperature,
-                                                  temperature))))
+                        for t, tau in zip(probs, (atom_t, temperature))))
 
 
 def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float = 1.0,

@@ -349,12 +349,11 @@ class Trainer:
         self.critic = Critic(config.critic, self.vocab).to(self.device)
         self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
         self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
-        if (min(tc.temperature, tc.sample_temperature, tc.rl_temperature,
-                tc.atom_temperature or 1.0) <= 0
-                or (tc.temperature_end is not None and tc.temperature_end <= 0)):
+        optional = [t for t in (tc.temperature_end, tc.atom_temperature) if t is not None]
+        if min(tc.temperature, tc.sample_temperature, tc.rl_temperature, *optional) <= 0:
             raise ValueError(f"temperatures must be positive, got {tc.temperature}, "
-                             f"{tc.temperature_end}, {tc.sample_temperature} and "
-                             f"{tc.rl_temperature}")
+                             f"{tc.temperature_end}, {tc.sample_temperature}, "
+                             f"{tc.rl_temperature} and {tc.atom_temperature}")
         if tc.batch_size % config.critic.pack:
             raise ValueError(f"batch_size {tc.batch_size} is not a multiple of pack "
                              f"{config.critic.pack}")

@@ -407,8 +407,9 @@ def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
     assert Sampler.from_checkpoint(tmp_path / "run").atom_temperature is None
     with pytest.raises(ValueError, match="positive"):
         Trainer(config(1, sample_temperature=0.0), qm9, tmp_path / "bad")
-    with pytest.raises(ValueError, match="positive"):
-        Trainer(config(1, atom_temperature=-1.0), qm9, tmp_path / "bad")
+    for bad in (-1.0, 0.0):
+        with pytest.raises(ValueError, match="positive"):
+            Trainer(config(1, atom_temperature=bad), qm9, tmp_path / "bad")
     split = Trainer(config(1, decode="sample", atom_temperature=0.8), qm9, tmp_path / "split")
     split.save()
     assert Sampler.from_checkpoint(tmp_path / "split").atom_temperature == 0.8
