@@ -142,6 +142,16 @@ class TrainConfig:
     atom_temperature: float | None = None
     """With decode=sample: atoms are drawn at this temperature instead (in the RL term and at
     sampling), bonds at rl_temperature / sample_temperature (None = the same for both)."""
+    critic_draws: float = 0.0
+    """Share of the fakes in each critic batch replaced by the one-hot graph drawn from each
+    (drawn as the RL term draws: at rl_temperature, atoms at atom_temperature; what
+    decode=sample outputs). The critic then learns what the sampled molecules look like, not
+    only the relaxed fakes, so that draw_realism can reward the draws it finds real (0 = off)."""
+    draw_realism: float = 0.0
+    r"""Weight of the critic's score of each drawn graph in the RL term's reward, standardized
+    over the batch: :math:`r_b = v_b - w_b + \rho\,(D(g_b) - \bar D) / \sigma_D`, so
+    the draws the critic finds more like QM9 are made more likely (use with critic_draws;
+    0 = off)."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -396,6 +406,11 @@ class Trainer:
         if tc.diversity_reward not in DIVERSITY_REWARDS:
             raise ValueError(f"diversity_reward must be one of {DIVERSITY_REWARDS}, "
                              f"got {tc.diversity_reward!r}")
+        if not 0 <= tc.critic_draws <= 1 or tc.draw_realism < 0:
+            raise ValueError(f"critic_draws must lie in [0, 1] and draw_realism be at least 0, "
+                             f"got {tc.critic_draws} and {tc.draw_realism}")
+        if tc.draw_realism > 0 and tc.diversity_rl == 0:
+            raise ValueError("draw_realism is a reward of the RL term: set diversity_rl > 0")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -521,7 +536,7 @@ class Trainer:
         """One critic update; returns detached ``(loss, wasserstein, gp)``."""
         real = self._real_batch()
         with torch.no_grad(), self._autocast():
-            fake = self._fake_batch(self._latents(), self.generator)
+            fake = self._with_draws(self._fake_batch(self._latents(), self.generator))
         pack = self.config.critic.pack
         epsilon = self._local(torch.rand(self.batches.batch_size // pack, generator=self.noise,
                                          device=self.device).repeat_interleave(pack))
@@ -532,6 +547,26 @@ class Trainer:
         self.opt_d.step()
         self._remember(real, fake)
         return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
+
+    def _with_draws(self, fake: DenseGraph) -> DenseGraph:
+        """``fake`` with its first ``critic_draws * B`` graphs (rounded down to whole packs)
+        replaced by the one-hot graphs drawn from them (:meth:`_draw`); unchanged when off."""
+        pack = self.config.critic.pack
+        k = int(self.config.train.critic_draws * fake.x.shape[0]) // pack * pack
+        if k == 0:
+            return fake
+        drawn = one_hot_graph(*self._draw(DenseGraph(fake.x[:k], fake.adj[:k])),
+                              fake.x.shape[-1], fake.adj.shape[-1], dtype=fake.x.dtype)
+        return DenseGraph(torch.cat([drawn.x, fake.x[k:]]), torch.cat([drawn.adj, fake.adj[k:]]))
+
+    def _draw_scores(self, drawn: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The frozen critic's scores ``[B]`` of the one-hot ``drawn`` graphs, standardized
+        over the batch (mean 0, standard deviation 1; all 0 when they are all equal)."""
+        x, adj = one_hot_graph(*drawn, self.vocab.num_atom_types, self.vocab.num_bond_types)
+        with torch.no_grad(), self._autocast():
+            scores = self._fp32_scores(self.critic_frozen, ("fake",))(x, adj)
+        scores = scores.repeat_interleave(self.config.critic.pack)
+        return (scores - scores.mean()) / scores.std().clamp(min=1e-6)
 
     def _draw(self, fake: DenseGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """One graph ``(x_idx [B, N], adj_idx [B, N, N])`` drawn from each relaxed fake's
@@ -561,6 +596,8 @@ class Trainer:
             rewards = diversity_rewards(one_molecule, counts, self.config.train.repeat_threshold,
                                         self.config.train.diversity_reward)
         tc = self.config.train
+        if tc.draw_realism > 0:
+            rewards = rewards + tc.draw_realism * self._draw_scores(drawn)
         temperature, atom_temperature = tc.rl_temperature, tc.atom_temperature
         if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
             fake = temper(fake, temperature, atom_temperature)
