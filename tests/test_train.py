@@ -417,3 +417,55 @@ def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
     with pytest.raises(ValueError, match="decode='sample'"):
         Sampler.from_checkpoint(tmp_path / "split", decode="argmax", atom_temperature=1.5)
 
+
+
+def test_critic_draws_show_the_critic_the_sampled_graphs(qm9, tmp_path):
+    """critic_draws q: the first q * B fakes of a critic batch become the one-hot graphs the
+    RL term would draw from them (same noise stream); the rest stay relaxed."""
+    from molgan.graph import one_hot_graph
+
+    trainer = Trainer(config(1, critic_draws=0.5), qm9, tmp_path / "run")
+    with torch.no_grad():
+        fake = trainer._fake_batch(trainer._latents(), trainer.generator)
+    noise = trainer.noise.get_state()
+    mixed = trainer._with_draws(fake)
+    trainer.noise.set_state(noise)
+    expected = one_hot_graph(*trainer._draw(type(fake)(fake.x[:8], fake.adj[:8])),
+                             fake.x.shape[-1], fake.adj.shape[-1])
+    assert torch.equal(mixed.x[:8], expected.x) and torch.equal(mixed.adj[:8], expected.adj)
+    assert torch.equal(mixed.x[8:], fake.x[8:]) and torch.equal(mixed.adj[8:], fake.adj[8:])
+    assert torch.equal(mixed.adj[:8], mixed.adj[:8].transpose(1, 2))
+    trainer.config.train.critic_draws = 0.0
+    assert trainer._with_draws(fake) is fake
+    with pytest.raises(ValueError, match="critic_draws"):
+        Trainer(config(1, critic_draws=1.5), qm9, tmp_path / "bad")
+    with pytest.raises(ValueError, match="diversity_rl"):
+        Trainer(config(1, draw_realism=1.0, diversity_rl=0.0), qm9, tmp_path / "bad")
+
+
+def test_draw_realism_adds_the_critics_standardized_score_to_the_reward(qm9, tmp_path,
+                                                                         monkeypatch):
+    """draw_realism rho: the RL reward of each draw gains rho * (D(g) - mean) / std, with D
+    the critic's score of the one-hot draw; training with it resumes exactly."""
+    import molgan.train as train_module
+    from molgan.graph import one_hot_graph
+
+    trainer = Trainer(config(1, draw_realism=2.0), qm9, tmp_path / "run")
+    with torch.no_grad():
+        fake = trainer._fake_batch(trainer._latents(), trainer.generator)
+    drawn = trainer._draw(fake)
+    scores = trainer.critic(*one_hot_graph(*drawn, fake.x.shape[-1], fake.adj.shape[-1]))
+    standardized = trainer._draw_scores(drawn)
+    torch.testing.assert_close(standardized, (scores - scores.mean()) / scores.std())
+    seen = {}
+    monkeypatch.setattr(train_module, "policy_gradient",
+                        lambda fake, x, adj, rewards: seen.setdefault("r", rewards).sum())
+    counts = torch.zeros(16, dtype=torch.long)
+    trainer._diversity_rl_term(fake, drawn, counts)
+    with_realism = seen.pop("r")
+    trainer.config.train.draw_realism = 0.0
+    trainer._diversity_rl_term(fake, drawn, counts)
+    torch.testing.assert_close(with_realism - seen["r"], 2.0 * standardized)
+    monkeypatch.undo()
+    train_straight_and_resumed(lambda steps: config(steps, critic_draws=0.25, draw_realism=1.0),
+                               6, qm9, tmp_path / "resume")
