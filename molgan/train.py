@@ -151,7 +151,12 @@ class TrainConfig:
     r"""Weight of the critic's score of each drawn graph in the RL term's reward, standardized
     over the batch: :math:`r_b = v_b - w_b + \rho\,(D(g_b) - \bar D) / \sigma_D`, so
     the draws the critic finds more like QM9 are made more likely (use with critic_draws;
-    0 = off)."""
+    0 = off). See realism_valid_only."""
+    realism_valid_only: bool = True
+    r"""With draw_realism: the realism term rewards valid draws only, standardized among them,
+    :math:`r_b = v_b - w_b + ho\,v_b\,(D(g_b) - ar D_v) / \sigma_{D,v}` (the mean reward
+    of a valid draw stays 1, so validity keeps its weight); False: every draw, standardized
+    over the batch (measured: validity falls, docs/benchmarks.md)."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -559,14 +564,21 @@ class Trainer:
                               fake.x.shape[-1], fake.adj.shape[-1], dtype=fake.x.dtype)
         return DenseGraph(torch.cat([drawn.x, fake.x[k:]]), torch.cat([drawn.adj, fake.adj[k:]]))
 
-    def _draw_scores(self, drawn: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def _draw_scores(self, drawn: tuple[torch.Tensor, torch.Tensor],
+                     among: torch.Tensor | None = None) -> torch.Tensor:
         """The frozen critic's scores ``[B]`` of the one-hot ``drawn`` graphs, standardized
-        over the batch (mean 0, standard deviation 1; all 0 when they are all equal)."""
+        over the batch, or over the graphs flagged by ``among [B]`` (bool; 0 elsewhere): mean
+        0, standard deviation 1 (all 0 when they are all equal or fewer than two)."""
         x, adj = one_hot_graph(*drawn, self.vocab.num_atom_types, self.vocab.num_bond_types)
         with torch.no_grad(), self._autocast():
             scores = self._fp32_scores(self.critic_frozen, ("fake",))(x, adj)
         scores = scores.repeat_interleave(self.config.critic.pack)
-        return (scores - scores.mean()) / scores.std().clamp(min=1e-6)
+        among = torch.ones_like(scores, dtype=torch.bool) if among is None else among
+        if int(among.sum()) < 2:
+            return torch.zeros_like(scores)
+        chosen = scores[among]
+        standardized = (scores - chosen.mean()) / chosen.std().clamp(min=1e-6)
+        return torch.where(among, standardized, torch.zeros_like(standardized))
 
     def _draw(self, fake: DenseGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """One graph ``(x_idx [B, N], adj_idx [B, N, N])`` drawn from each relaxed fake's
@@ -597,7 +609,8 @@ class Trainer:
                                         self.config.train.diversity_reward)
         tc = self.config.train
         if tc.draw_realism > 0:
-            rewards = rewards + tc.draw_realism * self._draw_scores(drawn)
+            among = one_molecule > 0 if tc.realism_valid_only else None
+            rewards = rewards + tc.draw_realism * self._draw_scores(drawn, among)
         temperature, atom_temperature = tc.rl_temperature, tc.atom_temperature
         if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
             fake = temper(fake, temperature, atom_temperature)

@@ -450,7 +450,8 @@ def test_draw_realism_adds_the_critics_standardized_score_to_the_reward(qm9, tmp
     import molgan.train as train_module
     from molgan.graph import one_hot_graph
 
-    trainer = Trainer(config(1, draw_realism=2.0), qm9, tmp_path / "run")
+    trainer = Trainer(config(1, draw_realism=2.0, realism_valid_only=False), qm9,
+                      tmp_path / "run")
     with torch.no_grad():
         fake = trainer._fake_batch(trainer._latents(), trainer.generator)
     drawn = trainer._draw(fake)
@@ -466,6 +467,11 @@ def test_draw_realism_adds_the_critics_standardized_score_to_the_reward(qm9, tmp
     trainer.config.train.draw_realism = 0.0
     trainer._diversity_rl_term(fake, drawn, counts)
     torch.testing.assert_close(with_realism - seen["r"], 2.0 * standardized)
+    among = torch.arange(16) % 3 == 0  # valid only: standardized among the flagged draws
+    chosen = scores[among]
+    torch.testing.assert_close(trainer._draw_scores(drawn, among),
+                               torch.where(among, (scores - chosen.mean()) / chosen.std(), 0.0))
+    assert not trainer._draw_scores(drawn, torch.arange(16) == 0).any()
     monkeypatch.undo()
     train_straight_and_resumed(lambda steps: config(steps, critic_draws=0.25, draw_realism=1.0),
                                6, qm9, tmp_path / "resume")
