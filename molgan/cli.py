@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --decode sample: draw the atoms at this temperature, the "
                              "bonds at --temperature (default: the model's atom_temperature, "
                              "else --temperature)")
+    sample.add_argument("--valence-draw", default=None, choices=("true", "false"),
+                        help="with --decode sample: draw the bonds within the atoms' valences "
+                             "(default: as the model was trained, its valence_draw)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
     sample.add_argument("--batch-size", type=int, default=4096,  # = sample.SAMPLE_BATCH
                         help="generator batch size (the samples of a seed depend on it)")
@@ -294,7 +297,9 @@ def run_sample(args: argparse.Namespace) -> int:
         sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
                                           else args.device, batch_size=args.batch_size,
                                           decode=args.decode, temperature=args.temperature,
-                                          atom_temperature=args.atom_temperature)
+                                          atom_temperature=args.atom_temperature,
+                                          valence_draw=(None if args.valence_draw is None
+                                                        else args.valence_draw == "true"))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     start = time.perf_counter()

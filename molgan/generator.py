@@ -27,7 +27,8 @@ class GeneratorConfig:
     """Generator hyperparameters (sizes ``N``, ``T``, ``Y`` come from the vocabulary)."""
 
     #: What runs saved before a field existed used (see checkpoint.build_config).
-    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"gen_valence_mask": False}
+    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"gen_valence_mask": False,
+                                                       "valence_draw": False}
 
     z_dim: int = 128
     """Latent size; ``z ~ N(0, I)`` (MolGAN: 32; 128 is the default recipe since stop 13)."""
@@ -46,6 +47,14 @@ class GeneratorConfig:
     no bond at all to an empty slot). Per bond, not per atom: an atom's bonds may still add
     up past its valence. With ``--decode sample`` the mask follows the argmax atom types,
     not the drawn ones."""
+    valence_draw: bool = False
+    """With ``decode='sample'``: the draw respects every atom's valence. Atoms are drawn
+    first; then the node pairs one at a time in a fixed order (row-major upper triangle),
+    each from its categorical distribution renormalized over the bond orders that both atoms
+    still have room for (:func:`draw_graph` with ``max_valence``). This is the model's
+    sampling distribution, in training (the RL term's draws and log-probabilities, the
+    critic's draws) as at sampling; no sample is corrected afterwards. Argmax decoding and
+    the relaxed graphs the critic sees are unchanged."""
 
 
 class Generator(nn.Module):
@@ -80,7 +89,7 @@ class Generator(nn.Module):
         diagonal[torch.arange(n), torch.arange(n), 1:] = -_MASKED_LOGIT
         self.register_buffer("diagonal_bias", diagonal, persistent=False)
         self.register_buffer("off_diagonal", (1 - torch.eye(n)).unsqueeze(-1), persistent=False)
-        if config.gen_valence_mask:
+        if config.gen_valence_mask or config.valence_draw:
             from molgan.chem import max_valences
 
             self.register_buffer("max_valence", torch.tensor(max_valences(vocab)),
@@ -110,6 +119,12 @@ class Generator(nn.Module):
             forbidden = self.bond_orders > pair_cap.unsqueeze(-1)  # [B, N, N, Y]
         return adj.masked_fill(forbidden, -_MASKED_LOGIT)
 
+    @property
+    def draw_valences(self) -> Tensor | None:
+        """Maximum valence per atom token ``[T]`` for :func:`draw_graph` when the model's
+        draws respect valences (GeneratorConfig.valence_draw), else None."""
+        return self.max_valence if self.config.valence_draw else None
+
     def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None) -> Tensor:
         """``z ~ N(0, I)`` of shape ``[batch_size, Z]``."""
@@ -129,7 +144,8 @@ def _gumbel_of(uniform: Tensor) -> Tensor:
 
 def draw_graph(logits: DenseGraph, temperature: float = 1.0,
                generator: torch.Generator | None = None,
-               atom_temperature: float | None = None) -> tuple[Tensor, Tensor]:
+               atom_temperature: float | None = None,
+               max_valence: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""One categorical draw per node and per node pair from
     :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`
     (atoms at ``atom_temperature`` when given, bonds at ``temperature``).
@@ -139,6 +155,12 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     ``argmax_graph(relax(logits / T, "hard", generator=generator))`` takes them, so both give
     the same graphs (softmax keeps the argmax); this one skips the softmax and the one-hots and
     transforms only the upper triangle's noise (about 2x faster, docs/benchmarks.md).
+
+    With ``max_valence [T]`` (per atom token, 0 for "no atom"), the pairs are drawn one at a
+    time in row-major upper-triangle order, each by Gumbel-max over the bond orders
+    :math:`y \le` :func:`bond_room` (what both atoms have left of their valence after the
+    pairs before): a draw from the categorical renormalized over those orders, with the same
+    noise. "No bond" is always allowed, so every draw respects every valence.
     """
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -148,11 +170,49 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     n = adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=adj.device)
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
-    codes = upper.argmax(-1).to(torch.uint8)
+    if max_valence is None:
+        codes = upper.argmax(-1).to(torch.uint8)
+    else:
+        codes = _draw_within_valence(upper, max_valence[x_idx.long()], rows.tolist(),
+                                     cols.tolist())
     adj_idx = torch.zeros(adj.shape[:3], dtype=torch.uint8, device=adj.device)
     adj_idx[:, rows, cols] = codes
     adj_idx[:, cols, rows] = codes
     return x_idx, adj_idx
+
+
+def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
+                         cols: list[int]) -> Tensor:
+    """Bond codes ``[B, M]`` (uint8): pair ``m = (rows[m], cols[m])`` takes the highest of its
+    perturbed scores ``[B, M, Y]`` among the orders both atoms still have room for, given
+    their valences ``capacity [B, N]`` and the pairs before it."""
+    remaining = capacity.long().clone()  # [B, N]
+    orders = torch.arange(scores.shape[-1], device=scores.device)
+    codes = torch.empty(scores.shape[:2], dtype=torch.long, device=scores.device)
+    for m, (i, j) in enumerate(zip(rows, cols)):
+        room = torch.minimum(remaining[:, i], remaining[:, j])  # [B]
+        code = scores[:, m].masked_fill(orders > room[:, None], -torch.inf).argmax(-1)
+        codes[:, m] = code
+        remaining[:, i] -= code
+        remaining[:, j] -= code
+    return codes.to(torch.uint8)
+
+
+def bond_room(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor) -> Tensor:
+    r"""``[B, M]``: the highest bond order pair ``m`` of the upper triangle (row-major, ``M =
+    N(N-1)/2``) could take when :func:`draw_graph` drew it with ``max_valence``: the least of
+    its two atoms' valences ``max_valence[x_idx]`` minus the orders of the pairs drawn before
+    it that touch that atom. A function of the graph alone, so the log-probability of a
+    drawn graph can be taken afterwards (:func:`molgan.loss.graph_log_prob`)."""
+    b, n = x_idx.shape
+    rows, cols = torch.triu_indices(n, n, offset=1, device=x_idx.device)
+    codes = adj_idx[:, rows, cols].long()  # [B, M]
+    touches = (torch.nn.functional.one_hot(rows, n)
+               + torch.nn.functional.one_hot(cols, n))  # [M, N]
+    used = codes.unsqueeze(-1) * touches  # [B, M, N]
+    left = max_valence[x_idx.long()].long().unsqueeze(1) - (used.cumsum(1) - used)
+    at = torch.stack([rows, cols], dim=-1).expand(b, -1, -1)  # [B, M, 2]
+    return left.gather(2, at).min(-1).values
 
 
 def temper(probs: DenseGraph, temperature: float,

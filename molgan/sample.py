@@ -42,7 +42,8 @@ class Sampler:
 
     def __init__(self, generator: Generator, vocab: Vocab, device: str | torch.device = "cpu",
                  batch_size: int = SAMPLE_BATCH, seed: int = 0, decode: str = "argmax",
-                 temperature: float = 1.0, atom_temperature: float | None = None) -> None:
+                 temperature: float = 1.0, atom_temperature: float | None = None,
+                 valence_draw: bool | None = None) -> None:
         if decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
         if not temperature > 0 or not (atom_temperature is None or atom_temperature > 0):
@@ -50,10 +51,21 @@ class Sampler:
                              f"{atom_temperature}")
         if (temperature != 1.0 or atom_temperature is not None) and decode != "sample":
             raise ValueError("a sampling temperature needs decode='sample' (argmax ignores it)")
+        if valence_draw and decode != "sample":
+            raise ValueError("valence_draw needs decode='sample' (argmax draws nothing)")
         self.decode = decode
         self.temperature = temperature
         self.atom_temperature = atom_temperature
         self.generator = generator.to(device).eval()
+        # draws within valences: the model's own setting (GeneratorConfig.valence_draw) or
+        # valence_draw, which may switch it off to see what the network draws without it
+        use = generator.config.valence_draw if valence_draw is None else valence_draw
+        use = use and decode == "sample"
+        self.max_valence: torch.Tensor | None = None
+        if use:
+            from molgan.chem import max_valences
+
+            self.max_valence = torch.tensor(max_valences(vocab), device=device)
         self.vocab = vocab
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -100,7 +112,8 @@ class Sampler:
             logits = self.generator(z)
             if self.decode == "sample":
                 x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng,
-                                            atom_temperature=self.atom_temperature)
+                                            atom_temperature=self.atom_temperature,
+                                            max_valence=self.max_valence)
             else:
                 x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())

@@ -154,7 +154,8 @@ class TrainConfig:
     0 = off). See realism_valid_only."""
     realism_valid_only: bool = True
     r"""With draw_realism: the realism term rewards valid draws only, standardized among them,
-    :math:`r_b = v_b - w_b + ho\,v_b\,(D(g_b) - ar D_v) / \sigma_{D,v}` (the mean reward
+    :math:`r_b = v_b - w_b + 
+ho\,v_b\,(D(g_b) - ar D_v) / \sigma_{D,v}` (the mean reward
     of a valid draw stays 1, so validity keeps its weight); False: every draw, standardized
     over the batch (measured: validity falls, docs/benchmarks.md)."""
     diversity_reward: str = "penalty"
@@ -588,7 +589,8 @@ class Trainer:
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
             return draw_graph(log_probs, self.config.train.rl_temperature, generator=self.noise,
-                              atom_temperature=self.config.train.atom_temperature)
+                              atom_temperature=self.config.train.atom_temperature,
+                              max_valence=self.generator.draw_valences)
 
     def _diversity_rl_term(self, fake: DenseGraph, drawn: tuple[torch.Tensor, torch.Tensor],
                            counts: torch.Tensor) -> torch.Tensor:
@@ -614,7 +616,7 @@ class Trainer:
         temperature, atom_temperature = tc.rl_temperature, tc.atom_temperature
         if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
             fake = temper(fake, temperature, atom_temperature)
-        return policy_gradient(fake, x_idx, adj_idx, rewards)
+        return policy_gradient(fake, x_idx, adj_idx, rewards, self.generator.draw_valences)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
         """The generator-loss terms of the repeat memory for relaxed ``fake`` (0 when off).

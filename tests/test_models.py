@@ -539,3 +539,65 @@ def test_sampling_temperature_goes_from_argmax_to_spread_draws():
         Sampler(net, VOCAB, temperature=0.5)
     with pytest.raises(ValueError, match="> 0"):
         Sampler(net, VOCAB, decode="sample", temperature=0.0)
+
+
+def valence_of(x_idx, adj_idx):
+    """Sum of bond orders per atom ``[B, N]`` over bonds between atoms (padding ignored)."""
+    exists = x_idx > 0
+    return (adj_idx.long() * exists[:, None, :]).sum(-1) * exists
+
+
+def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency():
+    """Atoms fixed (F, C, F, C); bond logits that favour high orders. Drawn within valences,
+    no atom exceeds its valence, and the empirical frequency of every graph matches
+    exp(graph_log_prob(..., max_valence)) within 4 standard errors; the plain draw of the
+    same logits breaks valences (so the first check can fail)."""
+    from molgan.chem import max_valences
+    from molgan.loss import graph_log_prob
+
+    torch.manual_seed(0)
+    tokens = torch.tensor([4, 1, 4, 1])  # F, C, F, C
+    x_logits = torch.full((4, VOCAB.num_atom_types), -30.0)
+    x_logits[torch.arange(4), tokens] = 30.0
+    adj_logits = torch.randn(4, 4, VOCAB.num_bond_types) + torch.tensor([0.0, 0.5, 1.0, 1.5])
+    adj_logits = (adj_logits + adj_logits.transpose(0, 1)) / 2
+    n = 40_000
+    probs = DenseGraph(torch.softmax(x_logits, -1).expand(n, -1, -1),
+                       torch.softmax(adj_logits, -1).expand(n, -1, -1, -1))
+    log_probs = DenseGraph(probs.x.log(), probs.adj.log())
+    max_valence = torch.tensor(max_valences(VOCAB))
+    rng = torch.Generator().manual_seed(1)
+    x_idx, adj_idx = draw_graph(log_probs, generator=rng, max_valence=max_valence)
+    assert torch.equal(adj_idx, adj_idx.transpose(1, 2))
+    assert (valence_of(x_idx, adj_idx) <= max_valence[x_idx.long()]).all()
+    keys, inverse, counts = torch.unique(adj_idx.reshape(n, -1), dim=0, return_inverse=True,
+                                         return_counts=True)
+    first = torch.zeros(len(keys), dtype=torch.long).scatter_(0, inverse, torch.arange(n))
+    expected = graph_log_prob(DenseGraph(probs.x[first], probs.adj[first]), x_idx[first],
+                              adj_idx[first], max_valence=max_valence).exp()
+    observed = counts / n
+    assert len(keys) >= 10
+    assert (observed - expected).abs().max() <= 4 * (expected * (1 - expected) / n).sqrt().max()
+    assert expected.sum() > 0.99  # the graphs drawn carry (nearly) all the probability
+    plain_x, plain_adj = draw_graph(log_probs, generator=rng)
+    assert (valence_of(plain_x, plain_adj) > max_valence[plain_x.long()]).any()
+
+
+def test_sampler_draws_within_valences_when_the_model_does():
+    from molgan.chem import max_valences
+    from molgan.sample import Sampler
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(z_dim=8, gen_hidden=(16, 32), valence_draw=True)
+    net = Generator(config, VOCAB)
+    with torch.no_grad():  # many bonds of high order: a plain draw breaks valences
+        net.to_adj.bias.view(-1, VOCAB.num_bond_types)[:, 1:] += 2.0
+    cap = torch.tensor(max_valences(VOCAB))
+    x, adj = (torch.from_numpy(a) for a in
+              Sampler(net, VOCAB, decode="sample").sample_graphs(256, seed=0))
+    assert (valence_of(x, adj) <= cap[x.long()]).all()
+    x, adj = (torch.from_numpy(a) for a in
+              Sampler(net, VOCAB, decode="sample", valence_draw=False).sample_graphs(256, 0))
+    assert (valence_of(x, adj) > cap[x.long()]).any()
+    with pytest.raises(ValueError, match="valence_draw"):
+        Sampler(net, VOCAB, valence_draw=True)  # argmax draws nothing

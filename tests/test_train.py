@@ -475,3 +475,31 @@ def test_draw_realism_adds_the_critics_standardized_score_to_the_reward(qm9, tmp
     monkeypatch.undo()
     train_straight_and_resumed(lambda steps: config(steps, critic_draws=0.25, draw_realism=1.0),
                                6, qm9, tmp_path / "resume")
+
+
+def test_valence_draw_makes_the_rl_terms_draws_and_log_probs_respect_valences(qm9, tmp_path,
+                                                                               monkeypatch):
+    """GeneratorConfig.valence_draw: the trainer's draws (RL term, critic draws) respect every
+    valence, and the RL term takes their log-probabilities under that same draw."""
+    import molgan.train as train_module
+    from molgan.chem import max_valences
+    from molgan.generator import GeneratorConfig
+
+    def run(steps):
+        return RunConfig(config(steps, critic_draws=0.5).train, GeneratorConfig(valence_draw=True))
+
+    trainer = Trainer(run(1), qm9, tmp_path / "run")
+    with torch.no_grad():
+        fake = trainer._fake_batch(trainer._latents(), trainer.generator)
+    x_idx, adj_idx = trainer._draw(fake)
+    cap = torch.tensor(max_valences(trainer.vocab))
+    exists = x_idx > 0
+    valence = (adj_idx.long() * exists[:, None, :]).sum(-1)
+    assert (valence <= cap[x_idx.long()]).all()
+    seen = {}
+    original = train_module.policy_gradient
+    monkeypatch.setattr(train_module, "policy_gradient",
+                        lambda *args: seen.setdefault("valences", args[4]) is not None
+                        and original(*args))
+    trainer.fit()
+    assert torch.equal(seen["valences"], cap)
