@@ -47,8 +47,9 @@ class GeneratorConfig:
     no bond at all to an empty slot). Per bond, not per atom: an atom's bonds may still add
     up past its valence. With ``--decode sample`` the mask follows the argmax atom types,
     not the drawn ones."""
-    valence_draw: bool = False
-    """With ``decode='sample'``: the draw respects every atom's valence. Atoms are drawn
+    valence_draw: bool = True
+    """With ``decode='sample'``: the draw respects every atom's valence (the default recipe
+    since stop 19, docs/benchmarks.md). Atoms are drawn
     first; then the node pairs one at a time in a fixed order (row-major upper triangle),
     each from its categorical distribution renormalized over the bond orders that both atoms
     still have room for (:func:`draw_graph` with ``max_valence``). This is the model's

@@ -256,11 +256,15 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert restored.generator.gen_valence_mask is False
     assert restored.train.decode == "argmax" and restored.train.diversity_rl == 0.0
     assert restored.train.sample_temperature == restored.train.rl_temperature == 1.0
+    assert restored.train.critic_draws == restored.train.draw_realism == 0.0
+    assert restored.generator.valence_draw is False
     fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
     assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
     assert fresh.generator.gen_valence_mask is True
     assert fresh.train.decode == "sample" and fresh.train.diversity_rl == 1.0
     assert fresh.train.sample_temperature == fresh.train.rl_temperature == 1.6
+    assert (fresh.train.critic_draws, fresh.train.draw_realism) == (0.25, 0.5)
+    assert fresh.generator.valence_draw is True
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
@@ -324,8 +328,9 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     """Before repeat_start the memory fills but the loss is the plain one: same weights.
     The generators start with zero output weights, so every fake is the same graph and the
     penalty, once on, has something to act on."""
-    def trained(name, **kwargs):  # the RL term (on by default) off: the penalty alone
-        trainer = Trainer(config(3, diversity_rl=0.0, **kwargs), qm9, tmp_path / name)
+    def trained(name, **kwargs):  # the RL term and critic draws (defaults) off: the penalty
+        trainer = Trainer(config(3, diversity_rl=0.0, critic_draws=0.0, **kwargs), qm9,
+                          tmp_path / name)
         with torch.no_grad():
             trainer.generator.to_x.weight.zero_()
             trainer.generator.to_adj.weight.zero_()
@@ -368,11 +373,12 @@ def test_repeat_memory_remembers_argmax_or_drawn_graphs(qm9, tmp_path, memory):
 
 def test_the_rl_term_draws_at_its_temperature(qm9, tmp_path):
     """rl_temperature T: the RL term's graphs are draws from softmax(log p / T) of the relaxed
-    fakes p, with the trainer's noise stream."""
-    from molgan.generator import draw_graph
+    fakes p, with the trainer's noise stream (plain draws here, not within valences)."""
+    from molgan.generator import GeneratorConfig, draw_graph
     from molgan.graph import DenseGraph
 
-    trainer = Trainer(config(1, rl_temperature=2.0), qm9, tmp_path / "run")
+    run = RunConfig(config(1, rl_temperature=2.0).train, GeneratorConfig(valence_draw=False))
+    trainer = Trainer(run, qm9, tmp_path / "run")
     with torch.no_grad():
         fake = trainer._fake_batch(trainer._latents(), trainer.generator)
     log_probs = DenseGraph(fake.x.clamp(min=1e-9).log(), fake.adj.clamp(min=1e-9).log())
@@ -439,8 +445,6 @@ def test_critic_draws_show_the_critic_the_sampled_graphs(qm9, tmp_path):
     assert trainer._with_draws(fake) is fake
     with pytest.raises(ValueError, match="critic_draws"):
         Trainer(config(1, critic_draws=1.5), qm9, tmp_path / "bad")
-    with pytest.raises(ValueError, match="diversity_rl"):
-        Trainer(config(1, draw_realism=1.0, diversity_rl=0.0), qm9, tmp_path / "bad")
 
 
 def test_draw_realism_adds_the_critics_standardized_score_to_the_reward(qm9, tmp_path,
@@ -460,7 +464,7 @@ def test_draw_realism_adds_the_critics_standardized_score_to_the_reward(qm9, tmp
     torch.testing.assert_close(standardized, (scores - scores.mean()) / scores.std())
     seen = {}
     monkeypatch.setattr(train_module, "policy_gradient",
-                        lambda fake, x, adj, rewards: seen.setdefault("r", rewards).sum())
+                        lambda fake, x, adj, rewards, *_: seen.setdefault("r", rewards).sum())
     counts = torch.zeros(16, dtype=torch.long)
     trainer._diversity_rl_term(fake, drawn, counts)
     with_realism = seen.pop("r")
