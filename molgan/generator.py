@@ -49,10 +49,10 @@ class GeneratorConfig:
     not the drawn ones."""
     valence_draw: bool = True
     """With ``decode='sample'``: the draw respects every atom's valence (the default recipe
-    since stop 19, docs/benchmarks.md). Atoms are drawn
-    first; then the node pairs one at a time in a fixed order (row-major upper triangle),
-    each from its categorical distribution renormalized over the bond orders that both atoms
-    still have room for (:func:`draw_graph` with ``max_valence``). This is the model's
+    since stop 19, docs/benchmarks.md). Atoms are drawn first; then the node pairs one at a
+    time in a fixed order (row-major upper triangle), each from its categorical distribution
+    renormalized over the bond orders that both atoms still have room for (:func:`draw_graph`
+    with ``max_valence``). This is the model's
     sampling distribution, in training (the RL term's draws and log-probabilities, the
     critic's draws) as at sampling; no sample is corrected afterwards. Argmax decoding and
     the relaxed graphs the critic sees are unchanged."""
