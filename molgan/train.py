@@ -62,9 +62,7 @@ class TrainConfig:
                                                        "diversity_rl": 0.0,
                                                        "sample_temperature": 1.0,
                                                        "rl_temperature": 1.0,
-                                                       "compile_loss": False,
-                                                       "critic_draws": 0.0,
-                                                       "draw_realism": 0.0}
+                                                       "compile_loss": False}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -144,13 +142,14 @@ class TrainConfig:
     atom_temperature: float | None = None
     """With decode=sample: atoms are drawn at this temperature instead (in the RL term and at
     sampling), bonds at rl_temperature / sample_temperature (None = the same for both)."""
-    critic_draws: float = 0.25
+    critic_draws: float = 0.0
     """Share of the fakes in each critic batch replaced by the one-hot graph drawn from each
     (drawn as the RL term draws: at rl_temperature, atoms at atom_temperature; what
     decode=sample outputs). The critic then learns what the sampled molecules look like, not
     only the relaxed fakes, so that draw_realism can reward the draws it finds real (0 = off;
-    0.25 with draw_realism 0.5 is the default recipe since stop 19, docs/benchmarks.md)."""
-    draw_realism: float = 0.5
+    0.25 with draw_realism 0.5 gave the best FCD of stop 19 at a cost in connectivity and
+    uniqueness, docs/benchmarks.md)."""
+    draw_realism: float = 0.0
     r"""Weight of the critic's score of each drawn graph in the RL term's reward, standardized
     over the batch: :math:`r_b = v_b - w_b + \rho\,(D(g_b) - \bar D) / \sigma_D`, so
     the draws the critic finds more like QM9 are made more likely (use with critic_draws;

@@ -263,7 +263,6 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert fresh.generator.gen_valence_mask is True
     assert fresh.train.decode == "sample" and fresh.train.diversity_rl == 1.0
     assert fresh.train.sample_temperature == fresh.train.rl_temperature == 1.6
-    assert (fresh.train.critic_draws, fresh.train.draw_realism) == (0.25, 0.5)
     assert fresh.generator.valence_draw is True
 
 
@@ -328,9 +327,8 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     """Before repeat_start the memory fills but the loss is the plain one: same weights.
     The generators start with zero output weights, so every fake is the same graph and the
     penalty, once on, has something to act on."""
-    def trained(name, **kwargs):  # the RL term and critic draws (defaults) off: the penalty
-        trainer = Trainer(config(3, diversity_rl=0.0, critic_draws=0.0, **kwargs), qm9,
-                          tmp_path / name)
+    def trained(name, **kwargs):  # the RL term (on by default) off: the penalty alone
+        trainer = Trainer(config(3, diversity_rl=0.0, **kwargs), qm9, tmp_path / name)
         with torch.no_grad():
             trainer.generator.to_x.weight.zero_()
             trainer.generator.to_adj.weight.zero_()
