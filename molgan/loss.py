@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from molgan.generator import bond_room
 from molgan.graph import DenseGraph, argmax_graph
 
 CriticFn = Callable[..., Tensor]
@@ -216,8 +217,6 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
     p_adj = pairs.gather(-1, adj_idx[:, rows, cols].long().unsqueeze(-1)).squeeze(-1)
     log_p_adj = p_adj.float().clamp(min=eps).log()
     if max_valence is not None:
-        from molgan.generator import bond_room
-
         room = bond_room(x_idx, adj_idx, max_valence)  # [B, M]
         allowed = torch.arange(pairs.shape[-1], device=pairs.device) <= room.unsqueeze(-1)
         log_p_adj = log_p_adj - (pairs.float() * allowed).sum(-1).clamp(min=eps).log()
