@@ -52,10 +52,10 @@ class GeneratorConfig:
     since stop 19, docs/benchmarks.md). Atoms are drawn first; then the node pairs one at a
     time in a fixed order (row-major upper triangle), each from its categorical distribution
     renormalized over the bond orders that both atoms still have room for (:func:`draw_graph`
-    with ``max_valence``). This is the model's
-    sampling distribution, in training (the RL term's draws and log-probabilities, the
-    critic's draws) as at sampling; no sample is corrected afterwards. Argmax decoding and
-    the relaxed graphs the critic sees are unchanged."""
+    with ``max_valence``). This is the model's sampling distribution, in training (the RL
+    term's draws and log-probabilities, the critic's draws) as at sampling; no sample is
+    corrected afterwards. Argmax decoding and the relaxed graphs the critic sees are
+    unchanged."""
 
 
 class Generator(nn.Module):
