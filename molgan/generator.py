@@ -16,6 +16,8 @@ RELAXATIONS: tuple[str, ...] = ("softmax", "gumbel", "hard")
 
 #: Hidden-layer activations of the generator (GeneratorConfig.gen_activation).
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+#: Node-pair orders of the valence draw (GeneratorConfig.valence_draw_order).
+PAIR_ORDERS: tuple[str, ...] = ("row", "confident")
 
 #: Logit margin that pins the adjacency diagonal to "no bond" and, with the valence mask,
 #: rules out forbidden bond orders (finite, so no NaN in gradients).
@@ -28,7 +30,8 @@ class GeneratorConfig:
 
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"gen_valence_mask": False,
-                                                       "valence_draw": False}
+                                                       "valence_draw": False,
+                                                       "valence_draw_order": "row"}
 
     z_dim: int = 128
     """Latent size; ``z ~ N(0, I)`` (MolGAN: 32; 128 is the default recipe since stop 13)."""
@@ -56,6 +59,12 @@ class GeneratorConfig:
     term's draws and log-probabilities, the critic's draws) as at sampling; no sample is
     corrected afterwards. Argmax decoding and the relaxed graphs the critic sees are
     unchanged."""
+    valence_draw_order: str = "row"
+    """Order of the node pairs in the valence draw: ``row`` (row-major upper triangle, the
+    same for every graph) or ``confident`` (per graph, the pairs most likely bonded first, by
+    the log-odds of "some bond" against "no bond" of the model's logits,
+    :func:`confident_pair_order`), so the bonds the model is sure of take the valence before
+    the unlikely ones can."""
 
 
 class Generator(nn.Module):
@@ -74,6 +83,9 @@ class Generator(nn.Module):
         self.num_bond_types = vocab.num_bond_types
         layers: list[nn.Module] = []
         width = config.z_dim
+        if config.valence_draw_order not in PAIR_ORDERS:
+            raise ValueError(f"valence_draw_order must be one of {PAIR_ORDERS}, "
+                             f"got {config.valence_draw_order!r}")
         if config.gen_activation not in ACTIVATIONS:
             raise ValueError(f"gen_activation must be one of {tuple(ACTIVATIONS)}, "
                              f"got {config.gen_activation!r}")
@@ -126,6 +138,14 @@ class Generator(nn.Module):
         draws respect valences (GeneratorConfig.valence_draw), else None."""
         return self.max_valence if self.config.valence_draw else None
 
+    def draw_pair_order(self, adj: Tensor) -> Tensor | None:
+        """The node-pair order ``[B, M]`` of the valence draw for adjacency logits or
+        log-probabilities ``adj [B, N, N, Y]`` (GeneratorConfig.valence_draw_order), or None
+        for the row-major order (or without the valence draw)."""
+        if not self.config.valence_draw or self.config.valence_draw_order == "row":
+            return None
+        return confident_pair_order(adj)
+
     def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None) -> Tensor:
         """``z ~ N(0, I)`` of shape ``[batch_size, Z]``."""
@@ -146,7 +166,8 @@ def _gumbel_of(uniform: Tensor) -> Tensor:
 def draw_graph(logits: DenseGraph, temperature: float = 1.0,
                generator: torch.Generator | None = None,
                atom_temperature: float | None = None,
-               max_valence: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               max_valence: Tensor | None = None,
+               pair_order: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""One categorical draw per node and per node pair from
     :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`
     (atoms at ``atom_temperature`` when given, bonds at ``temperature``).
@@ -158,10 +179,12 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     transforms only the upper triangle's noise (about 2x faster, docs/benchmarks.md).
 
     With ``max_valence [T]`` (per atom token, 0 for "no atom"), the pairs are drawn one at a
-    time in row-major upper-triangle order, each by Gumbel-max over the bond orders
-    :math:`y \le` :func:`bond_room` (what both atoms have left of their valence after the
-    pairs before): a draw from the categorical renormalized over those orders, with the same
-    noise. "No bond" is always allowed, so every draw respects every valence.
+    time, each by Gumbel-max over the bond orders :math:`y \le` :func:`bond_room` (what both
+    atoms have left of their valence after the pairs before): a draw from the categorical
+    renormalized over those orders, with the same noise. "No bond" is always allowed, so
+    every draw respects every valence. The pairs go in row-major upper-triangle order, or
+    per graph in ``pair_order [B, M]`` (a permutation of the upper-triangle pair indices,
+    e.g. :func:`confident_pair_order`; it must not depend on the noise).
     """
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -173,13 +196,29 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
     if max_valence is None:
         codes = upper.argmax(-1).to(torch.uint8)
-    else:
+    elif pair_order is None:
         codes = _draw_within_valence(upper, max_valence[x_idx.long()], rows.tolist(),
                                      cols.tolist())
+    else:
+        codes = _draw_within_valence_ordered(upper, max_valence[x_idx.long()], rows, cols,
+                                             pair_order)
     adj_idx = torch.zeros(adj.shape[:3], dtype=torch.uint8, device=adj.device)
     adj_idx[:, rows, cols] = codes
     adj_idx[:, cols, rows] = codes
     return x_idx, adj_idx
+
+
+def confident_pair_order(adj: Tensor) -> Tensor:
+    r"""``[B, M]``: per graph, the upper-triangle pair indices (row-major numbering, ``M =
+    N(N-1)/2``) sorted by decreasing log-odds of a bond,
+    :math:`\log \sum_{y \ge 1} e^{\ell_y} - \ell_0`, of adjacency logits (or log-probabilities:
+    the same odds) ``adj [B, N, N, Y]``; ties keep row-major order. No gradient."""
+    n = adj.shape[1]
+    rows, cols = torch.triu_indices(n, n, offset=1, device=adj.device)
+    with torch.no_grad():
+        pairs = adj[:, rows, cols].float()  # [B, M, Y]
+        odds = torch.logsumexp(pairs[..., 1:], -1) - pairs[..., 0]
+        return torch.sort(odds, dim=1, descending=True, stable=True).indices
 
 
 def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
@@ -199,21 +238,50 @@ def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
     return codes.to(torch.uint8)
 
 
-def bond_room(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor) -> Tensor:
+def _draw_within_valence_ordered(scores: Tensor, capacity: Tensor, rows: Tensor, cols: Tensor,
+                                 pair_order: Tensor) -> Tensor:
+    """As :func:`_draw_within_valence`, with the pairs of graph ``b`` taken in the order
+    ``pair_order[b]`` (``[B, M]``) instead of row-major: the scores are permuted into that
+    order, drawn position by position, and the codes permuted back."""
+    order = pair_order.long()
+    ordered = scores.gather(1, order.unsqueeze(-1).expand_as(scores))  # [B, M, Y]
+    first, second = rows[order], cols[order]  # [B, M] atoms of each position
+    remaining = capacity.long().clone()  # [B, N]
+    orders = torch.arange(scores.shape[-1], device=scores.device)
+    codes = torch.empty(scores.shape[:2], dtype=torch.long, device=scores.device)
+    for m in range(scores.shape[1]):
+        i, j = first[:, m:m + 1], second[:, m:m + 1]  # [B, 1]
+        room = torch.minimum(remaining.gather(1, i), remaining.gather(1, j))  # [B, 1]
+        code = ordered[:, m].masked_fill(orders > room, -torch.inf).argmax(-1, keepdim=True)
+        codes[:, m:m + 1] = code
+        remaining.scatter_add_(1, i, -code)
+        remaining.scatter_add_(1, j, -code)
+    return torch.empty_like(codes).scatter_(1, order, codes).to(torch.uint8)
+
+
+def bond_room(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
+              pair_order: Tensor | None = None) -> Tensor:
     r"""``[B, M]``: the highest bond order pair ``m`` of the upper triangle (row-major, ``M =
-    N(N-1)/2``) could take when :func:`draw_graph` drew it with ``max_valence``: the least of
-    its two atoms' valences ``max_valence[x_idx]`` minus the orders of the pairs drawn before
-    it that touch that atom. A function of the graph alone, so the log-probability of a
-    drawn graph can be taken afterwards (:func:`molgan.loss.graph_log_prob`)."""
+    N(N-1)/2``) could take when :func:`draw_graph` drew it with ``max_valence`` (and
+    ``pair_order``): the least of its two atoms' valences ``max_valence[x_idx]`` minus the
+    orders of the pairs drawn before it that touch that atom. A function of the graph (and
+    the order) alone, so the log-probability of a drawn graph can be taken afterwards
+    (:func:`molgan.loss.graph_log_prob`)."""
     b, n = x_idx.shape
     rows, cols = torch.triu_indices(n, n, offset=1, device=x_idx.device)
     codes = adj_idx[:, rows, cols].long()  # [B, M]
-    touches = (torch.nn.functional.one_hot(rows, n)
-               + torch.nn.functional.one_hot(cols, n))  # [M, N]
-    used = codes.unsqueeze(-1) * touches  # [B, M, N]
+    if pair_order is None:
+        order = torch.arange(rows.numel(), device=x_idx.device).expand(b, -1)
+    else:
+        order = pair_order.long()
+    first, second = rows[order], cols[order]  # [B, M], in drawing order
+    touches = (torch.nn.functional.one_hot(first, n)
+               + torch.nn.functional.one_hot(second, n))  # [B, M, N]
+    used = codes.gather(1, order).unsqueeze(-1) * touches  # [B, M, N]
     left = max_valence[x_idx.long()].long().unsqueeze(1) - (used.cumsum(1) - used)
-    at = torch.stack([rows, cols], dim=-1).expand(b, -1, -1)  # [B, M, 2]
-    return left.gather(2, at).min(-1).values
+    at = torch.stack([first, second], dim=-1)  # [B, M, 2]
+    room = left.gather(2, at).min(-1).values  # [B, M], in drawing order
+    return torch.empty_like(room).scatter_(1, order, room)
 
 
 def temper(probs: DenseGraph, temperature: float,

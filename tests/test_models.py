@@ -547,12 +547,15 @@ def valence_of(x_idx, adj_idx):
     return (adj_idx.long() * exists[:, None, :]).sum(-1) * exists
 
 
-def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency():
-    """Atoms fixed (F, C, F, C); bond logits that favour high orders. Drawn within valences,
-    no atom exceeds its valence, and the empirical frequency of every graph matches
-    exp(graph_log_prob(..., max_valence)) within 4 standard errors; the plain draw of the
-    same logits breaks valences (so the first check can fail)."""
+@pytest.mark.parametrize("order", ["row", "confident"])
+def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(order):
+    """Atoms fixed (F, C, F, C); bond logits that favour high orders. Drawn within valences
+    (pairs in row-major order, or the most likely bonded first), no atom exceeds its valence,
+    and the empirical frequency of every graph matches exp(graph_log_prob(..., max_valence,
+    pair_order)) within 4 standard errors; the plain draw of the same logits breaks valences
+    (so the first check can fail)."""
     from molgan.chem import max_valences
+    from molgan.generator import confident_pair_order
     from molgan.loss import graph_log_prob
 
     torch.manual_seed(0)
@@ -567,20 +570,49 @@ def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(
     log_probs = DenseGraph(probs.x.log(), probs.adj.log())
     max_valence = torch.tensor(max_valences(VOCAB))
     rng = torch.Generator().manual_seed(1)
-    x_idx, adj_idx = draw_graph(log_probs, generator=rng, max_valence=max_valence)
+    pair_order = confident_pair_order(log_probs.adj) if order == "confident" else None
+    if pair_order is not None:  # not the row-major order, or the case would test nothing new
+        assert not torch.equal(pair_order[0], torch.arange(6))
+    x_idx, adj_idx = draw_graph(log_probs, generator=rng, max_valence=max_valence,
+                                pair_order=pair_order)
     assert torch.equal(adj_idx, adj_idx.transpose(1, 2))
     assert (valence_of(x_idx, adj_idx) <= max_valence[x_idx.long()]).all()
     keys, inverse, counts = torch.unique(adj_idx.reshape(n, -1), dim=0, return_inverse=True,
                                          return_counts=True)
     first = torch.zeros(len(keys), dtype=torch.long).scatter_(0, inverse, torch.arange(n))
     expected = graph_log_prob(DenseGraph(probs.x[first], probs.adj[first]), x_idx[first],
-                              adj_idx[first], max_valence=max_valence).exp()
+                              adj_idx[first], max_valence=max_valence,
+                              pair_order=None if pair_order is None else pair_order[first]).exp()
     observed = counts / n
     assert len(keys) >= 10
     assert (observed - expected).abs().max() <= 4 * (expected * (1 - expected) / n).sqrt().max()
     assert expected.sum() > 0.99  # the graphs drawn carry (nearly) all the probability
     plain_x, plain_adj = draw_graph(log_probs, generator=rng)
     assert (valence_of(plain_x, plain_adj) > max_valence[plain_x.long()]).any()
+
+
+def test_valence_draw_in_the_row_major_order_given_per_graph_is_the_row_major_draw():
+    """An explicit pair_order equal to the row-major order gives the same graphs (same noise)
+    and the same bond_room as no order; a reversed order gives other graphs."""
+    from molgan.chem import max_valences
+    from molgan.generator import bond_room
+
+    torch.manual_seed(0)
+    b, n, y = 64, VOCAB.max_atoms, VOCAB.num_bond_types
+    logits = DenseGraph(torch.randn(b, n, VOCAB.num_atom_types),
+                        torch.randn(b, n, n, y) + torch.tensor([0.0, 1.0, 0.5, 0.0]))
+    cap = torch.tensor(max_valences(VOCAB))
+    m = n * (n - 1) // 2
+    row_major = torch.arange(m).expand(b, -1)
+    plain = draw_graph(logits, 1.3, generator=torch.Generator().manual_seed(2), max_valence=cap)
+    given = draw_graph(logits, 1.3, generator=torch.Generator().manual_seed(2), max_valence=cap,
+                       pair_order=row_major)
+    assert torch.equal(plain[0], given[0]) and torch.equal(plain[1], given[1])
+    assert torch.equal(bond_room(*plain, cap), bond_room(*plain, cap, row_major))
+    reverse = draw_graph(logits, 1.3, generator=torch.Generator().manual_seed(2),
+                         max_valence=cap, pair_order=row_major.flip(1))
+    assert not torch.equal(plain[1], reverse[1])
+    assert (valence_of(*reverse) <= cap[reverse[0].long()]).all()
 
 
 def test_sampler_draws_within_valences_when_the_model_does():

@@ -505,3 +505,38 @@ def test_valence_draw_makes_the_rl_terms_draws_and_log_probs_respect_valences(qm
                         and original(*args))
     trainer.fit()
     assert torch.equal(seen["valences"], cap)
+
+
+def test_confident_pair_order_is_the_same_in_the_draws_and_their_log_probs(qm9, tmp_path,
+                                                                            monkeypatch):
+    """valence_draw_order='confident': the RL term's draws and the log-probabilities it takes
+    of them use one and the same per-graph pair order (not the row-major one), and training
+    with it resumes exactly."""
+    import molgan.train as train_module
+    from molgan.generator import GeneratorConfig
+
+    def run(steps):
+        return RunConfig(config(steps).train,
+                         GeneratorConfig(valence_draw=True, valence_draw_order="confident"))
+
+    seen: dict[str, list] = {"drawn": [], "log_prob": []}
+    draw, gradient = train_module.draw_graph, train_module.policy_gradient
+
+    def recording_draw(*args, **kwargs):
+        seen["drawn"].append(kwargs["pair_order"])
+        return draw(*args, **kwargs)
+
+    def recording_gradient(*args):
+        seen["log_prob"].append(args[5])
+        return gradient(*args)
+
+    monkeypatch.setattr(train_module, "draw_graph", recording_draw)
+    monkeypatch.setattr(train_module, "policy_gradient", recording_gradient)
+    Trainer(run(2), qm9, tmp_path / "run").fit()
+    assert len(seen["log_prob"]) == 2
+    drawn_for_rl = [order for order in seen["drawn"] if order is not None][-2:]
+    for a, b in zip(drawn_for_rl, seen["log_prob"]):
+        assert torch.equal(a, b)
+        assert not torch.equal(b, torch.arange(b.shape[1]).expand_as(b))
+    monkeypatch.undo()
+    train_straight_and_resumed(run, 4, qm9, tmp_path / "resume")
