@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from molgan.l1_kernel import l1_kernel_sums
-from molgan.layers import GraphAggregation, RelationalGraphConv
+from molgan.layers import GraphAggregation, RelationalGraphConv, random_walk_returns
 from molgan.vocab import Vocab
 
 
@@ -34,6 +34,11 @@ class CriticConfig:
     critic_pool: str = "sum"
     """Node reduction of the gated aggregation: ``sum`` (MolGAN) or ``mean`` (divided by the
     soft number of atoms)."""
+    walk_returns: int = 0
+    """Ring-size features: each node's annotation is extended by the return probabilities of
+    random walks of 2 .. ``walk_returns`` steps over the (soft) bonds
+    (:func:`molgan.layers.random_walk_returns`), so the critic sees rings a two-layer
+    convolution cannot (0 = none; 6 covers rings of up to six atoms)."""
     spectral_norm: bool = False
     """Spectral normalization (Miyato et al. 2018) of every linear map of the critic: each
     weight divided by its largest singular value (one power iteration per forward pass in
@@ -45,7 +50,8 @@ class CriticConfig:
                                                        "minibatch_kernel_metric": "l1",
                                                        "minibatch_reduce": "mean",
                                                        "minibatch_bank": 0,
-                                                       "minibatch_nearest": 16}
+                                                       "minibatch_nearest": 16,
+                                                       "walk_returns": 0}
 
     pack: int = 1
     """PacGAN: the critic scores groups of this many graphs jointly (1 = one graph per score)."""
@@ -104,6 +110,9 @@ class Critic(nn.Module):
         self.config = config
         self.vocab = vocab
         t, relations = vocab.num_atom_types, vocab.num_bond_types - 1
+        if config.walk_returns < 0 or config.walk_returns == 1:
+            raise ValueError(f"walk_returns must be 0 or >= 2, got {config.walk_returns}")
+        t += max(0, config.walk_returns - 1)  # node annotations: atom type and walk returns
         convs = []
         width = 0
         for out in config.critic_conv:
@@ -264,6 +273,9 @@ class Critic(nn.Module):
         node_weight = 1.0 - x[..., 0]
         weight = node_weight.unsqueeze(-1)
         bonds = adj[..., 1:]
+        if self.config.walk_returns:
+            x = torch.cat([x, random_walk_returns(bonds, self.config.walk_returns).to(x.dtype)],
+                          dim=-1)
         h = x.new_zeros(x.shape[0], x.shape[1], 0)
         for conv in self.convs:
             h = conv(torch.cat([h, x], dim=-1) * weight, bonds, node_weight)

@@ -112,3 +112,29 @@ class GraphAggregation(nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"pool={self.pool!r})")
+
+
+def random_walk_returns(bonds: Tensor, max_length: int) -> Tensor:
+    r"""Return probabilities of random walks, ``[B, N, max_length - 1]``: for ``k = 2 ..
+    max_length``, :math:`(P^k)_{ii}` with :math:`P = D^{-1} S`, where :math:`S_{ij} = \sum_r
+    A_{ijr}` is the (soft) probability that atoms ``i`` and ``j`` are bonded (``bonds [B, N,
+    N, R]``, no-bond channel dropped) and :math:`D = \mathrm{diag}(\max(1, \sum_j S_{ij}))`.
+
+    A walk can only return after exactly ``k`` steps without retracing through rings of at
+    most ``k`` atoms, so these are ring-size features (as DiGress's cycle features and the
+    random-walk encodings of GPS): a three-membered ring makes :math:`(P^3)_{ii} > 0`. A
+    two-layer convolution cannot see a ring of three (it needs :math:`A^3`). Equivariant in
+    the node order, per graph, differentiable; computed in float32 (or float64 for float64
+    input).
+    """
+    s = bonds.to(torch.promote_types(bonds.dtype, torch.float32)).sum(-1)  # [B, N, N]
+    walk = s / s.sum(-1, keepdim=True).clamp(min=1.0)
+    power = walk
+    returns = []
+    for _ in range(2, max_length + 1):
+        power = power @ walk
+        returns.append(power.diagonal(dim1=1, dim2=2))
+    if not returns:
+        return s.new_zeros(s.shape[0], s.shape[1], 0)
+    return torch.stack(returns, dim=-1)
+

@@ -458,7 +458,52 @@ def test_mean_pool_divides_the_gated_sum_by_the_soft_number_of_atoms():
         GraphAggregation(5, 7, "max")
 
 
-@pytest.mark.parametrize("options", [{"critic_pool": "mean"}, {"spectral_norm": True}])
+def test_random_walk_returns_of_a_ring_of_three_a_ring_of_four_and_a_chain():
+    """By hand: on a ring of three (degree 2), a walk returns after 2 steps with probability
+    1/2 and after 3 with 2 (1/2)^3 = 1/4; on a ring of four, after 3 steps never and after 4
+    with 8 / 2^4 = 1/2 (8 closed walks of length 4 from a node); on the chain C-C-O, never
+    after 3 steps (no odd cycle); padding nodes (no bonds) never."""
+    from molgan.layers import random_walk_returns
+
+    def ring(size):
+        adj = torch.zeros(1, 6, 6, 1, dtype=torch.float64)
+        for i in range(size):
+            adj[0, i, (i + 1) % size, 0] = adj[0, (i + 1) % size, i, 0] = 1.0
+        return adj
+
+    three = random_walk_returns(ring(3), 4)[0]  # [N, 3]: lengths 2, 3, 4
+    torch.testing.assert_close(three[:3, 0], torch.full((3,), 0.5, dtype=torch.float64))
+    torch.testing.assert_close(three[:3, 1], torch.full((3,), 0.25, dtype=torch.float64))
+    assert not three[3:].any()
+    four = random_walk_returns(ring(4), 4)[0]
+    assert not four[:, 1].any()
+    torch.testing.assert_close(four[:4, 2], torch.full((4,), 0.5, dtype=torch.float64))
+    chain = random_walk_returns(molecules().adj[:1, ..., 1:].double(), 3)[0]
+    assert not chain[:, 1].any() and chain[1, 0] == 1.0  # the middle atom: back for sure
+    assert random_walk_returns(ring(3), 0).shape == (1, 6, 0)
+
+
+def test_a_critic_with_walk_returns_tells_rings_apart_and_trains_with_the_penalty():
+    """The walk features widen the convolutions' node annotations, and the gradient
+    penalty's double backward goes through them (finite parameter gradients)."""
+    from molgan.loss import critic_loss
+
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=False, walk_returns=4), VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    fake = DenseGraph(torch.softmax(torch.randn_like(g.x), -1),
+                      torch.softmax(torch.randn_like(g.adj), -1))
+    parts = critic_loss(c, g, fake, 10.0, epsilon=torch.full((3,), 0.3, dtype=torch.float64))
+    parts.loss.backward()
+    grads = [p.grad for p in c.parameters() if p.requires_grad]
+    assert grads and all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    assert c.convs[0].in_channels == VOCAB.num_atom_types + 3
+    with pytest.raises(ValueError, match="walk_returns"):
+        Critic(CriticConfig(walk_returns=1), VOCAB)
+
+
+@pytest.mark.parametrize("options", [{"critic_pool": "mean"}, {"spectral_norm": True},
+                                     {"walk_returns": 6}])
 def test_pool_and_spectral_norm_keep_the_critic_permutation_invariant_and_per_graph(options):
     torch.manual_seed(0)
     c = Critic(CriticConfig(minibatch_distance=False, **options), VOCAB).double().eval()
