@@ -31,7 +31,8 @@ class GeneratorConfig:
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"gen_valence_mask": False,
                                                        "valence_draw": False,
-                                                       "valence_draw_order": "row"}
+                                                       "valence_draw_order": "row",
+                                                       "draw_no_isolated": False}
 
     z_dim: int = 128
     """Latent size; ``z ~ N(0, I)`` (MolGAN: 32; 128 is the default recipe since stop 13)."""
@@ -65,6 +66,12 @@ class GeneratorConfig:
     the log-odds of "some bond" against "no bond" of the model's logits,
     :func:`confident_pair_order`), so the bonds the model is sure of take the valence before
     the unlikely ones can."""
+    draw_no_isolated: bool = False
+    """With valence_draw: an atom that has no bond yet when its last pair (in the draw's
+    order) comes must take a bond there, if both atoms have room for one (the pair's
+    distribution renormalized over orders >= 1). Isolated atoms, a third to a half of the
+    disconnected draws, can then only come from atoms without room; the log-probabilities
+    follow the same rule (:func:`bond_limits`)."""
 
 
 class Generator(nn.Module):
@@ -167,7 +174,8 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
                generator: torch.Generator | None = None,
                atom_temperature: float | None = None,
                max_valence: Tensor | None = None,
-               pair_order: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               pair_order: Tensor | None = None,
+               no_isolated: bool = False) -> tuple[Tensor, Tensor]:
     r"""One categorical draw per node and per node pair from
     :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`
     (atoms at ``atom_temperature`` when given, bonds at ``temperature``).
@@ -184,7 +192,9 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     renormalized over those orders, with the same noise. "No bond" is always allowed, so
     every draw respects every valence. The pairs go in row-major upper-triangle order, or
     per graph in ``pair_order [B, M]`` (a permutation of the upper-triangle pair indices,
-    e.g. :func:`confident_pair_order`; it must not depend on the noise).
+    e.g. :func:`confident_pair_order`; it must not depend on the noise). With
+    ``no_isolated`` an atom still without a bond at its last pair must take one there when
+    both atoms have room (GeneratorConfig.draw_no_isolated; :func:`bond_limits`).
     """
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -196,12 +206,14 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
     if max_valence is None:
         codes = upper.argmax(-1).to(torch.uint8)
-    elif pair_order is None:
+    elif pair_order is None and not no_isolated:
         codes = _draw_within_valence(upper, max_valence[x_idx.long()], rows.tolist(),
                                      cols.tolist())
     else:
+        if pair_order is None:
+            pair_order = torch.arange(rows.numel(), device=adj.device).expand(x.shape[0], -1)
         codes = _draw_within_valence_ordered(upper, max_valence[x_idx.long()], rows, cols,
-                                             pair_order)
+                                             pair_order, no_isolated)
     adj_idx = torch.zeros(adj.shape[:3], dtype=torch.uint8, device=adj.device)
     adj_idx[:, rows, cols] = codes
     adj_idx[:, cols, rows] = codes
@@ -239,34 +251,68 @@ def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
 
 
 def _draw_within_valence_ordered(scores: Tensor, capacity: Tensor, rows: Tensor, cols: Tensor,
-                                 pair_order: Tensor) -> Tensor:
+                                 pair_order: Tensor, no_isolated: bool = False) -> Tensor:
     """As :func:`_draw_within_valence`, with the pairs of graph ``b`` taken in the order
     ``pair_order[b]`` (``[B, M]``) instead of row-major: the scores are permuted into that
-    order, drawn position by position, and the codes permuted back."""
+    order, drawn position by position, and the codes permuted back. ``no_isolated``: at an
+    atom's last pair, an atom (capacity > 0) without a bond so far must take one if the
+    pair has room (see :func:`bond_limits`)."""
     order = pair_order.long()
     ordered = scores.gather(1, order.unsqueeze(-1).expand_as(scores))  # [B, M, Y]
     first, second = rows[order], cols[order]  # [B, M] atoms of each position
     remaining = capacity.long().clone()  # [B, N]
+    lonely = (capacity > 0).clone()  # atoms without a bond so far
+    last = _last_positions(first, second, capacity.shape[1])  # [B, N]
     orders = torch.arange(scores.shape[-1], device=scores.device)
     codes = torch.empty(scores.shape[:2], dtype=torch.long, device=scores.device)
     for m in range(scores.shape[1]):
         i, j = first[:, m:m + 1], second[:, m:m + 1]  # [B, 1]
         room = torch.minimum(remaining.gather(1, i), remaining.gather(1, j))  # [B, 1]
-        code = ordered[:, m].masked_fill(orders > room, -torch.inf).argmax(-1, keepdim=True)
+        forbidden = orders > room
+        if no_isolated:
+            must = (((last.gather(1, i) == m) & lonely.gather(1, i))
+                    | ((last.gather(1, j) == m) & lonely.gather(1, j))) & (room >= 1)
+            forbidden = forbidden | ((orders == 0) & must)
+        code = ordered[:, m].masked_fill(forbidden, -torch.inf).argmax(-1, keepdim=True)
         codes[:, m:m + 1] = code
         remaining.scatter_add_(1, i, -code)
         remaining.scatter_add_(1, j, -code)
+        if no_isolated:
+            bonded = code > 0
+            lonely.scatter_(1, i, lonely.gather(1, i) & ~bonded)
+            lonely.scatter_(1, j, lonely.gather(1, j) & ~bonded)
     return torch.empty_like(codes).scatter_(1, order, codes).to(torch.uint8)
+
+
+def _last_positions(first: Tensor, second: Tensor, n: int) -> Tensor:
+    """``[B, N]``: the last position in the drawing order of a pair touching each node, for
+    the nodes ``first``, ``second`` ``[B, M]`` of the pairs in that order."""
+    positions = torch.arange(first.shape[1], device=first.device).expand_as(first)
+    last = torch.zeros(first.shape[0], n, dtype=torch.long, device=first.device)
+    last = last.scatter_reduce(1, first, positions, "amax")
+    return last.scatter_reduce(1, second, positions, "amax")
 
 
 def bond_room(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
               pair_order: Tensor | None = None) -> Tensor:
-    r"""``[B, M]``: the highest bond order pair ``m`` of the upper triangle (row-major, ``M =
-    N(N-1)/2``) could take when :func:`draw_graph` drew it with ``max_valence`` (and
-    ``pair_order``): the least of its two atoms' valences ``max_valence[x_idx]`` minus the
-    orders of the pairs drawn before it that touch that atom. A function of the graph (and
-    the order) alone, so the log-probability of a drawn graph can be taken afterwards
-    (:func:`molgan.loss.graph_log_prob`)."""
+    """``[B, M]``: the highest order each pair could take (:func:`bond_limits`)."""
+    return bond_limits(x_idx, adj_idx, max_valence, pair_order)[1]
+
+
+def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
+                pair_order: Tensor | None = None,
+                no_isolated: bool = False) -> tuple[Tensor, Tensor]:
+    r"""``(lowest, highest)``, each ``[B, M]``: the bond orders pair ``m`` of the upper
+    triangle (row-major numbering, ``M = N(N-1)/2``) could take when :func:`draw_graph` drew
+    it with ``max_valence``, ``pair_order`` and ``no_isolated``:
+
+    - ``highest``: the least of its two atoms' valences ``max_valence[x_idx]`` minus the
+      orders of the pairs drawn before it that touch that atom;
+    - ``lowest``: 1 where ``no_isolated`` forced a bond (the pair is the last of an atom
+      without a bond so far, and ``highest >= 1``), else 0.
+
+    A function of the graph (and the order) alone, so the log-probability of a drawn graph
+    can be taken afterwards (:func:`molgan.loss.graph_log_prob`)."""
     b, n = x_idx.shape
     rows, cols = torch.triu_indices(n, n, offset=1, device=x_idx.device)
     codes = adj_idx[:, rows, cols].long()  # [B, M]
@@ -277,11 +323,24 @@ def bond_room(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
     first, second = rows[order], cols[order]  # [B, M], in drawing order
     touches = (torch.nn.functional.one_hot(first, n)
                + torch.nn.functional.one_hot(second, n))  # [B, M, N]
-    used = codes.gather(1, order).unsqueeze(-1) * touches  # [B, M, N]
-    left = max_valence[x_idx.long()].long().unsqueeze(1) - (used.cumsum(1) - used)
+    ordered = codes.gather(1, order).unsqueeze(-1)  # [B, M, 1]
+    used = ordered * touches  # [B, M, N]
+    capacity = max_valence[x_idx.long()].long()  # [B, N]
+    left = capacity.unsqueeze(1) - (used.cumsum(1) - used)
     at = torch.stack([first, second], dim=-1)  # [B, M, 2]
-    room = left.gather(2, at).min(-1).values  # [B, M], in drawing order
-    return torch.empty_like(room).scatter_(1, order, room)
+    highest = left.gather(2, at).min(-1).values  # [B, M], in drawing order
+    lowest = torch.zeros_like(highest)
+    if no_isolated:
+        bonds = (ordered > 0).long() * touches
+        bonded_before = (bonds.cumsum(1) - bonds).gather(2, at) > 0  # [B, M, 2]
+        is_atom = (capacity > 0).gather(1, at.flatten(1)).view_as(at)
+        last = _last_positions(first, second, n).gather(1, at.flatten(1)).view_as(at)
+        positions = torch.arange(rows.numel(), device=x_idx.device).view(1, -1, 1)
+        lonely = (last == positions) & ~bonded_before & is_atom
+        lowest = (lonely.any(-1) & (highest >= 1)).long()
+    unorder = torch.empty_like(order)
+    unorder.scatter_(1, order, torch.arange(rows.numel(), device=x_idx.device).expand(b, -1))
+    return lowest.gather(1, unorder), highest.gather(1, unorder)
 
 
 def temper(probs: DenseGraph, temperature: float,

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from molgan.generator import bond_room
+from molgan.generator import bond_limits
 from molgan.graph import DenseGraph, argmax_graph
 
 CriticFn = Callable[..., Tensor]
@@ -198,7 +198,7 @@ def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6,
 
 def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
                    eps: float = 1e-6, max_valence: Tensor | None = None,
-                   pair_order: Tensor | None = None) -> Tensor:
+                   pair_order: Tensor | None = None, no_isolated: bool = False) -> Tensor:
     r"""``[B]`` log-probabilities of the graphs ``x_idx [B, N]``, ``adj_idx [B, N, N]`` under
     the factorized categorical distributions ``fake`` (probabilities, ``x [B, N, T]``,
     ``adj [B, N, N, Y]``), each atom slot and each upper-triangle pair independent:
@@ -208,9 +208,11 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
 
     With ``max_valence [T]``, under the valence-respecting draw of
     :func:`molgan.generator.draw_graph` instead: each pair's distribution is renormalized over
-    the orders :math:`y \le r_{bij}` it had room for (:func:`molgan.generator.bond_room`),
-    :math:`\log p(A_{bij} = a_{bij}) - \log \sum_{y \le r_{bij}} p(A_{bij} = y)`, the pairs
-    drawn in ``pair_order [B, M]`` (default row-major; see ``draw_graph``).
+    the orders :math:`l_{bij} \le y \le r_{bij}` it could take
+    (:func:`molgan.generator.bond_limits`),
+    :math:`\log p(A_{bij} = a_{bij}) - \log \sum_{l_{bij} \le y \le r_{bij}} p(A_{bij} = y)`,
+    the pairs drawn in ``pair_order [B, M]`` (default row-major) and with ``no_isolated``
+    as ``draw_graph`` drew them.
     """
     n = fake.adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=fake.adj.device)
@@ -219,24 +221,27 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
     p_adj = pairs.gather(-1, adj_idx[:, rows, cols].long().unsqueeze(-1)).squeeze(-1)
     log_p_adj = p_adj.float().clamp(min=eps).log()
     if max_valence is not None:
-        room = bond_room(x_idx, adj_idx, max_valence, pair_order)  # [B, M]
-        allowed = torch.arange(pairs.shape[-1], device=pairs.device) <= room.unsqueeze(-1)
+        lowest, highest = bond_limits(x_idx, adj_idx, max_valence, pair_order,
+                                      no_isolated)  # [B, M] each
+        orders = torch.arange(pairs.shape[-1], device=pairs.device)
+        allowed = (orders <= highest.unsqueeze(-1)) & (orders >= lowest.unsqueeze(-1))
         log_p_adj = log_p_adj - (pairs.float() * allowed).sum(-1).clamp(min=eps).log()
     return p_x.float().clamp(min=eps).log().sum(1) + log_p_adj.sum(1)
 
 
 def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: Tensor,
                     max_valence: Tensor | None = None,
-                    pair_order: Tensor | None = None) -> Tensor:
+                    pair_order: Tensor | None = None, no_isolated: bool = False) -> Tensor:
     r"""REINFORCE surrogate for graphs ``x_idx``, ``adj_idx`` drawn from ``fake``, minimized
     by the generator: :math:`-\frac{1}{B}\sum_b (r_b - \bar r) \log p(G_b)` with the batch
     mean :math:`\bar r` as baseline (:func:`graph_log_prob`; ``rewards [B]`` are constants).
     Its gradient is the policy gradient of the expected reward: it raises the probability of
     the drawn graphs that scored above the batch mean and lowers the others'. ``max_valence``:
-    the graphs were drawn within valences, in ``pair_order`` (see :func:`graph_log_prob`)."""
+    the graphs were drawn within valences, in ``pair_order``, with ``no_isolated`` (see
+    :func:`graph_log_prob`)."""
     advantage = (rewards - rewards.mean()).detach()
     log_p = graph_log_prob(fake, x_idx, adj_idx, max_valence=max_valence,
-                           pair_order=pair_order)
+                           pair_order=pair_order, no_isolated=no_isolated)
     return -(advantage * log_p).mean()
 
 

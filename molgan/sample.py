@@ -115,7 +115,9 @@ class Sampler:
                          and self.generator.config.valence_draw_order == "confident" else None)
                 x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng,
                                             atom_temperature=self.atom_temperature,
-                                            max_valence=self.max_valence, pair_order=order)
+                                            max_valence=self.max_valence, pair_order=order,
+                                            no_isolated=self.max_valence is not None
+                                            and self.generator.config.draw_no_isolated)
             else:
                 x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())

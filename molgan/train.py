@@ -592,7 +592,8 @@ class Trainer:
             return draw_graph(log_probs, self.config.train.rl_temperature, generator=self.noise,
                               atom_temperature=self.config.train.atom_temperature,
                               max_valence=self.generator.draw_valences,
-                              pair_order=self._pair_order(log_probs.adj))
+                              pair_order=self._pair_order(log_probs.adj),
+                              no_isolated=self.generator.config.draw_no_isolated)
 
     def _pair_order(self, adj_log_probs: torch.Tensor) -> torch.Tensor | None:
         """The valence draw's node-pair order ``[B, M]`` for the relaxed fakes' adjacency
@@ -625,7 +626,7 @@ class Trainer:
         if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
             fake = temper(fake, temperature, atom_temperature)
         return policy_gradient(fake, x_idx, adj_idx, rewards, self.generator.draw_valences,
-                               order)
+                               order, self.generator.config.draw_no_isolated)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
         """The generator-loss terms of the repeat memory for relaxed ``fake`` (0 when off).

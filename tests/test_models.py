@@ -592,13 +592,16 @@ def valence_of(x_idx, adj_idx):
     return (adj_idx.long() * exists[:, None, :]).sum(-1) * exists
 
 
-@pytest.mark.parametrize("order", ["row", "confident"])
-def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(order):
+@pytest.mark.parametrize("order,no_isolated", [("row", False), ("confident", False),
+                                               ("row", True), ("confident", True)])
+def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(order,
+                                                                               no_isolated):
     """Atoms fixed (F, C, F, C); bond logits that favour high orders. Drawn within valences
-    (pairs in row-major order, or the most likely bonded first), no atom exceeds its valence,
-    and the empirical frequency of every graph matches exp(graph_log_prob(..., max_valence,
-    pair_order)) within 4 standard errors; the plain draw of the same logits breaks valences
-    (so the first check can fail)."""
+    (pairs in row-major order, or the most likely bonded first; with or without the rule
+    against isolated atoms), no atom exceeds its valence, and the empirical frequency of
+    every graph matches exp(graph_log_prob(..., max_valence, pair_order, no_isolated)) within
+    4 standard errors; the plain draw of the same logits breaks valences (so the first check
+    can fail)."""
     from molgan.chem import max_valences
     from molgan.generator import confident_pair_order
     from molgan.loss import graph_log_prob
@@ -619,7 +622,7 @@ def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(
     if pair_order is not None:  # not the row-major order, or the case would test nothing new
         assert not torch.equal(pair_order[0], torch.arange(6))
     x_idx, adj_idx = draw_graph(log_probs, generator=rng, max_valence=max_valence,
-                                pair_order=pair_order)
+                                pair_order=pair_order, no_isolated=no_isolated)
     assert torch.equal(adj_idx, adj_idx.transpose(1, 2))
     assert (valence_of(x_idx, adj_idx) <= max_valence[x_idx.long()]).all()
     keys, inverse, counts = torch.unique(adj_idx.reshape(n, -1), dim=0, return_inverse=True,
@@ -627,7 +630,13 @@ def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(
     first = torch.zeros(len(keys), dtype=torch.long).scatter_(0, inverse, torch.arange(n))
     expected = graph_log_prob(DenseGraph(probs.x[first], probs.adj[first]), x_idx[first],
                               adj_idx[first], max_valence=max_valence,
-                              pair_order=None if pair_order is None else pair_order[first]).exp()
+                              pair_order=None if pair_order is None else pair_order[first],
+                              no_isolated=no_isolated).exp()
+    if no_isolated:  # the rule forced some pairs, so the case tests it
+        from molgan.generator import bond_limits
+
+        assert bond_limits(x_idx[first], adj_idx[first], max_valence,
+                           None if pair_order is None else pair_order[first], True)[0].any()
     observed = counts / n
     assert len(keys) >= 10
     assert (observed - expected).abs().max() <= 4 * (expected * (1 - expected) / n).sqrt().max()
@@ -658,6 +667,46 @@ def test_valence_draw_in_the_row_major_order_given_per_graph_is_the_row_major_dr
                          max_valence=cap, pair_order=row_major.flip(1))
     assert not torch.equal(plain[1], reverse[1])
     assert (valence_of(*reverse) <= cap[reverse[0].long()]).all()
+
+
+@pytest.mark.parametrize("order", ["row", "confident"])
+def test_no_isolated_draw_leaves_no_atom_without_a_bond_when_there_is_room(order):
+    """Six carbons, bond logits that favour "no bond": the plain valence draw leaves many
+    atoms isolated; with no_isolated, an atom is isolated only where its last pair had no
+    room (its partner was full), and the forced pairs are bonded."""
+    from molgan.chem import max_valences
+    from molgan.generator import bond_limits, confident_pair_order
+
+    torch.manual_seed(0)
+    b, n, y = 512, VOCAB.max_atoms, VOCAB.num_bond_types
+    x = torch.full((b, n, VOCAB.num_atom_types), -30.0)
+    x[..., 1] = 30.0  # C everywhere
+    adj = torch.randn(b, n, n, y) - torch.tensor([0.0, 3.0, 4.0, 5.0])
+    adj = (adj + adj.transpose(1, 2)) / 2
+    logits = DenseGraph(x, adj)
+    cap = torch.tensor(max_valences(VOCAB))
+    pair_order = confident_pair_order(adj) if order == "confident" else None
+
+    def isolated(graph):
+        return ((graph[1] > 0).sum(-1) == 0).sum().item()
+
+    plain = draw_graph(logits, generator=torch.Generator().manual_seed(1), max_valence=cap,
+                       pair_order=pair_order)
+    guarded = draw_graph(logits, generator=torch.Generator().manual_seed(1), max_valence=cap,
+                         pair_order=pair_order, no_isolated=True)
+    assert isolated(plain) > b and isolated(guarded) < isolated(plain) / 3
+    lowest, highest = bond_limits(*guarded, cap, pair_order, no_isolated=True)
+    assert lowest.max() == 1 and (lowest <= highest).all()
+    rows, cols = torch.triu_indices(n, n, offset=1)
+    assert (guarded[1][:, rows, cols][lowest == 1] > 0).all()  # forced pairs are bonded
+    assert not bond_limits(*guarded, cap, pair_order)[0].any()
+    m = rows.numel()
+    order_ = torch.arange(m).expand(b, -1) if pair_order is None else pair_order
+    position = torch.empty_like(order_).scatter_(1, order_, torch.arange(m).expand(b, -1))
+    for graph, atom in ((guarded[1] > 0).sum(-1) == 0).nonzero().tolist():
+        touching = ((rows == atom) | (cols == atom)).nonzero().squeeze(1)
+        last_pair = touching[position[graph, touching].argmax()]
+        assert highest[graph, last_pair] == 0  # no room there: nothing could be forced
 
 
 def test_sampler_draws_within_valences_when_the_model_does():

@@ -509,25 +509,29 @@ def test_valence_draw_makes_the_rl_terms_draws_and_log_probs_respect_valences(qm
 
 def test_confident_pair_order_is_the_same_in_the_draws_and_their_log_probs(qm9, tmp_path,
                                                                             monkeypatch):
-    """valence_draw_order='confident': the RL term's draws and the log-probabilities it takes
-    of them use one and the same per-graph pair order (not the row-major one), and training
-    with it resumes exactly."""
+    """valence_draw_order='confident' with draw_no_isolated: the RL term's draws and the
+    log-probabilities it takes of them use one and the same per-graph pair order (not the
+    row-major one) and the same rule against isolated atoms, and training with them resumes
+    exactly."""
     import molgan.train as train_module
     from molgan.generator import GeneratorConfig
 
     def run(steps):
         return RunConfig(config(steps).train,
-                         GeneratorConfig(valence_draw=True, valence_draw_order="confident"))
+                         GeneratorConfig(valence_draw=True, valence_draw_order="confident",
+                                         draw_no_isolated=True))
 
     seen: dict[str, list] = {"drawn": [], "log_prob": []}
     draw, gradient = train_module.draw_graph, train_module.policy_gradient
 
     def recording_draw(*args, **kwargs):
         seen["drawn"].append(kwargs["pair_order"])
+        assert kwargs["no_isolated"] is True
         return draw(*args, **kwargs)
 
     def recording_gradient(*args):
         seen["log_prob"].append(args[5])
+        assert args[6] is True
         return gradient(*args)
 
     monkeypatch.setattr(train_module, "draw_graph", recording_draw)
