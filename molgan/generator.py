@@ -93,6 +93,9 @@ class Generator(nn.Module):
         if config.valence_draw_order not in PAIR_ORDERS:
             raise ValueError(f"valence_draw_order must be one of {PAIR_ORDERS}, "
                              f"got {config.valence_draw_order!r}")
+        if config.draw_no_isolated and not config.valence_draw:
+            raise ValueError("draw_no_isolated is a rule of the valence draw: it needs "
+                             "valence_draw=True")
         if config.gen_activation not in ACTIVATIONS:
             raise ValueError(f"gen_activation must be one of {tuple(ACTIVATIONS)}, "
                              f"got {config.gen_activation!r}")

@@ -700,6 +700,10 @@ def test_no_isolated_draw_leaves_no_atom_without_a_bond_when_there_is_room(order
     rows, cols = torch.triu_indices(n, n, offset=1)
     assert (guarded[1][:, rows, cols][lowest == 1] > 0).all()  # forced pairs are bonded
     assert not bond_limits(*guarded, cap, pair_order)[0].any()
+    with pytest.raises(ValueError, match="valence_draw"):
+        Generator(GeneratorConfig(valence_draw=False, draw_no_isolated=True), VOCAB)
+    with pytest.raises(ValueError, match="valence_draw_order"):
+        Generator(GeneratorConfig(valence_draw_order="random"), VOCAB)
     m = rows.numel()
     order_ = torch.arange(m).expand(b, -1) if pair_order is None else pair_order
     position = torch.empty_like(order_).scatter_(1, order_, torch.arange(m).expand(b, -1))
