@@ -483,20 +483,27 @@ def test_random_walk_returns_of_a_ring_of_three_a_ring_of_four_and_a_chain():
     assert random_walk_returns(ring(3), 0).shape == (1, 6, 0)
 
 
-def test_a_critic_with_walk_returns_tells_rings_apart_and_trains_with_the_penalty():
-    """The walk features widen the convolutions' node annotations, and the gradient
-    penalty's double backward goes through them (finite parameter gradients)."""
+def assert_penalty_gives_finite_gradients(c, g):
+    """One WGAN-GP critic loss of ``c`` on real graphs ``g`` (float64) and random relaxed
+    fakes, backward: every parameter gets a finite gradient through the penalty's double
+    backward."""
     from molgan.loss import critic_loss
 
-    torch.manual_seed(0)
-    c = Critic(CriticConfig(minibatch_distance=False, walk_returns=4), VOCAB).double()
-    g = DenseGraph(*(t.double() for t in molecules()))
     fake = DenseGraph(torch.softmax(torch.randn_like(g.x), -1),
                       torch.softmax(torch.randn_like(g.adj), -1))
     parts = critic_loss(c, g, fake, 10.0, epsilon=torch.full((3,), 0.3, dtype=torch.float64))
     parts.loss.backward()
     grads = [p.grad for p in c.parameters() if p.requires_grad]
     assert grads and all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+
+
+def test_a_critic_with_walk_returns_widens_its_annotations_and_trains_with_the_penalty():
+    """The walk features widen the convolutions' node annotations, and the gradient
+    penalty's double backward goes through them (finite parameter gradients)."""
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=False, walk_returns=4), VOCAB).double()
+    g = DenseGraph(*(t.double() for t in molecules()))
+    assert_penalty_gives_finite_gradients(c, g)
     assert c.convs[0].in_channels == VOCAB.num_atom_types + 3
     with pytest.raises(ValueError, match="walk_returns"):
         Critic(CriticConfig(walk_returns=1), VOCAB)
@@ -515,8 +522,6 @@ def test_pool_and_spectral_norm_keep_the_critic_permutation_invariant_and_per_gr
 
 
 def test_spectral_norm_bounds_every_linear_map_and_keeps_the_penalty_differentiable():
-    from molgan.loss import critic_loss
-
     torch.manual_seed(0)
     c = Critic(CriticConfig(minibatch_distance=False, spectral_norm=True), VOCAB).double()
     g = DenseGraph(*(t.double() for t in molecules()))
@@ -526,12 +531,7 @@ def test_spectral_norm_bounds_every_linear_map_and_keeps_the_penalty_differentia
     assert len(linears) == 2 * 2 + 2 + 3  # two convolutions, aggregation, MLP
     for module in linears:
         assert torch.linalg.matrix_norm(module.weight, ord=2).item() == pytest.approx(1, abs=1e-2)
-    fake = DenseGraph(torch.softmax(torch.randn_like(g.x), -1),
-                      torch.softmax(torch.randn_like(g.adj), -1))
-    parts = critic_loss(c, g, fake, 10.0, epsilon=torch.full((3,), 0.3, dtype=torch.float64))
-    parts.loss.backward()
-    grads = [p.grad for p in c.parameters() if p.requires_grad]
-    assert grads and all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    assert_penalty_gives_finite_gradients(c, g)
     state = c.state_dict()
     assert any(key.endswith("_u") for key in state)  # power-iteration vectors are saved
     restored = Critic(CriticConfig(minibatch_distance=False, spectral_norm=True), VOCAB).double()
