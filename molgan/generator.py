@@ -93,6 +93,9 @@ class Generator(nn.Module):
         if config.valence_draw_order not in PAIR_ORDERS:
             raise ValueError(f"valence_draw_order must be one of {PAIR_ORDERS}, "
                              f"got {config.valence_draw_order!r}")
+        if config.valence_draw_order != "row" and not config.valence_draw:
+            raise ValueError("valence_draw_order orders the valence draw: it needs "
+                             "valence_draw=True")
         if config.draw_no_isolated and not config.valence_draw:
             raise ValueError("draw_no_isolated is a rule of the valence draw: it needs "
                              "valence_draw=True")
@@ -151,8 +154,8 @@ class Generator(nn.Module):
     def draw_pair_order(self, adj: Tensor) -> Tensor | None:
         """The node-pair order ``[B, M]`` of the valence draw for adjacency logits or
         log-probabilities ``adj [B, N, N, Y]`` (GeneratorConfig.valence_draw_order), or None
-        for the row-major order (or without the valence draw)."""
-        if not self.config.valence_draw or self.config.valence_draw_order == "row":
+        for the row-major order."""
+        if self.config.valence_draw_order == "row":
             return None
         return confident_pair_order(adj)
 
@@ -190,10 +193,10 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     transforms only the upper triangle's noise (about 2x faster, docs/benchmarks.md).
 
     With ``max_valence [T]`` (per atom token, 0 for "no atom"), the pairs are drawn one at a
-    time, each by Gumbel-max over the bond orders :math:`y \le` :func:`bond_room` (what both
-    atoms have left of their valence after the pairs before): a draw from the categorical
-    renormalized over those orders, with the same noise. "No bond" is always allowed, so
-    every draw respects every valence. The pairs go in row-major upper-triangle order, or
+    time, each by Gumbel-max over the bond orders :math:`y \le` the ``highest`` of
+    :func:`bond_limits` (what both atoms have left of their valence after the pairs before):
+    a draw from the categorical renormalized over those orders, with the same noise. "No
+    bond" is always allowed, so every draw respects every valence. The pairs go in row-major upper-triangle order, or
     per graph in ``pair_order [B, M]`` (a permutation of the upper-triangle pair indices,
     e.g. :func:`confident_pair_order`; it must not depend on the noise). With
     ``no_isolated`` an atom still without a bond at its last pair must take one there when
@@ -294,12 +297,6 @@ def _last_positions(first: Tensor, second: Tensor, n: int) -> Tensor:
     last = torch.zeros(first.shape[0], n, dtype=torch.long, device=first.device)
     last = last.scatter_reduce(1, first, positions, "amax")
     return last.scatter_reduce(1, second, positions, "amax")
-
-
-def bond_room(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
-              pair_order: Tensor | None = None) -> Tensor:
-    """``[B, M]``: the highest order each pair could take (:func:`bond_limits`)."""
-    return bond_limits(x_idx, adj_idx, max_valence, pair_order)[1]
 
 
 def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,

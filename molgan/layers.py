@@ -137,4 +137,3 @@ def random_walk_returns(bonds: Tensor, max_length: int) -> Tensor:
     if not returns:
         return s.new_zeros(s.shape[0], s.shape[1], 0)
     return torch.stack(returns, dim=-1)
-

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from molgan.generator import Generator, GeneratorConfig, confident_pair_order, draw_graph
+from molgan.generator import Generator, GeneratorConfig, draw_graph
 from molgan.graph import argmax_graph
 from molgan.vocab import Vocab
 
@@ -111,13 +111,12 @@ class Sampler:
             z = self.generator.sample_z(size, generator=rng, device=self.device)
             logits = self.generator(z)
             if self.decode == "sample":
-                order = (confident_pair_order(logits.adj) if self.max_valence is not None
-                         and self.generator.config.valence_draw_order == "confident" else None)
+                order = (self.generator.draw_pair_order(logits.adj)
+                         if self.max_valence is not None else None)
                 x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng,
                                             atom_temperature=self.atom_temperature,
                                             max_valence=self.max_valence, pair_order=order,
-                                            no_isolated=self.max_valence is not None
-                                            and self.generator.config.draw_no_isolated)
+                                            no_isolated=self.generator.config.draw_no_isolated)
             else:
                 x_idx, adj_idx = argmax_graph(logits)
             xs.append(x_idx.cpu().numpy())

@@ -592,13 +592,17 @@ class Trainer:
             return draw_graph(log_probs, self.config.train.rl_temperature, generator=self.noise,
                               atom_temperature=self.config.train.atom_temperature,
                               max_valence=self.generator.draw_valences,
-                              pair_order=self._pair_order(log_probs.adj),
+                              pair_order=self._pair_order(fake),
                               no_isolated=self.generator.config.draw_no_isolated)
 
-    def _pair_order(self, adj_log_probs: torch.Tensor) -> torch.Tensor | None:
-        """The valence draw's node-pair order ``[B, M]`` for the relaxed fakes' adjacency
-        log-probabilities (Generator.draw_pair_order; None = row-major)."""
-        return self.generator.draw_pair_order(adj_log_probs)
+    def _pair_order(self, fake: DenseGraph) -> torch.Tensor | None:
+        """The valence draw's node-pair order ``[B, M]`` for relaxed ``fake``, from its
+        adjacency log-probabilities (Generator.draw_pair_order), the same for the draw and
+        for its log-probability; None (nothing computed) for the row-major order."""
+        if self.generator.config.valence_draw_order == "row":
+            return None
+        with torch.no_grad():
+            return self.generator.draw_pair_order(fake.adj.float().clamp(min=1e-9).log())
 
     def _diversity_rl_term(self, fake: DenseGraph, drawn: tuple[torch.Tensor, torch.Tensor],
                            counts: torch.Tensor) -> torch.Tensor:
@@ -621,7 +625,7 @@ class Trainer:
         if tc.draw_realism > 0:
             among = one_molecule > 0 if tc.realism_valid_only else None
             rewards = rewards + tc.draw_realism * self._draw_scores(drawn, among)
-        order = self._pair_order(fake.adj.detach().float().clamp(min=1e-9).log())  # as _draw
+        order = self._pair_order(fake)  # as _draw
         temperature, atom_temperature = tc.rl_temperature, tc.atom_temperature
         if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
             fake = temper(fake, temperature, atom_temperature)

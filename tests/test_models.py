@@ -603,7 +603,7 @@ def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(
     4 standard errors; the plain draw of the same logits breaks valences (so the first check
     can fail)."""
     from molgan.chem import max_valences
-    from molgan.generator import confident_pair_order
+    from molgan.generator import bond_limits, confident_pair_order
     from molgan.loss import graph_log_prob
 
     torch.manual_seed(0)
@@ -633,8 +633,6 @@ def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(
                               pair_order=None if pair_order is None else pair_order[first],
                               no_isolated=no_isolated).exp()
     if no_isolated:  # the rule forced some pairs, so the case tests it
-        from molgan.generator import bond_limits
-
         assert bond_limits(x_idx[first], adj_idx[first], max_valence,
                            None if pair_order is None else pair_order[first], True)[0].any()
     observed = counts / n
@@ -647,9 +645,10 @@ def test_valence_draw_respects_valences_and_its_log_prob_is_the_draws_frequency(
 
 def test_valence_draw_in_the_row_major_order_given_per_graph_is_the_row_major_draw():
     """An explicit pair_order equal to the row-major order gives the same graphs (same noise)
-    and the same bond_room as no order; a reversed order gives other graphs."""
+    and the same bond room (bond_limits' highest) as no order; a reversed order gives other
+    graphs."""
     from molgan.chem import max_valences
-    from molgan.generator import bond_room
+    from molgan.generator import bond_limits
 
     torch.manual_seed(0)
     b, n, y = 64, VOCAB.max_atoms, VOCAB.num_bond_types
@@ -662,7 +661,7 @@ def test_valence_draw_in_the_row_major_order_given_per_graph_is_the_row_major_dr
     given = draw_graph(logits, 1.3, generator=torch.Generator().manual_seed(2), max_valence=cap,
                        pair_order=row_major)
     assert torch.equal(plain[0], given[0]) and torch.equal(plain[1], given[1])
-    assert torch.equal(bond_room(*plain, cap), bond_room(*plain, cap, row_major))
+    assert torch.equal(bond_limits(*plain, cap)[1], bond_limits(*plain, cap, row_major)[1])
     reverse = draw_graph(logits, 1.3, generator=torch.Generator().manual_seed(2),
                          max_valence=cap, pair_order=row_major.flip(1))
     assert not torch.equal(plain[1], reverse[1])
@@ -704,6 +703,8 @@ def test_no_isolated_draw_leaves_no_atom_without_a_bond_when_there_is_room(order
         Generator(GeneratorConfig(valence_draw=False, draw_no_isolated=True), VOCAB)
     with pytest.raises(ValueError, match="valence_draw_order"):
         Generator(GeneratorConfig(valence_draw_order="random"), VOCAB)
+    with pytest.raises(ValueError, match="valence_draw=True"):
+        Generator(GeneratorConfig(valence_draw=False, valence_draw_order="confident"), VOCAB)
     m = rows.numel()
     order_ = torch.arange(m).expand(b, -1) if pair_order is None else pair_order
     position = torch.empty_like(order_).scatter_(1, order_, torch.arange(m).expand(b, -1))
