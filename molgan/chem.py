@@ -11,6 +11,7 @@ an ``(atomic_number, formal_charge)`` token. Decoding builds an ``RWMol`` from t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -134,12 +135,21 @@ def indices_to_mol(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> Chem
 
 
 def indices_to_mols(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[Chem.Mol | None]:
-    """:func:`indices_to_mol` for a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]``.
+    """:func:`indices_to_mol` for a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]``."""
+    return [None if mol is None else mol.GetMol()
+            for mol in _sanitized_mols(x_idx, adj_idx, vocab)]
+
+
+def _sanitized_mols(x_idx: np.ndarray, adj_idx: np.ndarray,
+                    vocab: Vocab) -> Iterator[Chem.RWMol | None]:
+    """Yield each graph of ``x_idx [B, N]``, ``adj_idx [B, N, N]`` as a sanitized ``RWMol``, or
+    ``None`` if it is invalid (the rules of :func:`indices_to_mol`).
 
     The index work (which nodes exist, the bonds of the upper triangle between them, their
     atom numbers) is done once for the whole batch in numpy, and every atom is a copy of one
-    template per token, so each molecule costs only its RDKit calls (docs/benchmarks.md,
-    "Sampling speed", for the measured gain).
+    template per token, so each molecule costs only its RDKit calls. Callers that only write a
+    SMILES or test validity use the ``RWMol`` as it is, without the copy of ``GetMol()``
+    (docs/benchmarks.md, "Sampling speed", for the measured gains).
     """
     from rdkit import Chem, rdBase
 
@@ -160,12 +170,11 @@ def indices_to_mols(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> lis
         atom.SetFormalCharge(charge)
         templates.append(atom)
     bond_types = (None, Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE)
-    out: list[Chem.Mol | None] = []
     with rdBase.BlockLogs():
         for k, tokens in enumerate(x_idx.tolist()):
             atoms = [templates[t] for t in tokens if t]
             if not atoms:
-                out.append(None)
+                yield None
                 continue
             mol = Chem.RWMol()
             for atom in atoms:
@@ -175,16 +184,16 @@ def indices_to_mols(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> lis
             try:
                 Chem.SanitizeMol(mol)
             except Exception:  # noqa: BLE001 - any sanitization failure means "invalid"
-                out.append(None)
+                yield None
                 continue
-            out.append(mol.GetMol())
-    return out
+            yield mol
 
 
 def decode_smiles(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[str | None]:
-    """Decode a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]`` to canonical SMILES (``None`` if invalid)."""
+    """Decode a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]`` to canonical SMILES (``None`` if
+    invalid), written by :func:`canonical_smiles` from the sanitized ``RWMol`` as it is."""
     return [None if mol is None else canonical_smiles(mol)
-            for mol in indices_to_mols(x_idx, adj_idx, vocab)]
+            for mol in _sanitized_mols(x_idx, adj_idx, vocab)]
 
 
 def connected_graphs(x_idx: np.ndarray, adj_idx: np.ndarray) -> np.ndarray:
@@ -214,7 +223,7 @@ def single_molecules(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> np
     connected = connected_graphs(x_idx, adj_idx)
     flags = np.zeros(len(connected), dtype=bool)
     rows = np.flatnonzero(connected)
-    mols = indices_to_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
+    mols = _sanitized_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
     flags[rows] = [mol is not None for mol in mols]
     return flags
 

@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -118,8 +120,6 @@ def test_decode_all_decodes_each_distinct_graph_once_and_keeps_the_row_order():
 def test_decode_all_in_forked_workers_equals_one_process(monkeypatch):
     """From FORK_MIN_ROWS distinct graphs on Linux, two workers are forked (no spawn start-up);
     the SMILES and their row order are those of one process."""
-    import sys
-
     import molgan.featurize as featurize
 
     rng = np.random.default_rng(5)
@@ -137,6 +137,34 @@ def test_decode_all_in_forked_workers_equals_one_process(monkeypatch):
     assert together[-100:] == together[:100]
     assert 0 < sum(s is not None for s in together) < len(together)
     assert methods == (["fork"] if sys.platform == "linux" else [])
+
+
+def _process_ids(chunk: list[int]) -> list[int]:
+    """Map one chunk to the id of the process that maps it (module level: picklable)."""
+    import os
+
+    return [os.getpid()] * len(chunk)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked workers are Linux only")
+@pytest.mark.parametrize("workers", [2, 3])
+def test_forked_map_keeps_every_workers_th_chunk_in_this_process(monkeypatch, workers):
+    """A forked pool has ``workers - 1`` processes; this process maps chunks 0, workers,
+    2 * workers, ... itself, and the order of the results is the order of the chunks."""
+    import os
+
+    import molgan.featurize as featurize
+
+    monkeypatch.setattr(featurize, "FORK_MIN_ROWS", 1)
+    chunks = [[k] * 2 for k in range(2 * workers)]
+    done = []
+    pids = featurize.map_chunks(_process_ids, chunks, workers, None, [2] * len(chunks),
+                                done=lambda k, part: done.append(k), fork=True)
+    per_chunk = pids[::2]
+    assert done == list(range(len(chunks)))
+    assert [pid == os.getpid() for pid in per_chunk] == [k % workers == 0
+                                                           for k in range(len(chunks))]
+    assert 1 <= len(set(per_chunk) - {os.getpid()}) <= workers - 1
 
 
 @pytest.mark.parametrize("smiles,reason", [
