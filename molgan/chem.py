@@ -137,10 +137,10 @@ def indices_to_mol(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> Chem
 def indices_to_mols(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[Chem.Mol | None]:
     """:func:`indices_to_mol` for a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]``."""
     return [None if mol is None else mol.GetMol()
-            for mol in _sanitized_mols(x_idx, adj_idx, vocab)]
+            for mol in sanitized_mols(x_idx, adj_idx, vocab)]
 
 
-def _sanitized_mols(x_idx: np.ndarray, adj_idx: np.ndarray,
+def sanitized_mols(x_idx: np.ndarray, adj_idx: np.ndarray,
                     vocab: Vocab) -> Iterator[Chem.RWMol | None]:
     """Yield each graph of ``x_idx [B, N]``, ``adj_idx [B, N, N]`` as a sanitized ``RWMol``, or
     ``None`` if it is invalid (the rules of :func:`indices_to_mol`).
@@ -193,7 +193,7 @@ def decode_smiles(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> list[
     """Decode a batch ``x_idx [B, N]``, ``adj_idx [B, N, N]`` to canonical SMILES (``None`` if
     invalid), written by :func:`canonical_smiles` from the sanitized ``RWMol`` as it is."""
     return [None if mol is None else canonical_smiles(mol)
-            for mol in _sanitized_mols(x_idx, adj_idx, vocab)]
+            for mol in sanitized_mols(x_idx, adj_idx, vocab)]
 
 
 def connected_graphs(x_idx: np.ndarray, adj_idx: np.ndarray) -> np.ndarray:
@@ -223,7 +223,7 @@ def single_molecules(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> np
     connected = connected_graphs(x_idx, adj_idx)
     flags = np.zeros(len(connected), dtype=bool)
     rows = np.flatnonzero(connected)
-    mols = _sanitized_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
+    mols = sanitized_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
     flags[rows] = [mol is not None for mol in mols]
     return flags
 

@@ -42,6 +42,7 @@ from molgan.repeats import (
     repeat_weights,
 )
 from molgan.reward_net import RewardNet
+from molgan.ring_match import RingMatch, signature_ids
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
 
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 #: What the repeat memory remembers of each fake (TrainConfig.repeat_memory).
 REPEAT_MEMORIES = ("argmax", "drawn")
 PRECISIONS = ("fp32", "bf16")
+RING_MATCH_MOLECULES = 20_000
+"""Training molecules whose ring signatures give the ring-match reward's data frequencies."""
 
 
 @dataclass
@@ -161,6 +164,13 @@ class TrainConfig:
     reward of a valid draw stays 1); False (the default): every draw, standardized over the
     batch. Measured at 600 s without valence_draw: True was no better on validity and worse
     on FCD (docs/benchmarks.md, "Stop 19")."""
+    ring_match: float = 0.0
+    r"""Weight of the ring-signature reward in the RL term (molgan.ring_match): each valid
+    drawn molecule earns :math:`\operatorname{clip}(\log((p_\mathrm{data}(s) + \epsilon) /
+    (p_\mathrm{gen}(s) + \epsilon)), -1, 1)` for its signature :math:`s` (how many rings of
+    each size 3 to 8+ it has), so the draws' ring composition is pulled towards the training
+    set's; below 1, a valid draw still earns more than an invalid one (0 = off; a part of the
+    RL term's reward, so it needs diversity_rl > 0)."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -421,6 +431,8 @@ class Trainer:
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
+        self.ring_match = self._init_ring_match(train)
+        self.last_ring_distance = torch.zeros((), device=self.device)  # see _diversity_rl_term
         self.repeats = (RepeatMemory(tc.repeat_window)
                         if max(tc.repeat_penalty, tc.repeat_critic, tc.diversity_rl) > 0
                         else None)
@@ -461,6 +473,22 @@ class Trainer:
         reward_config = replace(config.critic, pack=1, minibatch_distance=False)
         self.reward_net = RewardNet(reward_config, self.vocab).to(self.device)
         self.opt_r = make_adam(self.reward_net.parameters(), tc.lr_d or tc.lr, tc)
+
+    def _init_ring_match(self, train: MoleculeDataset) -> RingMatch | None:
+        """The ring-signature reward's data frequencies, from up to ``RING_MATCH_MOLECULES``
+        training molecules (TrainConfig.ring_match; None when off)."""
+        tc = self.config.train
+        if tc.ring_match == 0:
+            return None
+        if tc.ring_match < 0 or tc.diversity_rl <= 0:
+            raise ValueError(f"ring_match must be at least 0 and needs diversity_rl > 0 (it is "
+                             f"a part of the RL term's reward), got ring_match "
+                             f"{tc.ring_match} and diversity_rl {tc.diversity_rl}")
+        rows = reference_rows(len(train), RING_MATCH_MOLECULES, tc.seed)
+        ids = signature_ids(train.x_idx[rows], train.adj_idx[rows], self.vocab)
+        log.info("ring signatures of %d training molecules: %d distinct", len(rows),
+                 len(np.unique(ids[ids >= 0])))
+        return RingMatch(ids)
 
     def _total_steps(self, n_train: int) -> int:
         tc = self.config.train
@@ -613,15 +641,25 @@ class Trainer:
         from molgan.chem import single_molecules
 
         x_idx, adj_idx = drawn
+        tc = self.config.train
         with torch.no_grad():
             t0 = time.perf_counter()
-            flags = single_molecules(x_idx.cpu().numpy(), adj_idx.cpu().numpy(), self.vocab)
+            x_np, adj_np = x_idx.cpu().numpy(), adj_idx.cpu().numpy()
+            if self.ring_match is not None:  # the same RDKit pass gives both
+                ids = signature_ids(x_np, adj_np, self.vocab)
+                flags = ids >= 0
+                ring_rewards = self.ring_match.push_and_reward(ids).to(self.device)
+                self.last_ring_distance = torch.tensor(self.ring_match.distance(),
+                                                       device=self.device)
+            else:
+                flags = single_molecules(x_np, adj_np, self.vocab)
             self.rdkit_seconds += time.perf_counter() - t0
             one_molecule = torch.as_tensor(flags, dtype=torch.float32, device=self.device)
             self.last_drawn_valid = one_molecule.mean()
-            rewards = diversity_rewards(one_molecule, counts, self.config.train.repeat_threshold,
-                                        self.config.train.diversity_reward)
-        tc = self.config.train
+            rewards = diversity_rewards(one_molecule, counts, tc.repeat_threshold,
+                                        tc.diversity_reward)
+            if self.ring_match is not None:
+                rewards = rewards + tc.ring_match * ring_rewards
         if tc.draw_realism > 0:
             among = one_molecule > 0 if tc.realism_valid_only else None
             rewards = rewards + tc.draw_realism * self._draw_scores(drawn, among)
@@ -769,6 +807,7 @@ class Trainer:
             "rng": rng,
             **self._reward_state(),
             **({"repeats": self.repeats.state()} if self.repeats is not None else {}),
+            **({"ring_match": self.ring_match.state()} if self.ring_match is not None else {}),
         }
 
     def _reward_state(self) -> dict[str, Any]:
@@ -792,6 +831,8 @@ class Trainer:
             self.opt_r.load_state_dict(bundle["opt_r"])
         if self.repeats is not None and "repeats" in bundle:
             self.repeats.load_state(bundle["repeats"])  # absent: the memory starts empty
+        if self.ring_match is not None and "ring_match" in bundle:
+            self.ring_match.load_state(bundle["ring_match"])  # absent: counts start at 0
         self.step = int(bundle["step"])
         rng = bundle["rng"]
         torch.set_rng_state(rng["torch"].cpu())
@@ -919,8 +960,8 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid
-        sums = torch.zeros(8, device=self.device)
+        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, ring distance
+        sums = torch.zeros(9, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -935,7 +976,8 @@ class Trainer:
                 loss_g = self.generator_step()
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
-                                     self.last_repeated, self.last_drawn_valid])
+                                     self.last_repeated, self.last_drawn_valid,
+                                     self.last_ring_distance])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -962,6 +1004,8 @@ class Trainer:
                     if tc.diversity_rl > 0:
                         record.update(drawn_valid=round(means[7], 4),
                                       rdkit_seconds=round(self.rdkit_seconds, 3))
+                    if self.ring_match is not None:
+                        record["ring_distance"] = round(means[8], 4)
                     if self.reward_net is not None:
                         record.update(loss_r=means[4], reward=means[5],
                                       rl=self.rl_active(self.step - 1),
