@@ -27,6 +27,8 @@ import torch
 from molgan.checkpoint import build_config, load_checkpoint, save_checkpoint
 from molgan.critic import Critic, CriticConfig
 from molgan.dataset import MoleculeDataset
+from molgan.descriptor_match import (DescriptorMatch, descriptor_columns, descriptor_values,
+                                     parse_descriptors)
 from molgan.distributed import barrier, init_from_env, local_device
 from molgan.generator import (RELAXATIONS, Generator, GeneratorConfig, draw_graph, relax,
                               temper)
@@ -42,7 +44,6 @@ from molgan.repeats import (
     repeat_weights,
 )
 from molgan.reward_net import RewardNet
-from molgan.ring_match import RingMatch, signature_ids
 from molgan.sample import DECODINGS
 from molgan.vocab import Vocab
 
@@ -51,8 +52,8 @@ log = logging.getLogger(__name__)
 #: What the repeat memory remembers of each fake (TrainConfig.repeat_memory).
 REPEAT_MEMORIES = ("argmax", "drawn")
 PRECISIONS = ("fp32", "bf16")
-RING_MATCH_MOLECULES = 20_000
-"""Training molecules whose ring signatures give the ring-match reward's data frequencies."""
+MATCH_MOLECULES = 20_000
+"""Training molecules whose descriptors give the descriptor-matching reward's frequencies."""
 
 
 @dataclass
@@ -164,13 +165,18 @@ class TrainConfig:
     reward of a valid draw stays 1); False (the default): every draw, standardized over the
     batch. Measured at 600 s without valence_draw: True was no better on validity and worse
     on FCD (docs/benchmarks.md, "Stop 19")."""
-    ring_match: float = 0.0
-    r"""Weight of the ring-signature reward in the RL term (molgan.ring_match): each valid
-    drawn molecule earns :math:`\operatorname{clip}(\log((p_\mathrm{data}(s) + \epsilon) /
-    (p_\mathrm{gen}(s) + \epsilon)), -1, 1)` for its signature :math:`s` (how many rings of
-    each size 3 to 8+ it has), so the draws' ring composition is pulled towards the training
-    set's; below 1, a valid draw still earns more than an invalid one (0 = off; a part of the
-    RL term's reward, so it needs diversity_rl > 0)."""
+    descriptor_match: float = 0.0
+    r"""Weight of the descriptor-matching reward in the RL term (molgan.descriptor_match):
+    each valid drawn molecule earns :math:`\operatorname{clip}(\sum_d \log((p_d(v_d) +
+    \epsilon) / (q_d(v_d) + \epsilon)), -1, 1)`, with :math:`p_d` the training set's and
+    :math:`q_d` the recent draws' frequencies of its value :math:`v_d` of each descriptor of
+    match_descriptors, so the draws' marginals are pulled towards the training set's; below
+    1, a valid draw still earns more than an invalid one (0 = off; a part of the RL term's
+    reward, so it needs diversity_rl > 0)."""
+    match_descriptors: str = "rings,charges,atoms,elements"
+    """Comma-separated descriptors of descriptor_match (molgan.descriptor_match.DESCRIPTORS):
+    rings (the counts of rings of each size 3 to 8+), charges (charged atoms), atoms (heavy
+    atoms), elements (the atoms of each element)."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
@@ -431,8 +437,7 @@ class Trainer:
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
-        self.ring_match = self._init_ring_match(train)
-        self.last_ring_distance = torch.zeros((), device=self.device)  # see _diversity_rl_term
+        self.descriptor_match = self._init_descriptor_match(train)
         self.repeats = (RepeatMemory(tc.repeat_window)
                         if max(tc.repeat_penalty, tc.repeat_critic, tc.diversity_rl) > 0
                         else None)
@@ -474,21 +479,23 @@ class Trainer:
         self.reward_net = RewardNet(reward_config, self.vocab).to(self.device)
         self.opt_r = make_adam(self.reward_net.parameters(), tc.lr_d or tc.lr, tc)
 
-    def _init_ring_match(self, train: MoleculeDataset) -> RingMatch | None:
-        """The ring-signature reward's data frequencies, from up to ``RING_MATCH_MOLECULES``
-        training molecules (TrainConfig.ring_match; None when off)."""
+    def _init_descriptor_match(self, train: MoleculeDataset) -> DescriptorMatch | None:
+        """The descriptor-matching reward's data frequencies, from up to
+        ``MATCH_MOLECULES`` training molecules (TrainConfig.descriptor_match; None when off)."""
         tc = self.config.train
-        if tc.ring_match == 0:
+        if tc.descriptor_match == 0:
             return None
-        if tc.ring_match < 0 or tc.diversity_rl <= 0:
-            raise ValueError(f"ring_match must be at least 0 and needs diversity_rl > 0 (it is "
-                             f"a part of the RL term's reward), got ring_match "
-                             f"{tc.ring_match} and diversity_rl {tc.diversity_rl}")
-        rows = reference_rows(len(train), RING_MATCH_MOLECULES, tc.seed)
-        ids = signature_ids(train.x_idx[rows], train.adj_idx[rows], self.vocab)
-        log.info("ring signatures of %d training molecules: %d distinct", len(rows),
-                 len(np.unique(ids[ids >= 0])))
-        return RingMatch(ids)
+        if tc.descriptor_match < 0 or tc.diversity_rl <= 0:
+            raise ValueError(f"descriptor_match must be at least 0 and needs diversity_rl > 0 "
+                             f"(it is a part of the RL term's reward), got descriptor_match "
+                             f"{tc.descriptor_match} and diversity_rl {tc.diversity_rl}")
+        self.match_names = parse_descriptors(tc.match_descriptors)
+        self.match_columns = descriptor_columns(self.match_names, self.vocab)
+        rows = reference_rows(len(train), MATCH_MOLECULES, tc.seed)
+        values = descriptor_values(train.x_idx[rows], train.adj_idx[rows], self.vocab,
+                                   self.match_names)
+        log.info("descriptors %s of %d training molecules", tc.match_descriptors, len(rows))
+        return DescriptorMatch(values, [size for _, size in self.match_columns])
 
     def _total_steps(self, n_train: int) -> int:
         tc = self.config.train
@@ -645,12 +652,10 @@ class Trainer:
         with torch.no_grad():
             t0 = time.perf_counter()
             x_np, adj_np = x_idx.cpu().numpy(), adj_idx.cpu().numpy()
-            if self.ring_match is not None:  # the same RDKit pass gives both
-                ids = signature_ids(x_np, adj_np, self.vocab)
-                flags = ids >= 0
-                ring_rewards = self.ring_match.push_and_reward(ids).to(self.device)
-                self.last_ring_distance = torch.tensor(self.ring_match.distance(),
-                                                       device=self.device)
+            if self.descriptor_match is not None:  # the same RDKit pass gives both
+                values = descriptor_values(x_np, adj_np, self.vocab, self.match_names)
+                flags = values[:, 0] >= 0
+                match_rewards = self.descriptor_match.push_and_reward(values).to(self.device)
             else:
                 flags = single_molecules(x_np, adj_np, self.vocab)
             self.rdkit_seconds += time.perf_counter() - t0
@@ -658,8 +663,8 @@ class Trainer:
             self.last_drawn_valid = one_molecule.mean()
             rewards = diversity_rewards(one_molecule, counts, tc.repeat_threshold,
                                         tc.diversity_reward)
-            if self.ring_match is not None:
-                rewards = rewards + tc.ring_match * ring_rewards
+            if self.descriptor_match is not None:
+                rewards = rewards + tc.descriptor_match * match_rewards
         if tc.draw_realism > 0:
             among = one_molecule > 0 if tc.realism_valid_only else None
             rewards = rewards + tc.draw_realism * self._draw_scores(drawn, among)
@@ -807,7 +812,8 @@ class Trainer:
             "rng": rng,
             **self._reward_state(),
             **({"repeats": self.repeats.state()} if self.repeats is not None else {}),
-            **({"ring_match": self.ring_match.state()} if self.ring_match is not None else {}),
+            **({"descriptor_match": self.descriptor_match.state()}
+               if self.descriptor_match is not None else {}),
         }
 
     def _reward_state(self) -> dict[str, Any]:
@@ -831,8 +837,8 @@ class Trainer:
             self.opt_r.load_state_dict(bundle["opt_r"])
         if self.repeats is not None and "repeats" in bundle:
             self.repeats.load_state(bundle["repeats"])  # absent: the memory starts empty
-        if self.ring_match is not None and "ring_match" in bundle:
-            self.ring_match.load_state(bundle["ring_match"])  # absent: counts start at 0
+        if self.descriptor_match is not None and "descriptor_match" in bundle:
+            self.descriptor_match.load_state(bundle["descriptor_match"])  # absent: from 0
         self.step = int(bundle["step"])
         rng = bundle["rng"]
         torch.set_rng_state(rng["torch"].cpu())
@@ -960,8 +966,8 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, ring distance
-        sums = torch.zeros(9, device=self.device)
+        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid
+        sums = torch.zeros(8, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -976,8 +982,7 @@ class Trainer:
                 loss_g = self.generator_step()
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
-                                     self.last_repeated, self.last_drawn_valid,
-                                     self.last_ring_distance])
+                                     self.last_repeated, self.last_drawn_valid])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -1004,8 +1009,10 @@ class Trainer:
                     if tc.diversity_rl > 0:
                         record.update(drawn_valid=round(means[7], 4),
                                       rdkit_seconds=round(self.rdkit_seconds, 3))
-                    if self.ring_match is not None:
-                        record["ring_distance"] = round(means[8], 4)
+                    if self.descriptor_match is not None:  # now, not a mean over steps
+                        record["match_distance"] = {
+                            name: round(float(d), 4) for (name, _), d in
+                            zip(self.match_columns, self.descriptor_match.distances())}
                     if self.reward_net is not None:
                         record.update(loss_r=means[4], reward=means[5],
                                       rl=self.rl_active(self.step - 1),
