@@ -14,7 +14,9 @@ Each valid single-molecule draw gets one categorical value per *descriptor*
 - ``charges``: how many atoms carry a formal charge, capped at 2;
 - ``atoms``: how many heavy atoms it has (0 to ``N``);
 - ``elements``: for each element of the vocabulary, how many of its atoms it has (0 to ``N``):
-  one descriptor per element.
+  one descriptor per element;
+- ``bonds``: for each bond order (single, double, triple), how many such bonds it has in
+  rings and how many outside rings (0 to ``N`` each, more counted as ``N``): six descriptors.
 
 :class:`DescriptorMatch` knows the frequency :math:`p_d(v)` of each value among the
 training molecules and keeps a running frequency :math:`q_d(v)` among the valid draws of the
@@ -44,14 +46,16 @@ from torch import Tensor
 
 from molgan.vocab import Vocab, atom_symbol
 
-DESCRIPTORS = ("rings", "charges", "atoms", "elements")
-"""Descriptor families; ``elements`` stands for one descriptor per element of the vocabulary."""
+DESCRIPTORS = ("rings", "charges", "atoms", "elements", "bonds")
+"""Descriptor families; ``elements`` and ``bonds`` stand for several descriptors each."""
 RING_SIZES = (3, 4, 5, 6, 7, 8)
 """Ring sizes counted; the last also counts every larger ring."""
 MAX_RINGS = 2
 """Rings of one size counted up to this many (more count as this many)."""
 MAX_CHARGED = 2
 """Charged atoms counted up to this many."""
+BOND_ORDERS = ("single", "double", "triple")
+"""Bond orders of the ``bonds`` descriptors (kekulized: as the graphs hold them)."""
 INVALID = -1
 """Descriptor value of a graph that is not one valid molecule."""
 
@@ -86,9 +90,13 @@ def descriptor_columns(names: tuple[str, ...], vocab: Vocab) -> list[tuple[str, 
             columns.append(("charges", MAX_CHARGED + 1))
         elif name == "atoms":
             columns.append(("atoms", vocab.max_atoms + 1))
-        else:
+        elif name == "elements":
             for z in _elements(vocab):
                 columns.append((f"element:{atom_symbol((z, 0))}", vocab.max_atoms + 1))
+        else:
+            for where in ("chain", "ring"):
+                for order in BOND_ORDERS:
+                    columns.append((f"{order}:{where}", vocab.max_atoms + 1))
     return columns
 
 
@@ -101,21 +109,31 @@ def descriptor_values(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab,
     """``[B, C]`` int64 values of the descriptor columns (:func:`descriptor_columns`) of the
     graphs ``x_idx [B, N]``, ``adj_idx [B, N, N]``; a row of :data:`INVALID` where a graph is
     not one valid molecule (the rule of :func:`molgan.chem.single_molecules`, which
-    ``values[:, 0] >= 0`` equals). Atom counts come from ``x_idx`` in numpy; only the rings
-    need RDKit."""
+    ``values[:, 0] >= 0`` equals). Atom and bond counts come from the index arrays in
+    numpy; only the rings (and which bonds lie in them) need RDKit."""
     from molgan.chem import connected_graphs, sanitized_mols
 
     x_idx = np.asarray(x_idx)
     connected = connected_graphs(x_idx, adj_idx)
+    adj_idx = np.asarray(adj_idx)
     valid = np.zeros(len(x_idx), dtype=bool)
     rings = np.zeros(len(x_idx), dtype=np.int64)
+    ring_bonds = np.zeros((len(x_idx), len(BOND_ORDERS)), dtype=np.int64)
     rows = np.flatnonzero(connected)
-    mols = sanitized_mols(x_idx[rows], np.asarray(adj_idx)[rows], vocab)
+    mols = sanitized_mols(x_idx[rows], adj_idx[rows], vocab)
     for row, mol in zip(rows.tolist(), mols):
         if mol is not None:
             valid[row] = True
+            info = mol.GetRingInfo()
             if "rings" in names:
-                rings[row] = ring_signature([len(r) for r in mol.GetRingInfo().AtomRings()])
+                rings[row] = ring_signature([len(r) for r in info.AtomRings()])
+            if "bonds" in names:  # ring bonds by order, as the kekulized graph holds them
+                nodes = np.flatnonzero(x_idx[row] > 0)  # atom index -> node
+                for b in {b for ring in info.BondRings() for b in ring}:
+                    bond = mol.GetBondWithIdx(b)
+                    order = adj_idx[row, nodes[bond.GetBeginAtomIdx()],
+                                    nodes[bond.GetEndAtomIdx()]]
+                    ring_bonds[row, order - 1] += 1
     token_z = np.array([0] + [z for z, _ in vocab.atoms])
     token_charged = np.array([0] + [int(c != 0) for _, c in vocab.atoms])
     columns: list[np.ndarray] = []
@@ -126,8 +144,15 @@ def descriptor_values(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab,
             columns.append(np.minimum(token_charged[x_idx].sum(1), MAX_CHARGED))
         elif name == "atoms":
             columns.append((x_idx > 0).sum(1))
-        else:
+        elif name == "elements":
             columns.extend((token_z[x_idx] == z).sum(1) for z in _elements(vocab))
+        else:
+            exists = x_idx > 0
+            upper = np.triu(adj_idx, 1) * (exists[:, :, None] & exists[:, None, :])
+            all_bonds = np.stack([(upper == k + 1).sum((1, 2))
+                                  for k in range(len(BOND_ORDERS))], axis=1)
+            counts = np.concatenate([all_bonds - ring_bonds, ring_bonds], axis=1)
+            columns.extend(np.minimum(counts, vocab.max_atoms).T)
     values = np.stack(columns, axis=1).astype(np.int64)
     values[~valid] = INVALID
     return values

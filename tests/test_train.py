@@ -546,17 +546,20 @@ def test_confident_pair_order_is_the_same_in_the_draws_and_their_log_probs(qm9, 
     train_straight_and_resumed(run, 4, qm9, tmp_path / "resume")
 
 
-def test_ring_match_adds_its_weighted_reward_logs_its_distance_and_resumes(qm9, tmp_path,
-                                                                          monkeypatch):
-    """ring_match w: the RL reward of each draw gains w * RingMatch's reward of its ring
-    signature (0 for an invalid draw), the log records the ring distance, and training with it
-    resumes exactly (the running counts are in the checkpoint)."""
+def test_descriptor_match_adds_its_weighted_reward_logs_distances_and_resumes(qm9, tmp_path,
+                                                                             monkeypatch):
+    """descriptor_match w: the RL reward of each draw gains w * DescriptorMatch's reward of its
+    descriptor values (0 for an invalid draw), the log records each column's distance, and
+    training with it resumes exactly (the running counts are in the checkpoint)."""
     import molgan.train as train_module
-    from molgan.ring_match import signature_ids
+    from molgan.descriptor_match import descriptor_values
 
-    with pytest.raises(ValueError, match="ring_match"):
-        Trainer(config(1, ring_match=0.5, diversity_rl=0.0), qm9, tmp_path / "bad")
-    trainer = Trainer(config(1, ring_match=0.5), qm9, tmp_path / "run")
+    with pytest.raises(ValueError, match="descriptor_match"):
+        Trainer(config(1, descriptor_match=0.5, diversity_rl=0.0), qm9, tmp_path / "bad")
+    with pytest.raises(ValueError, match="descriptors"):
+        Trainer(config(1, descriptor_match=0.5, match_descriptors="ringz"), qm9,
+                tmp_path / "bad")
+    trainer = Trainer(config(1, descriptor_match=0.5), qm9, tmp_path / "run")
     with torch.no_grad():
         fake = trainer._fake_batch(trainer._latents(), trainer.generator)
     drawn = trainer._draw(fake)
@@ -564,20 +567,23 @@ def test_ring_match_adds_its_weighted_reward_logs_its_distance_and_resumes(qm9, 
     monkeypatch.setattr(train_module, "policy_gradient",
                         lambda fake, x, adj, rewards, *_: seen.setdefault("r", rewards).sum())
     counts = torch.zeros(16, dtype=torch.long)
-    before = trainer.ring_match.counts.clone()
+    before = trainer.descriptor_match.counts.clone()
     trainer._diversity_rl_term(fake, drawn, counts)
-    with_rings = seen.pop("r")
-    ids = signature_ids(drawn[0].numpy(), drawn[1].numpy(), trainer.vocab)
-    trainer.ring_match.counts = before  # the same counts again
-    expected = trainer.ring_match.push_and_reward(ids)
-    trainer.config.train.ring_match = 0.0
+    with_match = seen.pop("r")
+    values = descriptor_values(drawn[0].numpy(), drawn[1].numpy(), trainer.vocab,
+                               trainer.match_names)
+    trainer.descriptor_match.counts = before  # the same counts again
+    expected = trainer.descriptor_match.push_and_reward(values)
+    trainer.config.train.descriptor_match = 0.0
     trainer._diversity_rl_term(fake, drawn, counts)
-    torch.testing.assert_close(with_rings - seen["r"], 0.5 * expected)
-    assert (expected[torch.from_numpy(ids) < 0] == 0).all()
+    torch.testing.assert_close(with_match - seen["r"], 0.5 * expected)
+    assert (expected[torch.from_numpy(values[:, 0]) < 0] == 0).all()
     monkeypatch.undo()
-    straight, _ = train_straight_and_resumed(lambda steps: config(steps, ring_match=0.5), 6,
-                                             qm9, tmp_path / "resume")
+    straight, _ = train_straight_and_resumed(
+        lambda steps: config(steps, descriptor_match=0.5, match_descriptors="rings,charges"),
+        6, qm9, tmp_path / "resume")
     records = [json.loads(line) for line in
                (tmp_path / "resume" / "straight" / "metrics.jsonl").read_text().splitlines()]
-    assert all(0 <= r["ring_distance"] <= 1 for r in records)
-    assert straight.ring_match.counts.sum() > 0
+    assert all(r["match_distance"].keys() == {"rings", "charges"} for r in records)
+    assert all(0 <= d <= 1 for r in records for d in r["match_distance"].values())
+    assert straight.descriptor_match.counts.sum() > 0
