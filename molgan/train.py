@@ -176,7 +176,8 @@ class TrainConfig:
     match_descriptors: str = "rings,charges,atoms,elements"
     """Comma-separated descriptors of descriptor_match (molgan.descriptor_match.DESCRIPTORS):
     rings (the counts of rings of each size 3 to 8+), charges (charged atoms), atoms (heavy
-    atoms), elements (the atoms of each element)."""
+    atoms), elements (the atoms of each element), bonds (the bonds of each order in chains
+    and in rings)."""
     diversity_reward: str = "penalty"
     """How the RL term's reward discounts a graph drawn ``c`` times in the repeat window, for
     threshold ``tau``: ``penalty``, ``r = valid - max(0, log(c / tau))`` (a graph repeated
