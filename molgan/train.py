@@ -66,7 +66,10 @@ class TrainConfig:
                                                        "diversity_rl": 0.0,
                                                        "sample_temperature": 1.0,
                                                        "rl_temperature": 1.0,
-                                                       "compile_loss": False}
+                                                       "compile_loss": False,
+                                                       "critic_draws": 0.0,
+                                                       "draw_realism": 0.0,
+                                                       "repeat_threshold": 4.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -107,10 +110,13 @@ class TrainConfig:
     """How samples are decoded: argmax of the logits, or sample (categorical draw, Gumbel-max;
     the default since stop 16: the diversity RL term trains exactly these draws).
     Saved with the model (``molgan sample`` decodes the same way unless told otherwise)."""
-    sample_temperature: float = 1.6
+    sample_temperature: float = 2.0
     """With decode=sample: draws come from softmax(logits / sample_temperature), in the
-    evaluations during training and, by default, in ``molgan sample``. 1.6 (since stop 17)
-    matches rl_temperature: the model is sampled at the temperature its RL term trained."""
+    evaluations during training and, by default, in ``molgan sample``. 2.0 since stop 21 (1.6,
+    matching rl_temperature, from stop 17): with the draws judged by the critic
+    (critic_draws, draw_realism), sampling warmer than the RL term trains buys uniqueness at
+    almost no cost in FCD (unique@10k 0.900 -> 0.958, FCD 2.04 -> 2.09 at 600 s over three
+    seeds, docs/benchmarks.md, "Stop 21")."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019) in the generator loss; 0 = off."""
     diversity_sensitive: float = 0.0
@@ -139,26 +145,25 @@ class TrainConfig:
     """Temperature of the RL term's draws: graphs are drawn from, and their log-probabilities
     taken under, ``softmax(log p / rl_temperature)`` of the relaxed fakes ``p`` (on-policy for
     that distribution), so the term trains the draws of ``molgan sample --temperature``
-    rl_temperature (set sample_temperature to match). 1 = the relaxed fakes themselves (stop
-    16); 1.6 is the default recipe since stop 17 (docs/benchmarks.md): the critic keeps the
-    sharp relaxed fakes realistic while the RL term makes the flatter draws single valid,
-    unrepeated molecules."""
+    rl_temperature. 1 = the relaxed fakes themselves (stop 16); 1.6 is the default recipe
+    since stop 17 (docs/benchmarks.md): the critic keeps the sharp relaxed fakes realistic
+    while the RL term makes the flatter draws single valid, unrepeated molecules. Sampling
+    matched it until stop 21; sample_temperature is warmer since."""
     atom_temperature: float | None = None
     """With decode=sample: atoms are drawn at this temperature instead (in the RL term and at
     sampling), bonds at rl_temperature / sample_temperature (None = the same for both)."""
-    critic_draws: float = 0.0
+    critic_draws: float = 0.25
     """Share of the fakes in each critic batch replaced by the one-hot graph drawn from each
     (drawn as the RL term draws: at rl_temperature, atoms at atom_temperature; what
     decode=sample outputs). The critic then learns what the sampled molecules look like, not
     only the relaxed fakes, so that draw_realism can reward the draws it finds real (0 = off;
-    0.25 with draw_realism 0.5 gave the best FCD of stop 19 at a cost in connectivity and
-    uniqueness, docs/benchmarks.md)."""
-    draw_realism: float = 0.0
+    0.25 with draw_realism 0.25 is the default recipe since stop 21, docs/benchmarks.md)."""
+    draw_realism: float = 0.25
     r"""Weight of the critic's score of each drawn graph in the RL term's reward, standardized
     over the batch: :math:`r_b = v_b - w_b + \rho\,(D(g_b) - \bar D) / \sigma_D`, so
     the draws the critic finds more like QM9 are made more likely (use with critic_draws;
-    0 = off; a part of the RL term's reward, so it has no effect with diversity_rl 0). See
-    realism_valid_only."""
+    0 = off; a part of the RL term's reward, so it has no effect with diversity_rl 0; 0.25
+    since stop 21). See realism_valid_only."""
     realism_valid_only: bool = False
     r"""With draw_realism: True rewards the realism of valid draws only, standardized among
     them, :math:`r_b = v_b - w_b + \rho\,v_b\,(D(g_b) - \bar D_v) / \sigma_{D,v}` (the mean
@@ -189,8 +194,9 @@ class TrainConfig:
     fills from step 0)."""
     repeat_window: int = 32768
     """Generated graphs the repeat memory remembers (about 256 generator steps at batch 128)."""
-    repeat_threshold: float = 4.0
-    """Times a graph may occur in the repeat window before it is penalized."""
+    repeat_threshold: float = 1.0
+    """Times a graph may occur in the repeat window before it is penalized (1 since stop 21,
+    4 before: under draw_realism, 1 keeps the draws more varied, docs/benchmarks.md)."""
     repeat_memory: str = "argmax"
     """What the repeat memory remembers of each fake: its argmax graph, or (drawn) the graph
     the RL term draws from it, which is what decode=sample outputs."""

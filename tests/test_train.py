@@ -262,8 +262,11 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert fresh.critic.minibatch_distance is True and fresh.train.valence_penalty == 1.0
     assert fresh.generator.gen_valence_mask is True
     assert fresh.train.decode == "sample" and fresh.train.diversity_rl == 1.0
-    assert fresh.train.sample_temperature == fresh.train.rl_temperature == 1.6
+    assert fresh.train.sample_temperature == 2.0 and fresh.train.rl_temperature == 1.6
     assert fresh.generator.valence_draw is True
+    assert fresh.train.critic_draws == fresh.train.draw_realism == 0.25  # stop 21's recipe
+    assert fresh.train.repeat_threshold == 1.0 and fresh.generator.draw_no_isolated is True
+    assert restored.train.repeat_threshold == 4.0
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
