@@ -71,7 +71,9 @@ class GeneratorConfig:
     order) comes must take a bond there, if both atoms have room for one (the pair's
     distribution renormalized over orders >= 1). Isolated atoms, a third to a half of the
     disconnected draws, can then only come from atoms without room; the log-probabilities
-    follow the same rule (:func:`bond_limits`). On by default since stop 21."""
+    follow the same rule (:func:`bond_limits`). On by default since stop 21; without
+    valence_draw it has no effect (the pairs are drawn independently), so
+    ``--valence-draw false`` needs no second flag."""
 
 
 class Generator(nn.Module):
@@ -95,9 +97,6 @@ class Generator(nn.Module):
                              f"got {config.valence_draw_order!r}")
         if config.valence_draw_order != "row" and not config.valence_draw:
             raise ValueError("valence_draw_order orders the valence draw: it needs "
-                             "valence_draw=True")
-        if config.draw_no_isolated and not config.valence_draw:
-            raise ValueError("draw_no_isolated is a rule of the valence draw: it needs "
                              "valence_draw=True")
         if config.gen_activation not in ACTIVATIONS:
             raise ValueError(f"gen_activation must be one of {tuple(ACTIVATIONS)}, "

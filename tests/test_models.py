@@ -699,8 +699,11 @@ def test_no_isolated_draw_leaves_no_atom_without_a_bond_when_there_is_room(order
     rows, cols = torch.triu_indices(n, n, offset=1)
     assert (guarded[1][:, rows, cols][lowest == 1] > 0).all()  # forced pairs are bonded
     assert not bond_limits(*guarded, cap, pair_order)[0].any()
-    with pytest.raises(ValueError, match="valence_draw"):
-        Generator(GeneratorConfig(valence_draw=False, draw_no_isolated=True), VOCAB)
+    # without the valence draw the rule has no effect: the pairs are drawn independently
+    Generator(GeneratorConfig(valence_draw=False, draw_no_isolated=True), VOCAB)
+    assert torch.equal(draw_graph(logits, 1.0, generator=torch.Generator().manual_seed(4),
+                                  no_isolated=True)[1],
+                       draw_graph(logits, 1.0, generator=torch.Generator().manual_seed(4))[1])
     with pytest.raises(ValueError, match="valence_draw_order"):
         Generator(GeneratorConfig(valence_draw_order="random"), VOCAB)
     with pytest.raises(ValueError, match="valence_draw=True"):

@@ -330,8 +330,9 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     """Before repeat_start the memory fills but the loss is the plain one: same weights.
     The generators start with zero output weights, so every fake is the same graph and the
     penalty, once on, has something to act on."""
-    def trained(name, **kwargs):  # the RL term (on by default) off: the penalty alone
-        trainer = Trainer(config(3, diversity_rl=0.0, **kwargs), qm9, tmp_path / name)
+    def trained(name, **kwargs):  # the RL term and critic draws (on by default) off
+        trainer = Trainer(config(3, diversity_rl=0.0, critic_draws=0.0, **kwargs), qm9,
+                          tmp_path / name)
         with torch.no_grad():
             trainer.generator.to_x.weight.zero_()
             trainer.generator.to_adj.weight.zero_()
@@ -519,8 +520,8 @@ def test_confident_pair_order_is_the_same_in_the_draws_and_their_log_probs(qm9, 
     import molgan.train as train_module
     from molgan.generator import GeneratorConfig
 
-    def run(steps):
-        return RunConfig(config(steps).train,
+    def run(steps):  # critic draws off: every draw is the RL term's
+        return RunConfig(config(steps, critic_draws=0.0).train,
                          GeneratorConfig(valence_draw=True, valence_draw_order="confident",
                                          draw_no_isolated=True))
 
