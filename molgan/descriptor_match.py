@@ -1,9 +1,9 @@
 r"""Matching simple descriptor distributions of the training set with a density-ratio reward.
 
 The critic, a few relational convolutions, sees samples that are valid and varied but still
-unlike QM9 in ways it cannot count: in the stop-20 models a third of the molecules hold a
-charged atom (QM9: under 1%), and three- and four-membered rings are about twice as common as
-in QM9 (docs/benchmarks.md, "Stop 21"). Giving the critic ring features of the soft graphs
+unlike QM9 in ways it cannot count: in the shipped model of stop 19 a third of the molecules
+hold a charged atom (QM9: under 1%), and three-membered rings are twice as common as in QM9
+(docs/benchmarks.md, "Stop 21"). Giving the critic ring features of the soft graphs
 failed (``--walk-returns``). This module gives the policy-gradient term a reward that counts.
 
 Each valid single-molecule draw gets one categorical value per *descriptor*

@@ -237,7 +237,7 @@ def map_chunks(
     (Linux only; from ``FORK_MIN_ROWS`` rows): they start in milliseconds with this process's
     modules loaded, and must not use torch (its thread pools do not survive a fork). A forked
     pool has ``workers - 1`` processes, and this process maps every ``workers``-th chunk
-    itself while they run (docs/benchmarks.md, "Sampling speed": 1.25x faster decoding of
+    itself while they run (docs/benchmarks.md, "Sampling speed": 1.3x faster decoding of
     10,000 samples with 2 workers than a pool of 2 and an idle parent)."""
     parts: list[list[Any]] = []
 
