@@ -211,12 +211,10 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
     if max_valence is None:
         codes = upper.argmax(-1).to(torch.uint8)
-    elif pair_order is None and not no_isolated:
+    elif pair_order is None:
         codes = _draw_within_valence(upper, max_valence[x_idx.long()], rows.tolist(),
-                                     cols.tolist())
+                                     cols.tolist(), no_isolated)
     else:
-        if pair_order is None:
-            pair_order = torch.arange(rows.numel(), device=adj.device).expand(x.shape[0], -1)
         codes = _draw_within_valence_ordered(upper, max_valence[x_idx.long()], rows, cols,
                                              pair_order, no_isolated)
     adj_idx = torch.zeros(adj.shape[:3], dtype=torch.uint8, device=adj.device)
@@ -239,19 +237,32 @@ def confident_pair_order(adj: Tensor) -> Tensor:
 
 
 def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
-                         cols: list[int]) -> Tensor:
+                         cols: list[int], no_isolated: bool = False) -> Tensor:
     """Bond codes ``[B, M]`` (uint8): pair ``m = (rows[m], cols[m])`` takes the highest of its
     perturbed scores ``[B, M, Y]`` among the orders both atoms still have room for, given
-    their valences ``capacity [B, N]`` and the pairs before it."""
+    their valences ``capacity [B, N]`` and the pairs before it. ``no_isolated``: as in
+    :func:`_draw_within_valence_ordered`, whose result this equals for the row-major order;
+    here each node's last pair is known before the loop, so the rule costs no gathers."""
     remaining = capacity.long().clone()  # [B, N]
+    lonely = (capacity > 0).clone()  # atoms without a bond so far
+    last = {node: m for m, pair in enumerate(zip(rows, cols)) for node in pair}
     orders = torch.arange(scores.shape[-1], device=scores.device)
     codes = torch.empty(scores.shape[:2], dtype=torch.long, device=scores.device)
     for m, (i, j) in enumerate(zip(rows, cols)):
         room = torch.minimum(remaining[:, i], remaining[:, j])  # [B]
-        code = scores[:, m].masked_fill(orders > room[:, None], -torch.inf).argmax(-1)
+        forbidden = orders > room[:, None]
+        ending = [k for k in (i, j) if last[k] == m] if no_isolated else []
+        if ending:  # the last pair of these atoms: a lonely one must take a bond here
+            must = lonely[:, ending].any(1) & (room >= 1)
+            forbidden = forbidden | ((orders == 0) & must[:, None])
+        code = scores[:, m].masked_fill(forbidden, -torch.inf).argmax(-1)
         codes[:, m] = code
         remaining[:, i] -= code
         remaining[:, j] -= code
+        if no_isolated:
+            bonded = code > 0
+            lonely[:, i] &= ~bonded
+            lonely[:, j] &= ~bonded
     return codes.to(torch.uint8)
 
 
