@@ -220,12 +220,22 @@ def single_molecules(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> np
     """``[B]`` bool: whether each graph decodes to one valid molecule, the same as
     ``s is not None and "." not in s`` for its :func:`decode_smiles` output, at a fraction of
     the cost: disconnected graphs are never built, and no SMILES is written."""
-    connected = connected_graphs(x_idx, adj_idx)
-    flags = np.zeros(len(connected), dtype=bool)
-    rows = np.flatnonzero(connected)
-    mols = sanitized_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
-    flags[rows] = [mol is not None for mol in mols]
+    flags = np.zeros(len(x_idx), dtype=bool)
+    for row, _ in single_molecule_mols(x_idx, adj_idx, vocab):
+        flags[row] = True
     return flags
+
+
+def single_molecule_mols(x_idx: np.ndarray, adj_idx: np.ndarray,
+                         vocab: Vocab) -> Iterator[tuple[int, Chem.RWMol]]:
+    """Yield ``(row, sanitized RWMol)`` for each graph of ``x_idx [B, N]``, ``adj_idx
+    [B, N, N]`` that is one valid molecule (:func:`single_molecules`), in row order; the
+    disconnected graphs are never built."""
+    rows = np.flatnonzero(connected_graphs(x_idx, adj_idx))
+    mols = sanitized_mols(np.asarray(x_idx)[rows], np.asarray(adj_idx)[rows], vocab)
+    for row, mol in zip(rows.tolist(), mols):
+        if mol is not None:
+            yield row, mol
 
 
 def max_valences(vocab: Vocab) -> list[int]:

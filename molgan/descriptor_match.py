@@ -111,29 +111,24 @@ def descriptor_values(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab,
     not one valid molecule (the rule of :func:`molgan.chem.single_molecules`, which
     ``values[:, 0] >= 0`` equals). Atom and bond counts come from the index arrays in
     numpy; only the rings (and which bonds lie in them) need RDKit."""
-    from molgan.chem import connected_graphs, sanitized_mols
+    from molgan.chem import single_molecule_mols
 
     x_idx = np.asarray(x_idx)
-    connected = connected_graphs(x_idx, adj_idx)
     adj_idx = np.asarray(adj_idx)
     valid = np.zeros(len(x_idx), dtype=bool)
     rings = np.zeros(len(x_idx), dtype=np.int64)
     ring_bonds = np.zeros((len(x_idx), len(BOND_ORDERS)), dtype=np.int64)
-    rows = np.flatnonzero(connected)
-    mols = sanitized_mols(x_idx[rows], adj_idx[rows], vocab)
-    for row, mol in zip(rows.tolist(), mols):
-        if mol is not None:
-            valid[row] = True
-            info = mol.GetRingInfo()
-            if "rings" in names:
-                rings[row] = ring_signature([len(r) for r in info.AtomRings()])
-            if "bonds" in names:  # ring bonds by order, as the kekulized graph holds them
-                nodes = np.flatnonzero(x_idx[row] > 0)  # atom index -> node
-                for b in {b for ring in info.BondRings() for b in ring}:
-                    bond = mol.GetBondWithIdx(b)
-                    order = adj_idx[row, nodes[bond.GetBeginAtomIdx()],
-                                    nodes[bond.GetEndAtomIdx()]]
-                    ring_bonds[row, order - 1] += 1
+    for row, mol in single_molecule_mols(x_idx, adj_idx, vocab):
+        valid[row] = True
+        info = mol.GetRingInfo()
+        if "rings" in names:
+            rings[row] = ring_signature([len(r) for r in info.AtomRings()])
+        if "bonds" in names:  # ring bonds by order, as the kekulized graph holds them
+            nodes = np.flatnonzero(x_idx[row] > 0)  # atom index -> node
+            for b in {b for ring in info.BondRings() for b in ring}:
+                bond = mol.GetBondWithIdx(b)
+                order = adj_idx[row, nodes[bond.GetBeginAtomIdx()], nodes[bond.GetEndAtomIdx()]]
+                ring_bonds[row, order - 1] += 1
     token_z = np.array([0] + [z for z, _ in vocab.atoms])
     token_charged = np.array([0] + [int(c != 0) for _, c in vocab.atoms])
     columns: list[np.ndarray] = []

@@ -195,11 +195,12 @@ def draw_graph(logits: DenseGraph, temperature: float = 1.0,
     time, each by Gumbel-max over the bond orders :math:`y \le` the ``highest`` of
     :func:`bond_limits` (what both atoms have left of their valence after the pairs before):
     a draw from the categorical renormalized over those orders, with the same noise. "No
-    bond" is always allowed, so every draw respects every valence. The pairs go in row-major upper-triangle order, or
-    per graph in ``pair_order [B, M]`` (a permutation of the upper-triangle pair indices,
-    e.g. :func:`confident_pair_order`; it must not depend on the noise). With
-    ``no_isolated`` an atom still without a bond at its last pair must take one there when
-    both atoms have room (GeneratorConfig.draw_no_isolated; :func:`bond_limits`).
+    bond" is always allowed (but see ``no_isolated``), so every draw respects every valence.
+    The pairs go in row-major upper-triangle order, or per graph in ``pair_order [B, M]`` (a
+    permutation of the upper-triangle pair indices, e.g. :func:`confident_pair_order`; it
+    must not depend on the noise). With ``no_isolated`` an atom still without a bond at its
+    last pair must take one there when both atoms have room
+    (GeneratorConfig.draw_no_isolated; :func:`bond_limits`).
     """
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
