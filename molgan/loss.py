@@ -229,17 +229,41 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
     return p_x.float().clamp(min=eps).log().sum(1) + log_p_adj.sum(1)
 
 
+def leave_one_out_advantages(rewards: Tensor, draws: int) -> Tensor:
+    r"""Advantages ``[K B]`` of ``rewards [K B]``, ``K = draws`` blocks of ``B`` graphs where
+    block ``k`` holds one draw from each of the same ``B`` distributions: each draw's baseline
+    is the mean reward of the other ``K - 1`` draws of its distribution (REINFORCE
+    leave-one-out, Kool et al. 2019),
+
+    .. math::
+        a_{kb} = r_{kb} - \frac{1}{K - 1} \sum_{j \ne k} r_{jb}
+               = \frac{K}{K - 1} \big(r_{kb} - \bar r_{\cdot b}\big).
+
+    The baseline does not depend on the draw it is subtracted from, so the policy gradient
+    stays unbiased; it removes the part of the reward that the distribution (its latent)
+    alone decides. ``draws = 1``: the batch mean as baseline, :math:`a_b = r_b - \bar r`."""
+    if draws == 1:
+        return rewards - rewards.mean()
+    if draws < 1 or rewards.shape[0] % draws:
+        raise ValueError(f"{rewards.shape[0]} rewards do not make {draws} blocks")
+    blocks = rewards.view(draws, -1)
+    return ((blocks - blocks.mean(0)) * (draws / (draws - 1))).reshape(-1)
+
+
 def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: Tensor,
                     max_valence: Tensor | None = None,
-                    pair_order: Tensor | None = None, no_isolated: bool = False) -> Tensor:
+                    pair_order: Tensor | None = None, no_isolated: bool = False,
+                    draws: int = 1) -> Tensor:
     r"""REINFORCE surrogate for graphs ``x_idx``, ``adj_idx`` drawn from ``fake``, minimized
-    by the generator: :math:`-\frac{1}{B}\sum_b (r_b - \bar r) \log p(G_b)` with the batch
-    mean :math:`\bar r` as baseline (:func:`graph_log_prob`; ``rewards [B]`` are constants).
-    Its gradient is the policy gradient of the expected reward: it raises the probability of
-    the drawn graphs that scored above the batch mean and lowers the others'. ``max_valence``:
-    the graphs were drawn within valences, in ``pair_order``, with ``no_isolated`` (see
-    :func:`graph_log_prob`)."""
-    advantage = (rewards - rewards.mean()).detach()
+    by the generator: :math:`-\frac{1}{B}\sum_b a_b \log p(G_b)` (:func:`graph_log_prob`;
+    ``rewards [B]`` are constants) with advantages :math:`a_b = r_b - \bar r`, the batch
+    mean as baseline, or with ``draws = K > 1`` (``fake`` is then ``K`` copies of the same
+    batch, one draw from each) the leave-one-out baseline of
+    :func:`leave_one_out_advantages`. Its gradient is the policy gradient of the expected
+    reward: it raises the probability of the drawn graphs that scored above their baseline
+    and lowers the others'. ``max_valence``: the graphs were drawn within valences, in
+    ``pair_order``, with ``no_isolated`` (see :func:`graph_log_prob`)."""
+    advantage = leave_one_out_advantages(rewards, draws).detach()
     log_p = graph_log_prob(fake, x_idx, adj_idx, max_valence=max_valence,
                            pair_order=pair_order, no_isolated=no_isolated)
     return -(advantage * log_p).mean()

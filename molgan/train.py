@@ -141,6 +141,12 @@ class TrainConfig:
     repeat_window remembered graphs, see repeat_memory); the generator raises the
     probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
     a reward (0 = off; 1 is the default recipe since stop 16, docs/benchmarks.md)."""
+    rl_draws: int = 1
+    """Graphs the RL term draws from each fake. 1: one draw each, the batch mean as the
+    baseline. K > 1: K draws each (K times the RDKit checks and draw scores), each draw's
+    baseline the mean reward of the other K - 1 draws of its fake (leave-one-out,
+    loss.leave_one_out_advantages), a lower-variance estimate of the same policy gradient.
+    Needs repeat_memory 'argmax'."""
     rl_temperature: float = 1.6
     """Temperature of the RL term's draws: graphs are drawn from, and their log-probabilities
     taken under, ``softmax(log p / rl_temperature)`` of the relaxed fakes ``p`` (on-policy for
@@ -441,6 +447,9 @@ class Trainer:
         if not 0 <= tc.critic_draws <= 1 or tc.draw_realism < 0:
             raise ValueError(f"critic_draws must lie in [0, 1] and draw_realism be at least 0, "
                              f"got {tc.critic_draws} and {tc.draw_realism}")
+        if tc.rl_draws < 1 or (tc.rl_draws > 1 and tc.repeat_memory != "argmax"):
+            raise ValueError(f"rl_draws must be at least 1, and above 1 needs repeat_memory "
+                             f"'argmax', got {tc.rl_draws} and {tc.repeat_memory!r}")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -680,7 +689,7 @@ class Trainer:
         if temperature != 1.0 or atom_temperature not in (None, 1.0):  # drawn from (see _draw)
             fake = temper(fake, temperature, atom_temperature)
         return policy_gradient(fake, x_idx, adj_idx, rewards, self.generator.draw_valences,
-                               order, self.generator.config.draw_no_isolated)
+                               order, self.generator.config.draw_no_isolated, tc.rl_draws)
 
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
         """The generator-loss terms of the repeat memory for relaxed ``fake`` (0 when off).
@@ -691,7 +700,10 @@ class Trainer:
         tc = self.config.train
         assert self.repeats is not None
         remember_drawn = tc.repeat_memory == "drawn"
-        drawn = self._draw(fake) if tc.diversity_rl > 0 or remember_drawn else None
+        # the RL term draws rl_draws graphs from each fake: the batch repeated, block by block
+        k = tc.rl_draws if tc.diversity_rl > 0 else 1
+        rl_fake = DenseGraph(fake.x.repeat(k, 1, 1), fake.adj.repeat(k, 1, 1, 1)) if k > 1 else fake
+        drawn = self._draw(rl_fake) if tc.diversity_rl > 0 or remember_drawn else None
         with torch.no_grad():
             output = drawn if remember_drawn else argmax_graph(fake)
             counts = self.repeats.push_and_count(graph_keys(*output))
@@ -706,7 +718,8 @@ class Trainer:
             assert drawn is not None  # drawn above whenever the RL term is on
             drawn_counts = (counts if remember_drawn
                             else self.repeats.count(graph_keys(*drawn)))
-            terms = terms + tc.diversity_rl * self._diversity_rl_term(fake, drawn, drawn_counts)
+            terms = terms + tc.diversity_rl * self._diversity_rl_term(rl_fake, drawn,
+                                                                      drawn_counts)
         return terms
 
     def _repeat_critic_weights(self, fake: DenseGraph) -> torch.Tensor | None:

@@ -266,6 +266,25 @@ def test_fake_weights_reweight_the_critic_objective_but_not_the_reported_estimat
     torch.testing.assert_close(ones.loss, plain.loss)
 
 
+def test_leave_one_out_advantages_subtract_the_mean_of_the_other_draws_of_each_fake():
+    from molgan.loss import leave_one_out_advantages
+
+    rewards = torch.tensor([1.0, 0.0, 2.0,    # block 0: one draw from each of 3 fakes
+                            0.0, 0.0, -1.0,   # block 1
+                            2.0, 3.0, 2.0])   # block 2
+    expected = torch.empty(9)
+    for k in range(3):
+        for b in range(3):
+            others = [rewards[j * 3 + b] for j in range(3) if j != k]
+            expected[k * 3 + b] = rewards[k * 3 + b] - sum(others) / 2
+    torch.testing.assert_close(leave_one_out_advantages(rewards, 3), expected)
+    torch.testing.assert_close(leave_one_out_advantages(rewards, 1), rewards - rewards.mean())
+    same = torch.tensor([5.0, -1.0, 5.0, -1.0])  # each fake's two draws scored alike
+    assert not leave_one_out_advantages(same, 2).any()
+    with pytest.raises(ValueError, match="blocks"):
+        leave_one_out_advantages(rewards, 2)
+
+
 def test_policy_gradient_raises_the_drawn_graphs_that_beat_the_batch_mean():
     from molgan.loss import graph_log_prob, policy_gradient
 

@@ -550,6 +550,36 @@ def test_confident_pair_order_is_the_same_in_the_draws_and_their_log_probs(qm9, 
     train_straight_and_resumed(run, 4, qm9, tmp_path / "resume")
 
 
+def test_rl_draws_draws_k_graphs_from_each_fake_with_a_leave_one_out_baseline(qm9, tmp_path,
+                                                                            monkeypatch):
+    """rl_draws K: the RL term draws K graphs from each fake (the batch repeated block by
+    block), rewards all of them and hands K to the policy gradient (leave-one-out baseline);
+    training with it resumes exactly."""
+    import molgan.train as train_module
+
+    for bad in ({"rl_draws": 0}, {"rl_draws": 2, "repeat_memory": "drawn"}):
+        with pytest.raises(ValueError, match="rl_draws"):
+            Trainer(config(1, **bad), qm9, tmp_path / "bad")
+    seen = []
+    original = train_module.policy_gradient
+
+    def recording_gradient(*args):
+        seen.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(train_module, "policy_gradient", recording_gradient)
+    trainer = Trainer(config(1, rl_draws=3, critic_draws=0.0), qm9, tmp_path / "run")
+    trainer.fit()
+    fake, x_idx, adj_idx, rewards = seen[0][:4]
+    assert seen[0][7] == 3 and x_idx.shape[0] == adj_idx.shape[0] == rewards.shape[0] == 48
+    blocks = fake.x.view(3, 16, *fake.x.shape[1:])  # the tempered fakes, three equal copies
+    assert torch.equal(blocks[0], blocks[1]) and torch.equal(blocks[0], blocks[2])
+    assert not all(torch.equal(adj_idx[b], adj_idx[16 + b]) for b in range(16))  # new draws
+    monkeypatch.undo()
+    train_straight_and_resumed(lambda steps: config(steps, rl_draws=2), 4, qm9,
+                               tmp_path / "resume")
+
+
 def test_descriptor_match_adds_its_weighted_reward_logs_distances_and_resumes(qm9, tmp_path,
                                                                              monkeypatch):
     """descriptor_match w: the RL reward of each draw gains w * DescriptorMatch's reward of its
