@@ -21,6 +21,8 @@ DECODINGS = ("argmax", "sample")
 #: Generator batch of :class:`Sampler` and of ``molgan sample`` (the same, so a seed gives the
 #: same samples through both: latents and draws are taken batch by batch from one stream).
 SAMPLE_BATCH = 4096
+#: Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8) of ``n`` graphs.
+GraphArrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -98,7 +100,7 @@ class Sampler:
         return cls(generator, vocab, device, **kwargs)
 
     @torch.no_grad()
-    def graph_batches(self, n: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def graph_batches(self, n: int, seed: int) -> Iterator[GraphArrays]:
         """The index arrays of :meth:`sample_graphs`, one generator batch at a time."""
         rng = torch.Generator(device=self.device).manual_seed(seed)
         for start in range(0, n, self.batch_size):
@@ -116,7 +118,7 @@ class Sampler:
                 x_idx, adj_idx = argmax_graph(logits)
             yield x_idx.cpu().numpy(), adj_idx.cpu().numpy()
 
-    def sample_graphs(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample_graphs(self, n: int, seed: int) -> GraphArrays:
         """Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8): the argmax of the
         logits, or (``decode='sample'``) one categorical draw per node and node pair from
         ``softmax(logits / temperature)`` (Gumbel-max; bonds drawn once per pair). The
@@ -124,8 +126,8 @@ class Sampler:
         samples of a seed depend on ``batch_size`` too."""
         return self._stack(list(self.graph_batches(n, seed)))
 
-    def _stack(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
-                                                                            np.ndarray]:
+    def _stack(self, batches: list[GraphArrays]) -> GraphArrays:
+        """The batches' index arrays, concatenated (empty ones for no batch)."""
         n_nodes = self.vocab.max_atoms
         if not batches:
             return np.zeros((0, n_nodes), np.uint8), np.zeros((0, n_nodes, n_nodes), np.uint8)
@@ -140,7 +142,7 @@ class Sampler:
 
         was_training = self.generator.training
         self.generator.eval()
-        batches = []
+        batches: list[GraphArrays] = []
         try:
             with GraphDecoder(self.vocab, workers) as decoder:
                 for x_idx, adj_idx in self.graph_batches(n, seed):

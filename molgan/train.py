@@ -146,7 +146,7 @@ class TrainConfig:
     baseline. K > 1: K draws each (K times the RDKit checks and draw scores), each draw's
     baseline the mean reward of the other K - 1 draws of its fake (leave-one-out,
     loss.leave_one_out_advantages), a lower-variance estimate of the same policy gradient.
-    Needs repeat_memory 'argmax'."""
+    With repeat_memory 'drawn' the memory remembers all K draws of each fake."""
     rl_temperature: float = 1.6
     """Temperature of the RL term's draws: graphs are drawn from, and their log-probabilities
     taken under, ``softmax(log p / rl_temperature)`` of the relaxed fakes ``p`` (on-policy for
@@ -447,9 +447,8 @@ class Trainer:
         if not 0 <= tc.critic_draws <= 1 or tc.draw_realism < 0:
             raise ValueError(f"critic_draws must lie in [0, 1] and draw_realism be at least 0, "
                              f"got {tc.critic_draws} and {tc.draw_realism}")
-        if tc.rl_draws < 1 or (tc.rl_draws > 1 and tc.repeat_memory != "argmax"):
-            raise ValueError(f"rl_draws must be at least 1, and above 1 needs repeat_memory "
-                             f"'argmax', got {tc.rl_draws} and {tc.repeat_memory!r}")
+        if tc.rl_draws < 1:
+            raise ValueError(f"rl_draws must be at least 1, got {tc.rl_draws}")
         if tc.diversity_tau <= 0 or tc.repeat_threshold < 1:
             raise ValueError(f"diversity_tau must be positive and repeat_threshold at least 1, "
                              f"got {tc.diversity_tau} and {tc.repeat_threshold}")
@@ -694,8 +693,8 @@ class Trainer:
     def _repeat_terms(self, fake: DenseGraph) -> torch.Tensor:
         """The generator-loss terms of the repeat memory for relaxed ``fake`` (0 when off).
 
-        The memory remembers the argmax graphs, or (``repeat_memory='drawn'``) one draw per
-        fake, the same draw the RL term rewards.
+        The memory remembers the argmax graphs, or (``repeat_memory='drawn'``) the graphs
+        the RL term draws and rewards (rl_draws per fake).
         """
         tc = self.config.train
         assert self.repeats is not None
@@ -713,7 +712,9 @@ class Trainer:
         if self.step < tc.repeat_start:
             return terms
         if tc.repeat_penalty > 0:
-            terms = terms + tc.repeat_penalty * repeat_penalty(fake, weights, graph=output)
+            remembered = rl_fake if remember_drawn else fake  # what ``output`` came from
+            terms = terms + tc.repeat_penalty * repeat_penalty(remembered, weights,
+                                                               graph=output)
         if tc.diversity_rl > 0:
             assert drawn is not None  # drawn above whenever the RL term is on
             drawn_counts = (counts if remember_drawn

@@ -557,9 +557,8 @@ def test_rl_draws_draws_k_graphs_from_each_fake_with_a_leave_one_out_baseline(qm
     training with it resumes exactly."""
     import molgan.train as train_module
 
-    for bad in ({"rl_draws": 0}, {"rl_draws": 2, "repeat_memory": "drawn"}):
-        with pytest.raises(ValueError, match="rl_draws"):
-            Trainer(config(1, **bad), qm9, tmp_path / "bad")
+    with pytest.raises(ValueError, match="rl_draws"):
+        Trainer(config(1, rl_draws=0), qm9, tmp_path / "bad")
     seen = []
     original = train_module.policy_gradient
 
@@ -578,6 +577,10 @@ def test_rl_draws_draws_k_graphs_from_each_fake_with_a_leave_one_out_baseline(qm
     monkeypatch.undo()
     train_straight_and_resumed(lambda steps: config(steps, rl_draws=2), 4, qm9,
                                tmp_path / "resume")
+    drawn = Trainer(config(2, rl_draws=3, repeat_memory="drawn", repeat_penalty=0.1), qm9,
+                    tmp_path / "drawn")  # the memory remembers every draw
+    drawn.fit()
+    assert int((drawn.repeats.keys != -1).sum()) == 2 * 3 * 16
 
 
 def test_descriptor_match_adds_its_weighted_reward_logs_distances_and_resumes(qm9, tmp_path,
