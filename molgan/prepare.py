@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from molgan.dataset import load_dataset
-from molgan.decode import roundtrip_exact
+from molgan.featurize import roundtrip_exact
 
 ProgressBar = Callable[[int | None, str], Any]
 

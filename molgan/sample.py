@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,6 @@ DECODINGS = ("argmax", "sample")
 #: Generator batch of :class:`Sampler` and of ``molgan sample`` (the same, so a seed gives the
 #: same samples through both: latents and draws are taken batch by batch from one stream).
 SAMPLE_BATCH = 4096
-#: Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8) of ``n`` graphs.
-GraphArrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -100,9 +98,14 @@ class Sampler:
         return cls(generator, vocab, device, **kwargs)
 
     @torch.no_grad()
-    def graph_batches(self, n: int, seed: int) -> Iterator[GraphArrays]:
-        """The index arrays of :meth:`sample_graphs`, one generator batch at a time."""
+    def sample_graphs(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8): the argmax of the
+        logits, or (``decode='sample'``) one categorical draw per node and node pair from
+        ``softmax(logits / temperature)`` (Gumbel-max; bonds drawn once per pair). The
+        latents and draws come batch by batch from one stream seeded with ``seed``, so the
+        samples of a seed depend on ``batch_size`` too."""
         rng = torch.Generator(device=self.device).manual_seed(seed)
+        xs, adjs = [], []
         for start in range(0, n, self.batch_size):
             size = min(self.batch_size, n - start)
             z = self.generator.sample_z(size, generator=rng, device=self.device)
@@ -116,44 +119,26 @@ class Sampler:
                                             no_isolated=self.generator.config.draw_no_isolated)
             else:
                 x_idx, adj_idx = argmax_graph(logits)
-            yield x_idx.cpu().numpy(), adj_idx.cpu().numpy()
-
-    def sample_graphs(self, n: int, seed: int) -> GraphArrays:
-        """Index arrays ``x_idx [n, N]``, ``adj_idx [n, N, N]`` (uint8): the argmax of the
-        logits, or (``decode='sample'``) one categorical draw per node and node pair from
-        ``softmax(logits / temperature)`` (Gumbel-max; bonds drawn once per pair). The
-        latents and draws come batch by batch from one stream seeded with ``seed``, so the
-        samples of a seed depend on ``batch_size`` too."""
-        return self._stack(list(self.graph_batches(n, seed)))
-
-    def _stack(self, batches: list[GraphArrays]) -> GraphArrays:
-        """The batches' index arrays, concatenated (empty ones for no batch)."""
+            xs.append(x_idx.cpu().numpy())
+            adjs.append(adj_idx.cpu().numpy())
         n_nodes = self.vocab.max_atoms
-        if not batches:
+        if not xs:
             return np.zeros((0, n_nodes), np.uint8), np.zeros((0, n_nodes, n_nodes), np.uint8)
-        return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+        return np.concatenate(xs), np.concatenate(adjs)
 
     def sample(self, n: int, seed: int = 0, workers: int = 1,
                progress: Callable[[int], None] | None = None) -> SampleResult:
-        """Exactly ``n`` samples with seed ``seed``; invalid ones have SMILES ``None``. With
-        ``workers > 1``, worker processes decode each batch of graphs while the generator
-        makes the next (molgan.decode.GraphDecoder)."""
-        from molgan.decode import GraphDecoder
+        """Exactly ``n`` samples with seed ``seed``; invalid ones have SMILES ``None``."""
+        from molgan.featurize import decode_all
 
         was_training = self.generator.training
         self.generator.eval()
-        batches: list[GraphArrays] = []
         try:
-            with GraphDecoder(self.vocab, workers) as decoder:
-                for x_idx, adj_idx in self.graph_batches(n, seed):
-                    batches.append((x_idx, adj_idx))
-                    decoder.add(x_idx, adj_idx)
-                smiles = decoder.finish()
+            x_idx, adj_idx = self.sample_graphs(n, seed)
         finally:
             self.generator.train(was_training)
-        if progress:
-            progress(n)
-        return SampleResult(*self._stack(batches), smiles)
+        smiles = decode_all(x_idx, adj_idx, self.vocab, workers=workers, progress=progress)
+        return SampleResult(x_idx, adj_idx, smiles)
 
     def generate(self, number_samples: int) -> list[str]:
         """GuacaMol protocol: ``number_samples`` SMILES, ``''`` for invalid; new seed per call."""

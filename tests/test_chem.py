@@ -107,7 +107,7 @@ def test_single_molecules_are_the_valid_decodings_without_a_dot():
 
 
 def test_decode_all_decodes_each_distinct_graph_once_and_keeps_the_row_order():
-    from molgan.decode import decode_all
+    from molgan.featurize import decode_all
 
     graphs = [encode(s) for s in ("CCO", "C#N", "CCO", "OCC1CC1F", "C#N", "CCO")]
     x = np.stack([g[0] for g in graphs])
@@ -117,87 +117,54 @@ def test_decode_all_decodes_each_distinct_graph_once_and_keeps_the_row_order():
     assert decode_all(x, adj, VOCAB, workers=1)[4] is None
 
 
-def random_graphs(m, seed):
-    rng = np.random.default_rng(seed)
+def test_decode_all_in_forked_workers_equals_one_process(monkeypatch):
+    """From FORK_MIN_ROWS distinct graphs on Linux, two workers are forked (no spawn start-up);
+    the SMILES and their row order are those of one process."""
+    import molgan.featurize as featurize
+
+    rng = np.random.default_rng(5)
+    m = featurize.FORK_MIN_ROWS + 500
     x = (rng.integers(1, 4, (m, 9)) * (rng.random((m, 9)) < 0.8)).astype(np.uint8)
     upper = np.triu(rng.integers(1, 3, (m, 9, 9)) * (rng.random((m, 9, 9)) < 0.25), 1)
-    return x, (upper + upper.transpose(0, 2, 1)).astype(np.uint8)
-
-
-def test_decode_all_in_forked_workers_equals_one_process(monkeypatch):
-    """From FORK_MIN_ROWS distinct graphs on Linux, workers are forked (no spawn start-up);
-    the SMILES and their row order are those of one process."""
-    import molgan.decode as decode
-
-    x, adj = random_graphs(decode.FORK_MIN_ROWS + 500, seed=5)
+    adj = (upper + upper.transpose(0, 2, 1)).astype(np.uint8)
     x, adj = np.concatenate([x, x[:100]]), np.concatenate([adj, adj[:100]])  # repeats too
     methods = []
-    real_get_context = decode.get_context
-    monkeypatch.setattr(decode, "get_context",
+    real_get_context = featurize.get_context
+    monkeypatch.setattr(featurize, "get_context",
                         lambda method: methods.append(method) or real_get_context(method))
-    together = decode.decode_all(x, adj, VOCAB, workers=2)
-    assert together == decode.decode_all(x, adj, VOCAB, workers=1)
+    together = featurize.decode_all(x, adj, VOCAB, workers=2)
+    assert together == featurize.decode_all(x, adj, VOCAB, workers=1)
     assert together[-100:] == together[:100]
     assert 0 < sum(s is not None for s in together) < len(together)
     assert methods == (["fork"] if sys.platform == "linux" else [])
 
 
-def test_graph_decoder_decodes_batches_as_they_arrive_in_the_order_added(monkeypatch):
-    """Batches added one by one (repeats within and across them) decode to the SMILES of
-    decoding every row alone, in the order added, with 1, 2 and 3 workers; each distinct
-    graph is decoded once."""
-    import molgan.decode as decode
-
-    x, adj = random_graphs(900, seed=7)
-    order = np.random.default_rng(8).integers(0, 900, 2000)  # each graph about twice
-    x, adj = x[order], adj[order]
-    expected = decode_smiles(x, adj, VOCAB)
-    monkeypatch.setattr(decode, "FORK_MIN_ROWS", 300)
-    for workers in (1, 2, 3):
-        with decode.GraphDecoder(VOCAB, workers, chunk_size=128) as decoder:
-            for start in range(0, 2000, 500):
-                decoder.add(x[start : start + 500], adj[start : start + 500])
-            assert decoder.finish() == expected
-    decoded_rows = []
-    real_decode_chunk = decode._decode_chunk
-    monkeypatch.setattr(decode, "_decode_chunk", lambda chunk: decoded_rows.append(
-        len(chunk[0])) or real_decode_chunk(chunk))
-    assert decode.decode_all(x, adj, VOCAB, workers=1) == expected
-    assert sum(decoded_rows) == len(np.unique(order))
-    with decode.GraphDecoder(VOCAB, 2) as decoder:
-        assert decoder.finish() == []
-
-
-def _slow_decode(chunk):
-    """Decode one chunk, slowly, and tag it with the id of the process that decoded it."""
+def _process_ids(chunk: list[int]) -> list[int]:
+    """Map one chunk to the id of the process that maps it (module level: picklable)."""
     import os
-    import time
 
-    time.sleep(0.02)
-    return [os.getpid()] * len(chunk[0])
+    return [os.getpid()] * len(chunk)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="forked workers are Linux only")
-def test_graph_decoder_finish_takes_the_chunks_no_worker_started_from_the_last(monkeypatch):
-    """At finish this process decodes the queued chunks from the last one backwards, while
-    the forked worker goes on from the front; the parts come back in chunk order."""
+@pytest.mark.parametrize("workers", [2, 3])
+def test_forked_map_keeps_every_workers_th_chunk_in_this_process(monkeypatch, workers):
+    """A forked pool has ``workers - 1`` processes; this process maps chunks 0, workers,
+    2 * workers, ... itself, and the order of the results is the order of the chunks."""
     import os
 
-    import molgan.decode as decode
+    import molgan.featurize as featurize
 
-    monkeypatch.setattr(decode, "FORK_MIN_ROWS", 1)
-    monkeypatch.setattr(decode, "_decode_chunk", _slow_decode)
-    x, adj = random_graphs(40 * 8, seed=9)
-    with decode.GraphDecoder(VOCAB, 2, chunk_size=8) as decoder:
-        decoder.add(x, adj)
-        pids = decoder.finish()
-    per_chunk = pids[::8]
-    assert len(per_chunk) == 40
-    assert per_chunk[0] != os.getpid() and per_chunk[-1] == os.getpid()
-    switch = per_chunk.index(os.getpid())  # the worker's chunks, then this process's
-    assert all(p != os.getpid() for p in per_chunk[:switch])
-    assert all(p == os.getpid() for p in per_chunk[switch:])
-    assert switch < 30  # this process took a good share
+    monkeypatch.setattr(featurize, "FORK_MIN_ROWS", 1)
+    chunks = [[k] * 2 for k in range(2 * workers)]
+    done = []
+    pids = featurize.map_chunks(_process_ids, chunks, workers, None, [2] * len(chunks),
+                                done=lambda k, part: done.append(k), fork=True)
+    per_chunk = pids[::2]
+    assert done == list(range(len(chunks)))
+    assert [pid == os.getpid() for pid in per_chunk] == [k % workers == 0
+                                                           for k in range(len(chunks))]
+    assert 1 <= len(set(per_chunk) - {os.getpid()}) <= workers - 1
 
 
 @pytest.mark.parametrize("smiles,reason", [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from molgan.dataset import load_dataset, read_split_file
-from molgan.decode import roundtrip_exact
+from molgan.featurize import roundtrip_exact
 from molgan.sources import DataError
 
 from .conftest import SMALL_SMILES
