@@ -701,7 +701,8 @@ class Trainer:
         remember_drawn = tc.repeat_memory == "drawn"
         # the RL term draws rl_draws graphs from each fake: the batch repeated, block by block
         k = tc.rl_draws if tc.diversity_rl > 0 else 1
-        rl_fake = DenseGraph(fake.x.repeat(k, 1, 1), fake.adj.repeat(k, 1, 1, 1)) if k > 1 else fake
+        rl_fake = (DenseGraph(fake.x.repeat(k, 1, 1), fake.adj.repeat(k, 1, 1, 1)) if k > 1
+                   else fake)
         drawn = self._draw(rl_fake) if tc.diversity_rl > 0 or remember_drawn else None
         with torch.no_grad():
             output = drawn if remember_drawn else argmax_graph(fake)
