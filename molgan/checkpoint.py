@@ -97,5 +97,7 @@ def export_model(bundle: dict[str, Any], path: str | Path, note: dict[str, Any])
     keep = ("step", "vocab", "config", "generator_config", "critic_config", "generator",
             "critic")
     slim = {k: bundle[k] for k in keep}
+    if "generator_ema" in bundle:
+        slim["generator_ema"] = bundle["generator_ema"]
     slim["note"] = note
     save_checkpoint(path, slim)

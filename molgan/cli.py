@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--valence-draw", default=None, choices=("true", "false"),
                         help="with --decode sample: draw the bonds within the atoms' valences "
                              "(default: as the model was trained, its valence_draw)")
+    sample.add_argument("--weights", default="average", choices=("average", "live"),
+                        help="the generator's moving-average weights when the run kept them "
+                             "(train --generator-ema), else its last weights (average); or "
+                             "the last weights of training (live)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
     sample.add_argument("--batch-size", type=int, default=4096,  # = sample.SAMPLE_BATCH
                         help="generator batch size (the samples of a seed depend on it)")
@@ -295,7 +299,8 @@ def run_sample(args: argparse.Namespace) -> int:
     source = pretrained_path(args.pretrained) if args.pretrained else args.run
     try:
         sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
-                                          else args.device, batch_size=args.batch_size,
+                                          else args.device, weights=args.weights,
+                                          batch_size=args.batch_size,
                                           decode=args.decode, temperature=args.temperature,
                                           atom_temperature=args.atom_temperature,
                                           valence_draw=(None if args.valence_draw is None

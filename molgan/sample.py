@@ -18,6 +18,8 @@ from molgan.vocab import Vocab
 #: ``sample``: a categorical draw per node and pair (Gumbel-max, symmetric for bonds), from
 #: ``softmax(logits / temperature)``.
 DECODINGS = ("argmax", "sample")
+#: Which generator weights :meth:`Sampler.from_checkpoint` loads.
+WEIGHTS = ("average", "live")
 #: Generator batch of :class:`Sampler` and of ``molgan sample`` (the same, so a seed gives the
 #: same samples through both: latents and draws are taken batch by batch from one stream).
 SAMPLE_BATCH = 4096
@@ -73,11 +75,13 @@ class Sampler:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        **kwargs: Any) -> Sampler:
+                        weights: str = "average", **kwargs: Any) -> Sampler:
         """Load the generator and vocabulary from a run dir or ``ckpt.pt``. ``decode``,
         ``temperature`` and ``atom_temperature`` (keyword arguments; None or absent) default to
         the model's own (``decode``, ``sample_temperature``, ``atom_temperature`` of its
-        training config)."""
+        training config). ``weights``: ``average``, the moving average of the generator's
+        weights when the run kept one (``--generator-ema``; else the last weights), or
+        ``live``, the last weights of training."""
         from molgan.checkpoint import build_config, load_checkpoint
         from molgan.train import resolve_device
 
@@ -86,7 +90,10 @@ class Sampler:
         vocab = Vocab.from_dict(bundle["vocab"])
         config = build_config(GeneratorConfig, bundle["generator_config"])
         generator = Generator(config, vocab)
-        generator.load_state_dict(bundle["generator"])
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        key = "generator_ema" if weights == "average" and "generator_ema" in bundle else "generator"
+        generator.load_state_dict(bundle[key])
         trained = bundle.get("config", {}).get("train", {})
         if kwargs.get("decode") is None:
             kwargs["decode"] = trained.get("decode", "argmax")
