@@ -224,7 +224,7 @@ class TrainConfig:
     rl_warmup: int = 0
     """Generator steps of WGAN only before the RL term starts (the reward net trains from 0)."""
     generator_ema: float = 0.0
-    """Decay :math:`\beta` of an exponential moving average of the generator's weights,
+    r"""Decay :math:`\beta` of an exponential moving average of the generator's weights,
     :math:`\bar\theta \leftarrow \beta_t \bar\theta + (1 - \beta_t)\,\theta` after every
     generator update, with :math:`\beta_t = \min(\beta, (1 + t) / (10 + t))` at step
     :math:`t` so the average forgets its random start (Yazici et al. 2019, "The Unusual

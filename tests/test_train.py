@@ -427,6 +427,56 @@ def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
 
 
 
+def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9, tmp_path):
+    """The average follows beta_t = min(beta, (1 + t) / (10 + t)) step by step, training is
+    unchanged by it, it resumes exactly, is exported, and Sampler loads it by default (the
+    last weights with weights='live', or when a run kept no average)."""
+    from molgan.checkpoint import export_model
+    from molgan.sample import Sampler
+
+    beta = 0.5
+    trainer = Trainer(config(3, generator_ema=beta), qm9, tmp_path / "ema")
+    expected = {k: v.detach().clone() for k, v in trainer.generator.named_parameters()}
+
+    def check(step, postfix):
+        t = step - 1
+        decay = min(beta, (1 + t) / (10 + t))
+        for name, live in trainer.generator.named_parameters():
+            expected[name] = decay * expected[name] + (1 - decay) * live.detach()
+        average = dict(trainer.generator_average.named_parameters())
+        for name in expected:
+            torch.testing.assert_close(average[name], expected[name], msg=name)
+
+    trainer.fit(on_step=check)
+    assert any(not torch.equal(x, y) for x, y in zip(trainer.generator_average.parameters(),
+                                                      trainer.generator.parameters()))
+    plain = Trainer(config(3), qm9, tmp_path / "plain")
+    plain.fit()
+    a, b = parameters(plain), parameters(trainer)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    def weights(generator):
+        return [p.detach() for p in generator.parameters()]
+
+    for source, kind, reference in ((tmp_path / "ema", "average", trainer.generator_average),
+                                    (tmp_path / "ema", "live", trainer.generator),
+                                    (tmp_path / "plain", "average", plain.generator)):
+        loaded = Sampler.from_checkpoint(source, weights=kind).generator
+        assert all(torch.equal(x, y) for x, y in zip(weights(loaded), weights(reference)))
+    with pytest.raises(ValueError, match="weights"):
+        Sampler.from_checkpoint(tmp_path / "ema", weights="newest")
+    export_model(load_checkpoint(tmp_path / "ema"), tmp_path / "slim.pt", note={})
+    assert "generator_ema" in load_checkpoint(tmp_path / "slim.pt")
+    with pytest.raises(ValueError, match="generator_ema"):
+        Trainer(config(1, generator_ema=1.0), qm9, tmp_path / "bad")
+
+    straight, resumed = train_straight_and_resumed(
+        lambda steps: config(steps, generator_ema=0.9), 6, qm9, tmp_path / "resume")
+    for x, y in zip(weights(straight.generator_average), weights(resumed.generator_average)):
+        assert torch.equal(x, y)
+
+
 def test_critic_draws_show_the_critic_the_sampled_graphs(qm9, tmp_path):
     """critic_draws q: the first q * B fakes of a critic batch become the one-hot graphs the
     RL term would draw from them (same noise stream); the rest stay relaxed."""
