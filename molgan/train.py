@@ -70,7 +70,11 @@ class TrainConfig:
                                                        "compile_loss": False,
                                                        "critic_draws": 0.0,
                                                        "draw_realism": 0.0,
-                                                       "repeat_threshold": 4.0}
+                                                       "repeat_threshold": 4.0,
+                                                       "rl_draws": 1,
+                                                       "realism_valid_only": False,
+                                                       "repeat_memory": "argmax",
+                                                       "generator_ema": 0.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -142,12 +146,14 @@ class TrainConfig:
     repeat_window remembered graphs, see repeat_memory); the generator raises the
     probability of the drawn graphs that beat the batch mean. REINVENT's diversity filter as
     a reward (0 = off; 1 is the default recipe since stop 16, docs/benchmarks.md)."""
-    rl_draws: int = 1
+    rl_draws: int = 4
     """Graphs the RL term draws from each fake. 1: one draw each, the batch mean as the
     baseline. K > 1: K draws each (K times the RDKit checks and draw scores), each draw's
     baseline the mean reward of the other K - 1 draws of its fake (leave-one-out,
     loss.leave_one_out_advantages), a lower-variance estimate of the same policy gradient.
-    With repeat_memory 'drawn' the memory remembers all K draws of each fake."""
+    With repeat_memory 'drawn' the memory remembers all K draws of each fake. 4 is the
+    default recipe since stop 23 (with draw_realism 0.5, realism_valid_only and
+    repeat_memory 'drawn'; docs/benchmarks.md, "Stop 23")."""
     rl_temperature: float = 1.6
     """Temperature of the RL term's draws: graphs are drawn from, and their log-probabilities
     taken under, ``softmax(log p / rl_temperature)`` of the relaxed fakes ``p`` (on-policy for
@@ -165,18 +171,20 @@ class TrainConfig:
     decode=sample outputs). The critic then learns what the sampled molecules look like, not
     only the relaxed fakes, so that draw_realism can reward the draws it finds real (0 = off;
     0.25 with draw_realism 0.25 is the default recipe since stop 21, docs/benchmarks.md)."""
-    draw_realism: float = 0.25
+    draw_realism: float = 0.5
     r"""Weight of the critic's score of each drawn graph in the RL term's reward, standardized
     over the batch: :math:`r_b = v_b - w_b + \rho\,(D(g_b) - \bar D) / \sigma_D`, so
     the draws the critic finds more like QM9 are made more likely (use with critic_draws;
     0 = off; a part of the RL term's reward, so it has no effect with diversity_rl 0; 0.25
-    since stop 21). See realism_valid_only."""
-    realism_valid_only: bool = False
-    r"""With draw_realism: True rewards the realism of valid draws only, standardized among
-    them, :math:`r_b = v_b - w_b + \rho\,v_b\,(D(g_b) - \bar D_v) / \sigma_{D,v}` (the mean
-    reward of a valid draw stays 1); False (the default): every draw, standardized over the
-    batch. Measured at 600 s without valence_draw: True was no better on validity and worse
-    on FCD (docs/benchmarks.md, "Stop 19")."""
+    in stop 21, 0.5 since stop 23, with rl_draws 4). See realism_valid_only."""
+    realism_valid_only: bool = True
+    r"""With draw_realism: True (the default since stop 23) rewards the realism of valid
+    draws only, standardized among them, :math:`r_b = v_b - w_b + \rho\,v_b\,(D(g_b) - \bar
+    D_v) / \sigma_{D,v}` (the mean reward of a valid draw stays 1, an invalid draw earns no
+    realism); False: every draw, standardized over the batch. With rl_draws 4, draw_realism
+    0.5 and repeat_memory 'drawn', True kept the default's connected validity where False
+    lost 0.04 of it (docs/benchmarks.md, "Stop 23"); without valence_draw it was no better
+    ("Stop 19")."""
     descriptor_match: float = 0.0
     r"""Weight of the descriptor-matching reward in the RL term (molgan.descriptor_match):
     each valid drawn molecule earns :math:`\operatorname{clip}(\sum_d \log((p_d(v_d) +
@@ -204,9 +212,11 @@ class TrainConfig:
     repeat_threshold: float = 1.0
     """Times a graph may occur in the repeat window before it is penalized (1 since stop 21,
     4 before: under draw_realism, 1 keeps the draws more varied, docs/benchmarks.md)."""
-    repeat_memory: str = "argmax"
-    """What the repeat memory remembers of each fake: its argmax graph, or (drawn) the graph
-    the RL term draws from it, which is what decode=sample outputs."""
+    repeat_memory: str = "drawn"
+    """What the repeat memory remembers of each fake: its argmax graph, or (drawn, the
+    default since stop 23) the graphs the RL term draws from it, which are what
+    decode=sample outputs (with argmax, draws that repeat one another went unpenalized and
+    one seed of three collapsed, docs/benchmarks.md, "Stop 22")."""
     valence_penalty: float = 1.0
     """Weight of the expected-valence excess (loss.valence_excess) in the generator loss."""
     isolation_penalty: float = 0.0
@@ -223,14 +233,16 @@ class TrainConfig:
     """Generator loss lambda * L_WGAN + (1 - lambda) * L_RL (1 = no RL; needs --reward)."""
     rl_warmup: int = 0
     """Generator steps of WGAN only before the RL term starts (the reward net trains from 0)."""
-    generator_ema: float = 0.0
+    generator_ema: float = 0.999
     r"""Decay :math:`\beta` of an exponential moving average of the generator's weights,
     :math:`\bar\theta \leftarrow \beta_t \bar\theta + (1 - \beta_t)\,\theta` after every
     generator update, with :math:`\beta_t = \min(\beta, (1 + t) / (10 + t))` at step
     :math:`t` so the average forgets its random start (Yazici et al. 2019, "The Unusual
     Effectiveness of Averaging in GAN Training"). Training is unchanged; the evaluations
     during training and ``molgan sample`` use the average (``--weights live`` for the last
-    weights). 0 = off."""
+    weights). 0 = off; 0.999 is the default since stop 23: in 600-s runs the average gave
+    FCD 0.02-0.13 lower and unique@10k 0.005 higher than the last weights of the same run,
+    connected validity 0.01 lower (docs/benchmarks.md, "Stop 23")."""
     precision: str = "fp32"
     """fp32, or bf16: matmuls of both networks in bfloat16 autocast (weights, optimizer
     state, losses and the penalty's norms stay fp32); about 2-5x faster matmuls on CPUs with
@@ -939,7 +951,8 @@ class Trainer:
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
-        """Validity/uniqueness/novelty of ``eval_samples`` argmax samples (fixed seed)."""
+        """Validity/uniqueness/novelty of ``eval_samples`` samples (fixed seed), decoded as
+        ``molgan sample`` decodes them, from :meth:`sampling_generator`."""
         from molgan.metrics import basic_metrics
         from molgan.sample import Sampler
 

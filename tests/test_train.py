@@ -264,9 +264,14 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert fresh.train.decode == "sample" and fresh.train.diversity_rl == 1.0
     assert fresh.train.sample_temperature == 2.0 and fresh.train.rl_temperature == 1.6
     assert fresh.generator.valence_draw is True
-    assert fresh.train.critic_draws == fresh.train.draw_realism == 0.25  # stop 21's recipe
+    assert fresh.train.critic_draws == 0.25  # stop 21's recipe
     assert fresh.train.repeat_threshold == 1.0 and fresh.generator.draw_no_isolated is True
     assert restored.train.repeat_threshold == 4.0
+    assert fresh.train.rl_draws == 4 and fresh.train.draw_realism == 0.5  # stop 23's recipe
+    assert fresh.train.realism_valid_only is True and fresh.train.repeat_memory == "drawn"
+    assert restored.train.rl_draws == 1 and restored.train.realism_valid_only is False
+    assert restored.train.repeat_memory == "argmax" and restored.train.generator_ema == 0.0
+    assert fresh.train.generator_ema == 0.999
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
@@ -330,9 +335,10 @@ def test_repeat_penalty_waits_for_repeat_start(qm9, tmp_path):
     """Before repeat_start the memory fills but the loss is the plain one: same weights.
     The generators start with zero output weights, so every fake is the same graph and the
     penalty, once on, has something to act on."""
-    def trained(name, **kwargs):  # the RL term and critic draws (on by default) off
-        trainer = Trainer(config(3, diversity_rl=0.0, critic_draws=0.0, **kwargs), qm9,
-                          tmp_path / name)
+    def trained(name, **kwargs):  # the RL term and critic draws (on by default) off; the
+        # memory of argmax graphs, as a drawn one would take its draws from the noise stream
+        trainer = Trainer(config(3, diversity_rl=0.0, critic_draws=0.0, repeat_memory="argmax",
+                                 **kwargs), qm9, tmp_path / name)
         with torch.no_grad():
             trainer.generator.to_x.weight.zero_()
             trainer.generator.to_adj.weight.zero_()
@@ -356,7 +362,8 @@ def test_repeat_memory_remembers_argmax_or_drawn_graphs(qm9, tmp_path, memory):
     from molgan.graph import argmax_graph
     from molgan.repeats import graph_keys
 
-    trainer = Trainer(config(1, repeat_memory=memory, diversity_rl=1.0, repeat_window=64),
+    trainer = Trainer(config(1, repeat_memory=memory, diversity_rl=1.0, repeat_window=64,
+                             rl_draws=1),  # K draws each: test_rl_draws_draws_k_graphs...
                       qm9, tmp_path / memory)
     with torch.no_grad():
         fake = trainer._fake_batch(trainer._latents(), trainer.generator)
