@@ -441,8 +441,8 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9,
     from molgan.checkpoint import export_model
     from molgan.sample import Sampler
 
-    beta = 0.5
-    trainer = Trainer(config(3, generator_ema=beta), qm9, tmp_path / "ema")
+    beta = 0.2  # the cap applies from step 2 on: (1 + 2) / (10 + 2) > 0.2
+    trainer = Trainer(config(4, generator_ema=beta), qm9, tmp_path / "ema")
     expected = {k: v.detach().clone() for k, v in trainer.generator.named_parameters()}
 
     def check(step, postfix):
@@ -457,7 +457,7 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9,
     trainer.fit(on_step=check)
     assert any(not torch.equal(x, y) for x, y in zip(trainer.generator_average.parameters(),
                                                       trainer.generator.parameters()))
-    plain = Trainer(config(3, generator_ema=0.0), qm9, tmp_path / "plain")
+    plain = Trainer(config(4, generator_ema=0.0), qm9, tmp_path / "plain")
     plain.fit()
     a, b = parameters(plain), parameters(trainer)
     for key in a:
