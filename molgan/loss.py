@@ -94,7 +94,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 pack: int = 1, epsilon: Tensor | None = None,
                 penalty_critic: CriticFn | None = None, grouped: bool = False,
                 fake_weights: Tensor | None = None,
-                functional_penalty: bool = False) -> CriticLoss:
+                functional_penalty: bool = False, drift: float = 0.0) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -116,6 +116,10 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     ``functional_penalty=True`` takes the penalty's input gradients with ``torch.func``, so
     that ``torch.compile`` can compile this whole function, penalty included (see
     :func:`gradient_norms`).
+
+    ``drift`` (:math:`\epsilon_{drift}`) adds :math:`\epsilon_{drift}\,\mathbb{E}[D(G)^2]`
+    over the real graphs (Karras et al. 2018): the WGAN objective only sees score
+    differences, so without it the scores' common level is free to wander far from zero.
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     if fused:
@@ -130,7 +134,10 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
         s_real.mean() - (s_fake * fake_weights.detach()).mean())
     penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon,
                                functional_penalty)
-    return CriticLoss(-objective + lambda_gp * penalty, wasserstein.detach(), penalty.detach())
+    loss = -objective + lambda_gp * penalty
+    if drift > 0:
+        loss = loss + drift * s_real.pow(2).mean()
+    return CriticLoss(loss, wasserstein.detach(), penalty.detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

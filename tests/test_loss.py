@@ -69,6 +69,25 @@ def test_loss_signs_reward_high_real_and_low_fake_scores():
     assert generator_loss(critic, real).item() == pytest.approx(-1.0)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_drift_term_adds_eps_times_the_mean_squared_real_score(fused):
+    """D = <w, .> linear: the drift term is eps * mean_b D(real_b)^2, by hand, and its
+    gradient pulls the real scores towards zero (the Wasserstein estimate is unchanged)."""
+    critic = LinearCritic()
+    real, fake = random_graphs(seed=4), random_graphs(seed=5)
+    epsilon = torch.rand(4, generator=torch.Generator().manual_seed(0))
+    plain = critic_loss(critic, real, fake, epsilon=epsilon, fused=fused)
+    drifted = critic_loss(critic, real, fake, epsilon=epsilon, fused=fused, drift=0.01)
+    scores = [(real.x[b] * critic.w_x).sum().item() + (real.adj[b] * critic.w_a).sum().item()
+              for b in range(4)]
+    by_hand = 0.01 * sum(s * s for s in scores) / 4
+    assert (drifted.loss - plain.loss).item() == pytest.approx(by_hand, rel=1e-5)
+    assert drifted.wasserstein.item() == pytest.approx(plain.wasserstein.item())
+    (drifted.loss - plain.loss).backward()  # d/dw_x of eps * mean D^2 = 2 eps mean D x
+    expected = 2 * 0.01 * sum(s * real.x[b] for b, s in enumerate(scores)) / 4
+    assert torch.allclose(critic.w_x.grad, expected, rtol=1e-4, atol=1e-7)
+
+
 def test_critic_loss_does_not_backpropagate_into_the_fake_batch():
     critic = LinearCritic()
     fake_x = torch.rand(4, 5, 3, requires_grad=True)
