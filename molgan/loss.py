@@ -87,6 +87,8 @@ class CriticLoss(NamedTuple):
     """``E[D(real)] - E[D(fake)]``: the critic's estimate of the Wasserstein distance."""
     gradient_penalty: Tensor
     """``E[(||grad||_2 - 1)^2]`` (before multiplying by lambda)."""
+    real_score: Tensor
+    """``E[D(real)]``: the level of the scores, which the loss leaves free but for ``drift``."""
 
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
@@ -137,7 +139,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     loss = -objective + lambda_gp * penalty
     if drift > 0:
         loss = loss + drift * s_real.pow(2).mean()
-    return CriticLoss(loss, wasserstein.detach(), penalty.detach())
+    return CriticLoss(loss, wasserstein.detach(), penalty.detach(), s_real.mean().detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

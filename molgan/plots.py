@@ -39,7 +39,8 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> Path
             ax.legend(loc="best", fontsize=8)
 
     panel(axes[0, 0], ("loss_d", "loss_g"), "losses")
-    panel(axes[0, 1], ("wasserstein",), "Wasserstein estimate E[D(real)] - E[D(fake)]")
+    panel(axes[0, 1], ("wasserstein", "real_score"),
+          "critic: E[D(real)] - E[D(fake)], and E[D(real)]")
     panel(axes[1, 0], ("gp",), "gradient penalty E[(||grad D|| - 1)^2]")
     panel(axes[1, 1], ("validity", "validity_connected", "uniqueness", "novelty"),
           "sample quality", ylim=(-0.02, 1.02))

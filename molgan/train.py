@@ -623,7 +623,7 @@ class Trainer:
                            drift=self.config.train.critic_drift)
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
-        """One critic update; returns detached ``(loss, wasserstein, gp)``."""
+        """One critic update; returns detached ``(loss, wasserstein, gp, mean real score)``."""
         real = self._real_batch()
         with torch.no_grad(), self._autocast():
             fake = self._with_draws(self._fake_batch(self._latents(), self.generator))
@@ -636,7 +636,8 @@ class Trainer:
         parts.loss.backward()
         self.opt_d.step()
         self._remember(real, fake)
-        return parts.loss.detach(), parts.wasserstein, parts.gradient_penalty
+        return (parts.loss.detach(), parts.wasserstein, parts.gradient_penalty,
+                parts.real_score)
 
     def _with_draws(self, fake: DenseGraph) -> DenseGraph:
         """``fake`` with its first ``critic_draws * B`` graphs (rounded down to whole packs)
@@ -1050,8 +1051,8 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid
-        sums = torch.zeros(8, device=self.device)
+        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, real score
+        sums = torch.zeros(9, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -1062,11 +1063,11 @@ class Trainer:
         with _StopFlag() as stop, metrics_cm as metrics_file:
             while self.step < self.total_steps:
                 for _ in range(tc.n_critic):
-                    loss_d, wasserstein, gp = self.critic_step()
+                    loss_d, wasserstein, gp, real_score = self.critic_step()
                 loss_g = self.generator_step()
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
-                                     self.last_repeated, self.last_drawn_valid])
+                                     self.last_repeated, self.last_drawn_valid, real_score])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -1084,6 +1085,7 @@ class Trainer:
                     now = time.perf_counter()
                     record = {"step": self.step, "loss_d": means[0], "loss_g": means[3],
                               "wasserstein": means[1], "gp": means[2],
+                              "real_score": means[8],
                               "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
                     if tc.temperature_end is not None:

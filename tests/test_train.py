@@ -128,8 +128,8 @@ def test_cli_train_on_qm9_writes_the_run_files(cache_dir, tmp_path, capsys):
         assert (out / name).is_file(), name
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 50
-    for key in ("loss_d", "loss_g", "wasserstein", "gp", "seconds", "validity", "uniqueness",
-                "novelty"):
+    for key in ("loss_d", "loss_g", "wasserstein", "gp", "real_score", "seconds", "validity",
+                "uniqueness", "novelty"):
         assert key in records[-1]
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 50
     # a second train into the same dir without --resume is refused in one line
@@ -194,6 +194,17 @@ def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp
         assert all(q.dtype == torch.float32 for q in t.critic.parameters())
     losses = {p: t.generator_step().item() for p, t in trainers.items()}
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2, abs=1e-3)
+
+
+def test_critic_drift_adds_the_mean_squared_real_score_to_the_critic_loss_only(qm9, tmp_path):
+    """Same seed, same batch: the drift only adds eps * E[D(real)^2] >= eps * E[D(real)]^2
+    (Jensen) to the critic's loss; the Wasserstein estimate, penalty and score are shared."""
+    trainers = {eps: Trainer(config(1, critic_drift=eps), qm9, tmp_path / str(eps))
+                for eps in (0.0, 0.5)}
+    parts = {eps: [v.item() for v in t.critic_step()] for eps, t in trainers.items()}
+    (loss0, w0, gp0, real0), (loss1, w1, gp1, real1) = parts[0.0], parts[0.5]
+    assert (w1, gp1, real1) == pytest.approx((w0, gp0, real0), rel=1e-6, abs=1e-7)
+    assert loss1 - loss0 >= 0.5 * real0 ** 2 - 1e-6 and loss1 - loss0 > 0
 
 
 def _inductor_compiles() -> bool:
