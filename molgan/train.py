@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 #: What the repeat memory remembers of each fake (TrainConfig.repeat_memory).
 REPEAT_MEMORIES = ("argmax", "drawn")
 PRECISIONS = ("fp32", "bf16")
+LR_DECAYS = ("none", "linear")
 MATCH_MOLECULES = 20_000
 """Training molecules whose descriptors give the descriptor-matching reward's frequencies."""
 
@@ -75,7 +76,8 @@ class TrainConfig:
                                                        "realism_valid_only": False,
                                                        "repeat_memory": "argmax",
                                                        "generator_ema": 0.0,
-                                                       "critic_drift": 0.0}
+                                                       "critic_drift": 0.0,
+                                                       "lr_decay": "none"}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -101,6 +103,11 @@ class TrainConfig:
     docs/benchmarks.md)."""
     lr_g: float | None = None
     """Generator learning rate (default: lr)."""
+    lr_decay: str = "none"
+    r"""none, or linear: both learning rates fall linearly to 0 over the run,
+    :math:`\eta_t = \eta\,(1 - t / T)` at generator step :math:`t` of :math:`T` (steps, or
+    the steps that epochs gives; Gulrajani et al. decay this way on CIFAR-10). With a
+    max_seconds budget, set steps to about what the budget allows."""
     lr_d: float | None = None
     """Critic learning rate (default: lr)."""
     beta1: float = 0.5
@@ -413,6 +420,8 @@ class Trainer:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {tc.precision!r}")
         if tc.decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {tc.decode!r}")
+        if tc.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {tc.lr_decay!r}")
         self.config = config
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
@@ -576,6 +585,23 @@ class Trainer:
         logits = generator(z)
         logits = DenseGraph(logits.x.float(), logits.adj.float())  # fp32 under bf16 autocast
         return relax(logits, tc.relax, self.temperature(), generator=self.noise)
+
+    def learning_rate_factor(self, step: int | None = None) -> float:
+        """The factor of both base learning rates for the updates after ``step`` done
+        generator steps (default: now): 1, or ``1 - step / total_steps`` with lr_decay
+        linear."""
+        step = self.step if step is None else step
+        if self.config.train.lr_decay == "none":
+            return 1.0
+        return max(0.0, 1.0 - step / self.total_steps)
+
+    def _set_learning_rates(self) -> None:
+        """Set both optimizers' learning rates for the next generator step's updates."""
+        tc = self.config.train
+        factor = self.learning_rate_factor()
+        for optimizer, base in ((self.opt_g, tc.lr_g or tc.lr), (self.opt_d, tc.lr_d or tc.lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
 
     def temperature(self, step: int | None = None) -> float:
         r"""Relaxation temperature after ``step`` generator steps (default: now):
@@ -1062,6 +1088,7 @@ class Trainer:
         metrics_cm = open(metrics_path, "a") if main else contextlib.nullcontext()
         with _StopFlag() as stop, metrics_cm as metrics_file:
             while self.step < self.total_steps:
+                self._set_learning_rates()
                 for _ in range(tc.n_critic):
                     loss_d, wasserstein, gp, real_score = self.critic_step()
                 loss_g = self.generator_step()

@@ -495,6 +495,38 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9,
         assert torch.equal(x, y)
 
 
+def test_linear_lr_decay_sets_both_rates_per_step_and_resumes_exactly(qm9, tmp_path):
+    """lr_decay linear: the updates of generator step t (0-based) of T use lr (1 - t / T), for
+    the generator's and the critic's own base rates; a run resumed from its step-3
+    checkpoint ends with the weights of the uninterrupted run."""
+    import shutil
+
+    run = config(6, lr_decay="linear", lr=3e-4, lr_d=1e-4, ckpt_every=3)
+    straight = Trainer(run, qm9, tmp_path / "straight")
+    seen = []
+
+    def record(step, postfix):
+        seen.append((straight.opt_g.param_groups[0]["lr"], straight.opt_d.param_groups[0]["lr"]))
+        if step == 3:
+            shutil.copytree(tmp_path / "straight", tmp_path / "at3")
+
+    straight.fit(on_step=record)
+    expected = [(3e-4 * (1 - t / 6), 1e-4 * (1 - t / 6)) for t in range(6)]
+    assert [r for pair in seen for r in pair] == pytest.approx(
+        [r for pair in expected for r in pair], rel=1e-12)
+    resumed = Trainer(run, qm9, tmp_path / "at3")
+    resumed.resume()
+    assert resumed.step == 3
+    resumed.fit()
+    a, b = parameters(straight), parameters(resumed)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    constant = Trainer(config(2), qm9, tmp_path / "constant")
+    assert [constant.learning_rate_factor(t) for t in (0, 1)] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="lr_decay"):
+        Trainer(config(1, lr_decay="cosine"), qm9, tmp_path / "bad")
+
+
 def test_critic_draws_show_the_critic_the_sampled_graphs(qm9, tmp_path):
     """critic_draws q: the first q * B fakes of a critic batch become the one-hot graphs the
     RL term would draw from them (same noise stream); the rest stay relaxed."""
