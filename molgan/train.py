@@ -103,13 +103,13 @@ class TrainConfig:
     docs/benchmarks.md)."""
     lr_g: float | None = None
     """Generator learning rate (default: lr)."""
+    lr_d: float | None = None
+    """Critic learning rate (default: lr)."""
     lr_decay: str = "none"
     r"""none, or linear: both learning rates fall linearly to 0 over the run,
     :math:`\eta_t = \eta\,(1 - t / T)` at generator step :math:`t` of :math:`T` (steps, or
     the steps that epochs gives; Gulrajani et al. decay this way on CIFAR-10). With a
     max_seconds budget, set steps to about what the budget allows."""
-    lr_d: float | None = None
-    """Critic learning rate (default: lr)."""
     beta1: float = 0.5
     """Adam beta1 (Gulrajani et al.)."""
     beta2: float = 0.9
