@@ -131,15 +131,16 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
         s_real, s_fake = scores.split(b // pack)
     else:
         s_real, s_fake = critic(*real), critic(*fake)
-    wasserstein = s_real.mean() - s_fake.mean()
+    real_score = s_real.mean()
+    wasserstein = real_score - s_fake.mean()
     objective = wasserstein if fake_weights is None else (
-        s_real.mean() - (s_fake * fake_weights.detach()).mean())
+        real_score - (s_fake * fake_weights.detach()).mean())
     penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon,
                                functional_penalty)
     loss = -objective + lambda_gp * penalty
     if drift > 0:
         loss = loss + drift * s_real.pow(2).mean()
-    return CriticLoss(loss, wasserstein.detach(), penalty.detach(), s_real.mean().detach())
+    return CriticLoss(loss, wasserstein.detach(), penalty.detach(), real_score.detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

@@ -596,8 +596,11 @@ class Trainer:
         return max(0.0, 1.0 - step / self.total_steps)
 
     def _set_learning_rates(self) -> None:
-        """Set both optimizers' learning rates for the next generator step's updates."""
+        """Set both optimizers' learning rates for the next generator step's updates (nothing
+        to do without lr_decay: the optimizers keep the rates they were built with)."""
         tc = self.config.train
+        if tc.lr_decay == "none":
+            return
         factor = self.learning_rate_factor()
         for optimizer, base in ((self.opt_g, tc.lr_g or tc.lr), (self.opt_d, tc.lr_d or tc.lr)):
             for group in optimizer.param_groups:
