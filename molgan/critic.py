@@ -123,7 +123,7 @@ class Critic(nn.Module):
         if config.pack < 1:
             raise ValueError(f"pack must be >= 1, got {config.pack}")
         mlp: list[nn.Module] = []
-        width = (config.critic_agg + self._num_batch_features()
+        width = (config.critic_agg + self.num_batch_features
                  + self._num_bank_features()) * config.pack
         for hidden in config.critic_mlp:
             mlp += [nn.Linear(width, hidden), nn.Tanh()]
@@ -159,7 +159,10 @@ class Critic(nn.Module):
                 if isinstance(module, nn.Linear):
                     nn.utils.parametrizations.spectral_norm(module)
 
-    def _num_batch_features(self) -> int:
+    @property
+    def num_batch_features(self) -> int:
+        """Features a minibatch-distance critic appends to each representation from the other
+        graphs of its batch (0 without minibatch_distance): the size of ``feature_probe``."""
         if not self.config.minibatch_distance:
             return 0
         return max(1, self.config.minibatch_kernels)
@@ -282,20 +285,26 @@ class Critic(nn.Module):
         return self.aggregate(torch.cat([h, x], dim=-1) * weight, node_weight)
 
     def forward(self, x: Tensor, adj: Tensor, groups: int = 1,
-                roles: Sequence[str] | None = None) -> Tensor:
+                roles: Sequence[str] | None = None,
+                feature_probe: Tensor | None = None) -> Tensor:
         """Scores ``[B / pack]`` of graphs ``x [B, N, T]``, ``adj [B, N, N, Y]`` (one-hot or
         relaxed). With ``pack > 1`` (PacGAN), consecutive groups of ``pack`` graphs get one
         joint score: their representations are concatenated before the MLP. ``groups``: the
         batch is that many equal batches side by side (real and fake in one call): a
         minibatch feature compares each graph only with its own batch. ``roles`` (one of
         ``'real'``, ``'fake'`` per group; needed with ``minibatch_bank``): which bank each
-        group is compared with."""
+        group is compared with. ``feature_probe [B, num_batch_features]`` (zeros) is added to
+        the batch features, so that the gradient of the scores with respect to it is their
+        gradient with respect to those features (see loss.gradient_norms)."""
         if self.config.minibatch_bank > 0 and (roles is None or len(roles) != groups):
             raise ValueError(f"a critic with a bank needs one role per group, got {roles!r}")
         h = self._embed_dense(x, adj)
         if h.shape[0] % groups:
             raise ValueError(f"batch of {h.shape[0]} graphs cannot form {groups} groups")
-        parts = [self._with_batch_feature(part) for part in h.chunk(groups)]
+        probes = (feature_probe.chunk(groups) if feature_probe is not None
+                  else (None,) * groups)
+        parts = [self._with_batch_feature(part, probe)
+                 for part, probe in zip(h.chunk(groups), probes)]
         if self.config.minibatch_bank > 0:
             parts = [torch.cat([part, self._bank_feature(self._kernel_space(own),
                                                          self._filled_bank(role)).to(part.dtype)],
@@ -327,15 +336,18 @@ class Critic(nn.Module):
             h = torch.cat(features, dim=1)
         return self.mlp(h.repeat(1, self.config.pack)).squeeze(-1)
 
-    def _with_batch_feature(self, h: Tensor) -> Tensor:
+    def _with_batch_feature(self, h: Tensor, probe: Tensor | None = None) -> Tensor:
         r"""With ``minibatch_distance``: append :math:`d_i = \frac{1}{B-1} \sum_{j \ne i}
         \overline{|h_i - \mathrm{sg}(h_j)|}` to each representation (with kernels, the mean
         of each kernel over the others, see :meth:`_similarities`, or their max with ``minibatch_reduce='max'``; beyond ``minibatch_others + 1``
         graphs, within near-equal blocks of consecutive graphs). A collapsed batch has
         :math:`d \approx 0`, which the critic can learn to penalize; the other graphs enter
         only as constants (stop-gradient), so the gradient penalty stays per sample. Training
-        scores depend on the batch; :meth:`score_dense` uses a fixed reference set instead."""
+        scores depend on the batch; :meth:`score_dense` uses a fixed reference set instead.
+        ``probe [B, F]`` (or None) is added to the features (see :meth:`forward`)."""
         if not self.config.minibatch_distance:
+            if probe is not None:
+                raise ValueError("feature_probe needs a minibatch-distance critic")
             return h
         b = h.shape[0]
         m, m_others = self._kernel_space(h), self._kernel_space(h.detach())
@@ -343,12 +355,14 @@ class Critic(nn.Module):
         blocks = -(-b // (self.config.minibatch_others + 1))
         feature = torch.cat([self._block_feature(part, part_others) for part, part_others
                              in zip(m.tensor_split(blocks), m_others.tensor_split(blocks))])
+        if probe is not None:
+            feature = feature + probe.to(feature.dtype)
         return torch.cat([h, feature.to(h.dtype)], dim=1)
 
     def _block_feature(self, m: Tensor, m_others: Tensor) -> Tensor:
         """``[b, F]``: each graph's comparison with the other graphs of its block."""
         if m.shape[0] < 2:
-            return m.new_zeros(m.shape[0], self._num_batch_features())
+            return m.new_zeros(m.shape[0], self.num_batch_features)
         return self._compare_with_others(m, m_others, exclude_self=True)
 
     # ---- pipeline use ----------------------------------------------------------------------

@@ -35,7 +35,7 @@ def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGra
 
 
 def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
-                   functional: bool = False) -> Tensor:
+                   functional: bool = False, feature_probe: int = 0) -> Tensor:
     r"""Per-score :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B / pack]``,
     differentiable; with ``pack > 1`` the norm covers all graphs of a pack.
 
@@ -43,38 +43,54 @@ def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
     ``functional=True`` from ``torch.func.grad``: the same values, and the form that
     ``torch.compile`` can trace into one graph whose backward is then the penalty's double
     backward (it cannot compile ``autograd.grad``).
+
+    ``feature_probe = F > 0``: the critic's ``F`` batch features count as inputs too. The
+    critic is called as ``critic(x, adj, feature_probe=p)`` with ``p = 0 [B, F]`` added to its
+    batch features, and each norm also covers :math:`\partial D / \partial p`, the score's
+    gradient with respect to the features themselves. Without it, a minibatch feature reaches
+    the norm only through the one graph it belongs to: the other graphs are constants, so a
+    critic can score a batch steeply by its spread (a property of all graphs together) while
+    every single graph's gradient stays small.
     """
     if functional:
-        def total_score(x: Tensor, adj: Tensor) -> Tensor:
-            return critic(x, adj).sum()
+        def total_score(x: Tensor, adj: Tensor, *probe: Tensor) -> Tensor:
+            options = {"feature_probe": probe[0]} if probe else {}
+            return critic(x, adj, **options).sum()
 
-        grad_x, grad_adj = torch.func.grad(total_score, argnums=(0, 1))(graph.x.detach(),
-                                                                        graph.adj.detach())
+        inputs = [graph.x.detach(), graph.adj.detach()]
+        if feature_probe:
+            inputs.append(graph.x.new_zeros(graph.x.shape[0], feature_probe))
+        grads = torch.func.grad(total_score, argnums=tuple(range(len(inputs))))(*inputs)
     else:
-        x = graph.x.detach().requires_grad_(True)
-        adj = graph.adj.detach().requires_grad_(True)
-        scores = critic(x, adj)
-        grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
+        inputs = [graph.x.detach().requires_grad_(True), graph.adj.detach().requires_grad_(True)]
+        options = {}
+        if feature_probe:
+            inputs.append(graph.x.new_zeros(graph.x.shape[0], feature_probe, requires_grad=True))
+            options["feature_probe"] = inputs[-1]
+        scores = critic(inputs[0], inputs[1], **options)
+        grads = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
     groups = graph.x.shape[0] // pack
-    squared = (grad_x.reshape(groups, -1).pow(2).sum(1)
-               + grad_adj.reshape(groups, -1).pow(2).sum(1))
+    squared = sum(grad.reshape(groups, -1).pow(2).sum(1) for grad in grads)
     return torch.sqrt(squared + 1e-12)
 
 
 def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
                      generator: torch.Generator | None = None, pack: int = 1,
-                     epsilon: Tensor | None = None, functional: bool = False) -> Tensor:
+                     epsilon: Tensor | None = None, functional: bool = False,
+                     feature_probe: int = 0) -> Tensor:
     r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
 
     ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
     ``generator`` and shared by ``x`` and ``adj`` of each sample (with PacGAN packing, one
     epsilon per pack of ``pack`` consecutive graphs, and one norm per pack). A given
-    ``epsilon [B]`` is used instead of drawing one. ``functional``: see :func:`gradient_norms`.
+    ``epsilon [B]`` is used instead of drawing one. ``functional`` and ``feature_probe``: see
+    :func:`gradient_norms`.
     """
     if epsilon is None:
         epsilon = torch.rand(real.x.shape[0] // pack, generator=generator,
                              device=real.x.device, dtype=real.x.dtype).repeat_interleave(pack)
-    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack, functional)
+    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack, functional,
+                           feature_probe)
     return (norms - 1.0).pow(2).mean()
 
 
@@ -96,7 +112,8 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 pack: int = 1, epsilon: Tensor | None = None,
                 penalty_critic: CriticFn | None = None, grouped: bool = False,
                 fake_weights: Tensor | None = None,
-                functional_penalty: bool = False, drift: float = 0.0) -> CriticLoss:
+                functional_penalty: bool = False, drift: float = 0.0,
+                feature_probe: int = 0) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -122,6 +139,9 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     ``drift`` (:math:`\epsilon_{drift}`) adds :math:`\epsilon_{drift}\,\mathbb{E}[D(G)^2]`
     over the real graphs (Karras et al. 2018): the WGAN objective only sees score
     differences, so without it the scores' common level is free to wander far from zero.
+
+    ``feature_probe``: the penalty's norms also cover the critic's batch features (see
+    :func:`gradient_norms`).
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     if fused:
@@ -136,7 +156,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     objective = wasserstein if fake_weights is None else (
         real_score - (s_fake * fake_weights.detach()).mean())
     penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon,
-                               functional_penalty)
+                               functional_penalty, feature_probe)
     loss = -objective + lambda_gp * penalty
     if drift > 0:
         loss = loss + drift * s_real.pow(2).mean()

@@ -77,7 +77,8 @@ class TrainConfig:
                                                        "repeat_memory": "argmax",
                                                        "generator_ema": 0.0,
                                                        "critic_drift": 0.0,
-                                                       "lr_decay": "none"}
+                                                       "lr_decay": "none",
+                                                       "penalty_features": False}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -93,6 +94,11 @@ class TrainConfig:
     docs/benchmarks.md)."""
     lambda_gp: float = 10.0
     """Gradient-penalty weight lambda."""
+    penalty_features: bool = False
+    """With a minibatch-distance critic: the gradient penalty's norm also covers the critic's
+    batch features, taken as inputs (loss.gradient_norms), so that the critic must be
+    1-Lipschitz in them too. Without it they reach the penalty only through their own graph,
+    and a critic can separate real from fake batches by their spread alone."""
     critic_drift: float = 0.0
     r"""Weight :math:`\epsilon` of a drift penalty :math:`\epsilon\,\mathbb{E}[D(x)^2]` on the
     critic's scores of real graphs (Karras et al. 2018 use 0.001): it keeps the scores near
@@ -422,6 +428,11 @@ class Trainer:
             raise ValueError(f"decode must be one of {DECODINGS}, got {tc.decode!r}")
         if tc.lr_decay not in LR_DECAYS:
             raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {tc.lr_decay!r}")
+        for name in ("log_every", "eval_every", "ckpt_every"):
+            if getattr(tc, name) < 1:
+                raise ValueError(f"{name} must be at least 1 step, got {getattr(tc, name)}")
+        if tc.penalty_features and not config.critic.minibatch_distance:
+            raise ValueError("penalty_features needs a critic with minibatch_distance")
         self.config = config
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
@@ -627,7 +638,8 @@ class Trainer:
         """``network``'s scores as fp32 (bf16 under autocast), for losses and norms;
         ``roles`` of the groups scored (``'real'``/``'fake'``) for a critic with a bank."""
         options = {"roles": roles} if self.config.critic.minibatch_bank > 0 else {}
-        return lambda x, adj, *groups: network(x, adj, *groups, **options).float()
+        return lambda x, adj, *groups, **extra: network(x, adj, *groups, **options,
+                                                        **extra).float()
 
     def _remember(self, real: DenseGraph, fake: DenseGraph) -> None:
         """Push this critic step's real and fake representations into the critic's banks
@@ -649,7 +661,9 @@ class Trainer:
                            penalty_critic=self._fp32_scores(self.critic, ("fake",)),
                            grouped=self.config.critic.minibatch_distance,
                            fake_weights=fake_weights, functional_penalty=functional_penalty,
-                           drift=self.config.train.critic_drift)
+                           drift=self.config.train.critic_drift,
+                           feature_probe=(self.critic.num_batch_features
+                                          if self.config.train.penalty_features else 0))
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
         """One critic update; returns detached ``(loss, wasserstein, gp, mean real score)``."""

@@ -207,6 +207,29 @@ def test_critic_drift_adds_the_mean_squared_real_score_to_the_critic_loss_only(q
     assert loss1 - loss0 >= 0.5 * real0 ** 2 - 1e-6 and loss1 - loss0 > 0
 
 
+def test_penalty_features_enlarge_the_penalty_of_a_minibatch_critic_and_need_one(qm9, tmp_path):
+    """Same seed, same batch: with penalty_features the norms also cover the batch features,
+    so the penalty differs while the scores do not; without minibatch_distance it is refused."""
+    from molgan.critic import CriticConfig
+
+    trainers = {on: Trainer(config(1, penalty_features=on), qm9, tmp_path / str(on))
+                for on in (False, True)}
+    (_, w0, gp0, real0), (_, w1, gp1, real1) = ([v.item() for v in t.critic_step()]
+                                                for t in trainers.values())
+    assert (w1, real1) == pytest.approx((w0, real0), rel=1e-6, abs=1e-7)
+    assert gp1 != pytest.approx(gp0, rel=1e-4)
+    plain = RunConfig(TrainConfig(steps=1, penalty_features=True),
+                      critic=CriticConfig(minibatch_distance=False))
+    with pytest.raises(ValueError, match="penalty_features needs"):
+        Trainer(plain, qm9, tmp_path / "plain")
+
+
+@pytest.mark.parametrize("name", ["log_every", "eval_every", "ckpt_every"])
+def test_intervals_below_one_step_are_refused_with_their_name(qm9, tmp_path, name):
+    with pytest.raises(ValueError, match=f"{name} must be at least 1"):
+        Trainer(config(1, **{name: 0}), qm9, tmp_path)
+
+
 def _inductor_compiles() -> bool:
     """Whether torch.compile's default backend builds code here (it needs a C++ compiler)."""
     try:
