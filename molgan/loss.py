@@ -35,7 +35,7 @@ def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGra
 
 
 def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
-                   functional: bool = False, feature_probe: int = 0) -> Tensor:
+                   functional: bool = False) -> Tensor:
     r"""Per-score :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B / pack]``,
     differentiable; with ``pack > 1`` the norm covers all graphs of a pack.
 
@@ -43,55 +43,67 @@ def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
     ``functional=True`` from ``torch.func.grad``: the same values, and the form that
     ``torch.compile`` can trace into one graph whose backward is then the penalty's double
     backward (it cannot compile ``autograd.grad``).
-
-    ``feature_probe = F > 0``: the critic's ``F`` batch features count as inputs too. The
-    critic is called as ``critic(x, adj, feature_probe=p)`` with ``p = 0 [B, F]`` added to its
-    batch features, and each norm also covers :math:`\partial D / \partial p`, the score's
-    gradient with respect to the features themselves. Without it, a minibatch feature reaches
-    the norm only through the one graph it belongs to: the other graphs are constants, so a
-    critic can score a batch steeply by its spread (a property of all graphs together) while
-    every single graph's gradient stays small.
     """
     if functional:
-        def total_score(x: Tensor, adj: Tensor, *probe: Tensor) -> Tensor:
-            options = {"feature_probe": probe[0]} if probe else {}
-            return critic(x, adj, **options).sum()
+        def total_score(x: Tensor, adj: Tensor) -> Tensor:
+            return critic(x, adj).sum()
 
-        inputs = [graph.x.detach(), graph.adj.detach()]
-        if feature_probe:
-            inputs.append(graph.x.new_zeros(graph.x.shape[0], feature_probe))
-        grads = torch.func.grad(total_score, argnums=tuple(range(len(inputs))))(*inputs)
+        grad_x, grad_adj = torch.func.grad(total_score, argnums=(0, 1))(graph.x.detach(),
+                                                                        graph.adj.detach())
     else:
-        inputs = [graph.x.detach().requires_grad_(True), graph.adj.detach().requires_grad_(True)]
-        options = {}
-        if feature_probe:
-            inputs.append(graph.x.new_zeros(graph.x.shape[0], feature_probe, requires_grad=True))
-            options["feature_probe"] = inputs[-1]
-        scores = critic(inputs[0], inputs[1], **options)
-        grads = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+        x = graph.x.detach().requires_grad_(True)
+        adj = graph.adj.detach().requires_grad_(True)
+        scores = critic(x, adj)
+        grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
     groups = graph.x.shape[0] // pack
-    squared = sum(grad.reshape(groups, -1).pow(2).sum(1) for grad in grads)
+    squared = (grad_x.reshape(groups, -1).pow(2).sum(1)
+               + grad_adj.reshape(groups, -1).pow(2).sum(1))
     return torch.sqrt(squared + 1e-12)
 
 
 def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
                      generator: torch.Generator | None = None, pack: int = 1,
-                     epsilon: Tensor | None = None, functional: bool = False,
-                     feature_probe: int = 0) -> Tensor:
+                     epsilon: Tensor | None = None, functional: bool = False) -> Tensor:
     r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
 
     ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
     ``generator`` and shared by ``x`` and ``adj`` of each sample (with PacGAN packing, one
     epsilon per pack of ``pack`` consecutive graphs, and one norm per pack). A given
-    ``epsilon [B]`` is used instead of drawing one. ``functional`` and ``feature_probe``: see
-    :func:`gradient_norms`.
+    ``epsilon [B]`` is used instead of drawing one. ``functional``: see :func:`gradient_norms`.
     """
     if epsilon is None:
         epsilon = torch.rand(real.x.shape[0] // pack, generator=generator,
                              device=real.x.device, dtype=real.x.dtype).repeat_interleave(pack)
-    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack, functional,
-                           feature_probe)
+    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack, functional)
     return (norms - 1.0).pow(2).mean()
+
+
+def scores_and_feature_gradient_norms(critic: CriticFn, x: Tensor, adj: Tensor,
+                                     num_features: int, *groups: int, pack: int = 1,
+                                     functional: bool = False) -> tuple[Tensor, Tensor]:
+    r"""Scores ``[B / pack]`` of ``x [B, N, T]``, ``adj [B, N, N, Y]`` and, per score,
+    :math:`\lVert \partial D / \partial f \rVert_2` ``[B / pack]`` (differentiable): the
+    gradient of the score with respect to the ``num_features`` batch features ``f`` of its
+    graphs (``Critic.num_batch_features``; over all graphs of a pack with ``pack > 1``).
+
+    The critic is called as ``critic(x, adj, *groups, feature_probe=p)`` with ``p = 0
+    [B, F]`` added to its batch features, and the gradient taken with respect to ``p``: a
+    backward through the critic's output MLP only. ``functional``: with ``torch.func`` (the
+    form ``torch.compile`` traces), as in :func:`gradient_norms`.
+    """
+    probe = x.new_zeros(x.shape[0], num_features)
+    if functional:
+        def total_score(p: Tensor) -> tuple[Tensor, Tensor]:
+            scores = critic(x, adj, *groups, feature_probe=p)
+            return scores.sum(), scores
+
+        grad, scores = torch.func.grad(total_score, has_aux=True)(probe)
+    else:
+        probe.requires_grad_(True)
+        scores = critic(x, adj, *groups, feature_probe=probe)
+        (grad,) = torch.autograd.grad(scores.sum(), probe, create_graph=True)
+    squared = grad.reshape(scores.shape[0], -1).pow(2).sum(1)
+    return scores, torch.sqrt(squared + 1e-12)
 
 
 class CriticLoss(NamedTuple):
@@ -105,6 +117,8 @@ class CriticLoss(NamedTuple):
     """``E[(||grad||_2 - 1)^2]`` (before multiplying by lambda)."""
     real_score: Tensor
     """``E[D(real)]``: the level of the scores, which the loss leaves free but for ``drift``."""
+    feature_penalty: Tensor
+    """``E[max(0, ||dD/df|| - 1)^2]`` over the real and fake scores (0 when not computed)."""
 
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
@@ -113,7 +127,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 penalty_critic: CriticFn | None = None, grouped: bool = False,
                 fake_weights: Tensor | None = None,
                 functional_penalty: bool = False, drift: float = 0.0,
-                feature_probe: int = 0) -> CriticLoss:
+                feature_penalty: float = 0.0, num_features: int = 0) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -140,27 +154,45 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     over the real graphs (Karras et al. 2018): the WGAN objective only sees score
     differences, so without it the scores' common level is free to wander far from zero.
 
-    ``feature_probe``: the penalty's norms also cover the critic's batch features (see
-    :func:`gradient_norms`).
+    ``feature_penalty`` (:math:`\mu`, with a critic of ``num_features`` batch features) adds
+    :math:`\mu\,\mathbb{E}[\max(0, \lVert \partial D / \partial f \rVert_2 - 1)^2]` over
+    the real and the fake scores themselves (:func:`scores_and_feature_gradient_norms`):
+    the gradient penalty, taken at interpolates, does not bound how steeply the critic
+    scores the real and fake batches by their batch features.
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
+    feature_norms: list[Tensor] = []
+
+    def score(x: Tensor, adj: Tensor, *groups: int) -> Tensor:
+        if feature_penalty <= 0:
+            return critic(x, adj, *groups)
+        scores, norms = scores_and_feature_gradient_norms(
+            critic, x, adj, num_features, *groups, pack=pack, functional=functional_penalty)
+        feature_norms.append(norms)
+        return scores
+
     if fused:
         b = real.x.shape[0]
         both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
-        scores = critic(*both, 2) if grouped else critic(*both)
+        scores = score(*both, 2) if grouped else score(*both)
         s_real, s_fake = scores.split(b // pack)
     else:
-        s_real, s_fake = critic(*real), critic(*fake)
+        s_real, s_fake = score(*real), score(*fake)
     real_score = s_real.mean()
     wasserstein = real_score - s_fake.mean()
     objective = wasserstein if fake_weights is None else (
         real_score - (s_fake * fake_weights.detach()).mean())
     penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon,
-                               functional_penalty, feature_probe)
+                               functional_penalty)
     loss = -objective + lambda_gp * penalty
     if drift > 0:
         loss = loss + drift * s_real.pow(2).mean()
-    return CriticLoss(loss, wasserstein.detach(), penalty.detach(), real_score.detach())
+    steepness = penalty.new_zeros(())
+    if feature_norms:
+        steepness = (torch.cat(feature_norms) - 1.0).clamp(min=0).pow(2).mean()
+        loss = loss + feature_penalty * steepness
+    return CriticLoss(loss, wasserstein.detach(), penalty.detach(), real_score.detach(),
+                      steepness.detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

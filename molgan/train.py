@@ -78,7 +78,7 @@ class TrainConfig:
                                                        "generator_ema": 0.0,
                                                        "critic_drift": 0.0,
                                                        "lr_decay": "none",
-                                                       "penalty_features": False}
+                                                       "feature_penalty": 0.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -94,11 +94,14 @@ class TrainConfig:
     docs/benchmarks.md)."""
     lambda_gp: float = 10.0
     """Gradient-penalty weight lambda."""
-    penalty_features: bool = False
-    """With a minibatch-distance critic: the gradient penalty's norm also covers the critic's
-    batch features, taken as inputs (loss.gradient_norms), so that the critic must be
-    1-Lipschitz in them too. Without it they reach the penalty only through their own graph,
-    and a critic can separate real from fake batches by their spread alone."""
+    feature_penalty: float = 0.0
+    r"""Weight :math:`\mu` of a one-sided penalty
+    :math:`\mu\,\mathbb{E}[\max(0, \lVert \partial D / \partial f \rVert_2 - 1)^2]` on
+    the gradient of each real and fake graph's score with respect to its batch features
+    :math:`f` (a minibatch-distance critic; loss.critic_loss). The gradient penalty, taken at
+    interpolates, leaves the critic free to be steep at the real and fake batches themselves,
+    where unstable runs' critics were measured 100-1,000 times steeper (docs/benchmarks.md,
+    stop 25). 0 = off."""
     critic_drift: float = 0.0
     r"""Weight :math:`\epsilon` of a drift penalty :math:`\epsilon\,\mathbb{E}[D(x)^2]` on the
     critic's scores of real graphs (Karras et al. 2018 use 0.001): it keeps the scores near
@@ -431,8 +434,10 @@ class Trainer:
         for name in ("log_every", "eval_every", "ckpt_every"):
             if getattr(tc, name) < 1:
                 raise ValueError(f"{name} must be at least 1 step, got {getattr(tc, name)}")
-        if tc.penalty_features and not config.critic.minibatch_distance:
-            raise ValueError("penalty_features needs a critic with minibatch_distance")
+        if tc.feature_penalty < 0:
+            raise ValueError(f"feature_penalty must be >= 0, got {tc.feature_penalty}")
+        if tc.feature_penalty > 0 and not config.critic.minibatch_distance:
+            raise ValueError("feature_penalty needs a critic with minibatch_distance")
         self.config = config
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
@@ -662,11 +667,12 @@ class Trainer:
                            grouped=self.config.critic.minibatch_distance,
                            fake_weights=fake_weights, functional_penalty=functional_penalty,
                            drift=self.config.train.critic_drift,
-                           feature_probe=(self.critic.num_batch_features
-                                          if self.config.train.penalty_features else 0))
+                           feature_penalty=self.config.train.feature_penalty,
+                           num_features=self.critic.num_batch_features)
 
     def critic_step(self) -> tuple[torch.Tensor, ...]:
-        """One critic update; returns detached ``(loss, wasserstein, gp, mean real score)``."""
+        """One critic update; returns detached ``(loss, wasserstein, gp, mean real score,
+        feature penalty)`` (the last 0 without feature_penalty)."""
         real = self._real_batch()
         with torch.no_grad(), self._autocast():
             fake = self._with_draws(self._fake_batch(self._latents(), self.generator))
@@ -680,7 +686,7 @@ class Trainer:
         self.opt_d.step()
         self._remember(real, fake)
         return (parts.loss.detach(), parts.wasserstein, parts.gradient_penalty,
-                parts.real_score)
+                parts.real_score, parts.feature_penalty)
 
     def _with_draws(self, fake: DenseGraph) -> DenseGraph:
         """``fake`` with its first ``critic_draws * B`` graphs (rounded down to whole packs)
@@ -1095,7 +1101,7 @@ class Trainer:
         self.generator.train()
         self.critic.train()
         # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, real score
-        sums = torch.zeros(9, device=self.device)
+        sums = torch.zeros(10, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -1107,11 +1113,12 @@ class Trainer:
             while self.step < self.total_steps:
                 self._set_learning_rates()
                 for _ in range(tc.n_critic):
-                    loss_d, wasserstein, gp, real_score = self.critic_step()
+                    loss_d, wasserstein, gp, real_score, feature_gp = self.critic_step()
                 loss_g = self.generator_step()
                 self.step += 1
                 sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
-                                     self.last_repeated, self.last_drawn_valid, real_score])
+                                     self.last_repeated, self.last_drawn_valid, real_score,
+                                     feature_gp])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -1132,6 +1139,8 @@ class Trainer:
                               "real_score": means[8],
                               "seconds": round(self.elapsed_before + now - start, 3),
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
+                    if tc.feature_penalty > 0:
+                        record["feature_gp"] = means[9]
                     if tc.temperature_end is not None:
                         record["temperature"] = round(self.temperature(), 6)
                     if self.repeats is not None:

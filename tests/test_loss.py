@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import (critic_loss, generator_loss, gradient_norms, gradient_penalty,
-                         interpolate)
+from molgan.loss import (critic_loss, generator_loss, gradient_penalty, interpolate,
+                         scores_and_feature_gradient_norms)
 
 
 def random_graphs(b=4, n=5, t=3, y=4, seed=0):
@@ -140,57 +140,66 @@ def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_fea
 
 
 @pytest.mark.parametrize("functional", [False, True])
-def test_feature_probe_adds_the_gradient_with_respect_to_the_batch_features_by_hand(functional):
-    """D_i = 2 sum(x_i) + 3 sum_k (f_ik + p_ik) with F = 2 batch features f_ik = mean_j
-    sum(x_j) of the detached batch (the others are constants, as in the critic). Without the
-    probe each norm is sqrt(4 N T) (2 per element of x; f has no gradient); with it,
-    sqrt(4 N T + 9 F)."""
+def test_feature_gradient_norms_by_hand_and_the_one_sided_term(functional):
+    """D_i = 2 sum(x_i) + c_i sum_k (f_k + p_ik) with F = 3 features f = mean_j sum(x_j)
+    of the detached batch: dD_i/dp_i = c_i (1, 1, 1), norm sqrt(3) |c_i|. The critic loss
+    adds mu * mean over real and fake of max(0, norm - 1)^2."""
+    c = torch.tensor([0.1, 0.5, 1.0, 2.0])
+
     def critic(x, adj, feature_probe=None):
-        f = x.detach().sum((1, 2)).mean().expand(x.shape[0], 2)
+        f = x.detach().sum((1, 2)).mean().expand(x.shape[0], 3)
         if feature_probe is not None:
             f = f + feature_probe
-        return 2 * x.sum((1, 2)) + 0 * adj.sum((1, 2, 3)) + 3 * f.sum(1)
+        return 2 * x.sum((1, 2)) + 0 * adj.sum((1, 2, 3)) + c[: x.shape[0]] * f.sum(1)
 
     graph = random_graphs(b=4, n=5, t=3, seed=4)
-    plain = gradient_norms(critic, graph, functional=functional)
-    probed = gradient_norms(critic, graph, functional=functional, feature_probe=2)
-    torch.testing.assert_close(plain, torch.full((4,), math.sqrt(4 * 5 * 3)))
-    torch.testing.assert_close(probed, torch.full((4,), math.sqrt(4 * 5 * 3 + 9 * 2)))
+    scores, norms = scores_and_feature_gradient_norms(critic, graph.x, graph.adj, 3,
+                                                      functional=functional)
+    torch.testing.assert_close(scores, critic(graph.x, graph.adj))
+    torch.testing.assert_close(norms, math.sqrt(3) * c)
+    real, fake = random_graphs(b=4, seed=6), random_graphs(b=4, seed=7)
+    args = (critic, real, fake, 10.0, torch.Generator().manual_seed(0))
+    plain = critic_loss(*args, fused=False, functional_penalty=functional)
+    mu = 5.0
+    steep = critic_loss(*args, fused=False, functional_penalty=functional,
+                        feature_penalty=mu, num_features=3)
+    expected = (math.sqrt(3) * c - 1).clamp(min=0).pow(2).mean()  # same for real and fake
+    torch.testing.assert_close(steep.feature_penalty, expected)
+    torch.testing.assert_close(steep.loss, plain.loss + mu * expected)
+    assert plain.feature_penalty.item() == 0
 
 
-def test_feature_probe_norm_adds_the_mlp_gradient_of_the_real_critics_batch_features():
-    """For the minibatch-kernel critic: norm^2 with the probe = norm^2 without it + the
-    squared gradient of each score with respect to its own batch features, taken
-    independently through the critic's MLP."""
+def test_feature_gradient_norms_of_the_real_critic_match_its_mlp_gradient():
+    """For the minibatch-kernel critic: the norms are the gradient of each score with
+    respect to its batch features, taken independently through the critic's output MLP."""
     from molgan.critic import Critic, CriticConfig
     from molgan.vocab import Vocab
 
     torch.manual_seed(0)
-    critic = Critic(CriticConfig(minibatch_kernels=4), Vocab.from_symbols(["C", "N"],
-                                                                         max_atoms=5)).double()
+    vocab = Vocab.from_symbols(["C", "N"], max_atoms=5)
+    critic = Critic(CriticConfig(minibatch_kernels=4), vocab).double()
     graph = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=5)))
     f = critic.num_batch_features
     assert f == 4
-    plain = gradient_norms(critic, graph)
-    probed = gradient_norms(critic, graph, feature_probe=f)
+    scores, norms = scores_and_feature_gradient_norms(critic, graph.x, graph.adj, f)
     with torch.no_grad():
         features = critic._with_batch_feature(critic._embed_dense(*graph))
     features.requires_grad_(True)
     (grad,) = torch.autograd.grad(critic.mlp(features).sum(), features)
-    by_mlp = grad[:, -f:].pow(2).sum(1)
-    assert by_mlp.min() > 1e-8  # the features matter to the scores
-    torch.testing.assert_close(probed.pow(2), plain.pow(2) + by_mlp, rtol=1e-9, atol=1e-12)
+    by_mlp = grad[:, -f:].norm(dim=1)
+    assert by_mlp.min() > 1e-4  # the features matter to the scores
+    torch.testing.assert_close(norms, by_mlp, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(scores, critic(*graph), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="minibatch-distance"):
-        gradient_norms(Critic(CriticConfig(minibatch_distance=False),
-                              Vocab.from_symbols(["C", "N"], max_atoms=5)).double(),
-                       graph, feature_probe=1)
+        scores_and_feature_gradient_norms(Critic(CriticConfig(minibatch_distance=False), vocab),
+                                          graph.x.float(), graph.adj.float(), 1)
 
 
 @pytest.mark.parametrize("batch_feature", [
     {"minibatch_distance": False},
     {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "gaussian"},
     {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "gaussian",
-     "feature_probe": 4}])
+     "feature_penalty": 10.0}])
 def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch_feature):
     """torch.func input gradients (the form torch.compile traces) give the same critic loss
     and the same parameter gradients through the penalty's double backward."""
@@ -199,7 +208,7 @@ def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch
 
     torch.manual_seed(0)
     batch_feature = dict(batch_feature)
-    probe = batch_feature.pop("feature_probe", 0)
+    feature_penalty = batch_feature.pop("feature_penalty", 0.0)
     critic = Critic(CriticConfig(**batch_feature), Vocab.from_symbols(["C", "N"], max_atoms=5))
     critic = critic.double()
     real = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=0)))
@@ -209,7 +218,8 @@ def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch
         critic.zero_grad()
         parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3),
                             grouped=batch_feature["minibatch_distance"],
-                            functional_penalty=functional, feature_probe=probe)
+                            functional_penalty=functional, feature_penalty=feature_penalty,
+                            num_features=critic.num_batch_features)
         parts.loss.backward()
         results.append((parts, [p.grad.clone() for p in critic.parameters()]))
     (autograd_parts, autograd_grads), (functional_parts, functional_grads) = results

@@ -202,26 +202,35 @@ def test_critic_drift_adds_the_mean_squared_real_score_to_the_critic_loss_only(q
     trainers = {eps: Trainer(config(1, critic_drift=eps), qm9, tmp_path / str(eps))
                 for eps in (0.0, 0.5)}
     parts = {eps: [v.item() for v in t.critic_step()] for eps, t in trainers.items()}
-    (loss0, w0, gp0, real0), (loss1, w1, gp1, real1) = parts[0.0], parts[0.5]
+    (loss0, w0, gp0, real0, _), (loss1, w1, gp1, real1, _) = parts[0.0], parts[0.5]
     assert (w1, gp1, real1) == pytest.approx((w0, gp0, real0), rel=1e-6, abs=1e-7)
     assert loss1 - loss0 >= 0.5 * real0 ** 2 - 1e-6 and loss1 - loss0 > 0
 
 
-def test_penalty_features_enlarge_the_penalty_of_a_minibatch_critic_and_need_one(qm9, tmp_path):
-    """Same seed, same batch: with penalty_features the norms also cover the batch features,
-    so the penalty differs while the scores do not; without minibatch_distance it is refused."""
+def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_features(
+        qm9, tmp_path):
+    """Same seed, same batch: feature_penalty mu adds mu * E[max(0, ||dD/df|| - 1)^2] (>= 0,
+    logged as feature_gp) to the critic's loss; the estimate, penalty and scores are shared.
+    A critic without batch features, or a negative weight, is refused."""
     from molgan.critic import CriticConfig
 
-    trainers = {on: Trainer(config(1, penalty_features=on), qm9, tmp_path / str(on))
-                for on in (False, True)}
-    (_, w0, gp0, real0), (_, w1, gp1, real1) = ([v.item() for v in t.critic_step()]
-                                                for t in trainers.values())
-    assert (w1, real1) == pytest.approx((w0, real0), rel=1e-6, abs=1e-7)
-    assert gp1 != pytest.approx(gp0, rel=1e-4)
-    plain = RunConfig(TrainConfig(steps=1, penalty_features=True),
+    trainers = {mu: Trainer(config(1, feature_penalty=mu), qm9, tmp_path / str(mu))
+                for mu in (0.0, 1e4)}
+    with torch.no_grad():  # make the critic steep in its batch features: the term is active
+        for t in trainers.values():
+            first = next(m for m in t.critic.mlp.modules() if isinstance(m, torch.nn.Linear))
+            first.weight[:, -t.critic.num_batch_features:] *= 50
+    parts = {mu: [v.item() for v in t.critic_step()] for mu, t in trainers.items()}
+    (loss0, w0, gp0, real0, f0), (loss1, w1, gp1, real1, f1) = parts[0.0], parts[1e4]
+    assert (w1, gp1, real1) == pytest.approx((w0, gp0, real0), rel=1e-6, abs=1e-7)
+    assert f0 == 0 and f1 > 0
+    assert loss1 - loss0 == pytest.approx(1e4 * f1, rel=1e-4)
+    plain = RunConfig(TrainConfig(steps=1, feature_penalty=1.0),
                       critic=CriticConfig(minibatch_distance=False))
-    with pytest.raises(ValueError, match="penalty_features needs"):
+    with pytest.raises(ValueError, match="feature_penalty needs"):
         Trainer(plain, qm9, tmp_path / "plain")
+    with pytest.raises(ValueError, match="feature_penalty must be >= 0"):
+        Trainer(config(1, feature_penalty=-1.0), qm9, tmp_path / "negative")
 
 
 @pytest.mark.parametrize("name", ["log_every", "eval_every", "ckpt_every"])
