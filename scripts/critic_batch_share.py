@@ -10,7 +10,11 @@ relaxed, with its share of valence draws), and reports, as medians over ``--batc
   mean batch features in place of its own (its ``h`` unchanged);
 - ``share_through_features``: ``1 - swapped / wasserstein``, the part of the separation that
   the batch features alone carry;
-- the mean feature of real and fake batches and the first MLP layer's column norms.
+- the mean feature of real and fake batches and the first MLP layer's column norms;
+- the critic's steepness where it is used and where the gradient penalty looks: median
+  per-graph gradient norms with respect to the graph (``x`` and ``adj``) and to the batch
+  features, on real batches, fake batches and batches of interpolates (one epsilon per
+  graph, as in training).
 
     python scripts/critic_batch_share.py runs/qm9 --batches 8
 """
@@ -26,15 +30,44 @@ from pathlib import Path
 import torch
 
 from molgan.checkpoint import load_checkpoint
+from molgan.critic import Critic
 from molgan.dataset import load_dataset
+from molgan.graph import DenseGraph
+from molgan.loss import interpolate
 from molgan.train import RunConfig, Trainer
 
 
+def steepness(critic: Critic, graph: DenseGraph) -> tuple[float, float]:
+    """Median per-graph gradient norms of the scores of one batch ``graph`` with respect to
+    the graph itself (``x`` and ``adj`` together) and to its batch features."""
+    x = graph.x.detach().requires_grad_(True)
+    adj = graph.adj.detach().requires_grad_(True)
+    probe = x.new_zeros(x.shape[0], critic.num_batch_features, requires_grad=True)
+    scores = critic(x, adj, feature_probe=probe)
+    grad_x, grad_adj, grad_f = torch.autograd.grad(scores.sum(), (x, adj, probe))
+    by_graph = (grad_x.flatten(1).pow(2).sum(1) + grad_adj.flatten(1).pow(2).sum(1)).sqrt()
+    return by_graph.median().item(), grad_f.norm(dim=1).median().item()
+
+
 def separation(trainer: Trainer) -> dict[str, float]:
-    """One real and one fake batch's scores with their own and with swapped features."""
+    """One real and one fake batch's scores with their own and with swapped features, and
+    the critic's steepness on them and on their interpolates."""
     critic = trainer.critic
     real = trainer._real_batch()
-    fake = trainer._with_draws(trainer._fake_batch(trainer._latents(), trainer.generator))
+    with torch.no_grad():
+        fake = trainer._with_draws(trainer._fake_batch(trainer._latents(), trainer.generator))
+    row = {}
+    epsilon = torch.rand(real.x.shape[0], generator=trainer.noise, device=real.x.device)
+    for name, graph in (("real", real), ("fake", fake),
+                        ("interpolates", interpolate(real, fake, epsilon))):
+        row[f"grad_graph_{name}"], row[f"grad_features_{name}"] = steepness(critic, graph)
+    with torch.no_grad():
+        return {**_swapped(critic, real, fake), **row}
+
+
+def _swapped(critic: Critic, real: DenseGraph, fake: DenseGraph) -> dict[str, float]:
+    """The estimate from one real and one fake batch, and again with each fake graph given
+    the real batch's mean batch features (its own representation ``h`` kept)."""
     own = critic.config.critic_agg
     real_in = critic._with_batch_feature(critic._embed_dense(*real))
     fake_in = critic._with_batch_feature(critic._embed_dense(*fake))
@@ -67,8 +100,7 @@ def main() -> None:
         trainer.load_state_dict(load_checkpoint(run / "ckpt.pt", map_location=trainer.device))
         torch.manual_seed(args.seed)
         trainer.noise.manual_seed(args.seed)
-        with torch.no_grad():
-            rows = [separation(trainer) for _ in range(args.batches)]
+        rows = [separation(trainer) for _ in range(args.batches)]
     report = {"run": str(run), "step": trainer.step, "batches": args.batches}
     report.update({key: round(statistics.median(row[key] for row in rows), 4) for key in rows[0]})
     w, swapped = report["wasserstein"], report["wasserstein_features_swapped"]
