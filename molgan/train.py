@@ -1100,7 +1100,8 @@ class Trainer:
         metrics_path = self.out_dir / "metrics.jsonl"
         self.generator.train()
         self.critic.train()
-        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, real score
+        # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, real score,
+        # feature penalty
         sums = torch.zeros(10, device=self.device)
         count = 0
         record: dict[str, Any] = {}
