@@ -83,12 +83,13 @@ def _swapped(critic: Critic, real: DenseGraph, fake: DenseGraph) -> dict[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run dir (config.json and ckpt.pt)")
+    parser.add_argument("run", help="run dir or its ckpt.pt")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     run = Path(args.run)
-    saved = json.loads((run / "config.json").read_text())
+    bundle = load_checkpoint(run / "ckpt.pt" if run.is_dir() else run, map_location="cpu")
+    saved = bundle["config"]
     saved["train"]["compile"] = False  # eager is enough for a few batches
     config = RunConfig.from_dict(saved)
     if not config.critic.minibatch_distance:
@@ -97,11 +98,13 @@ def main() -> None:
                         max_atoms=config.train.max_atoms, atoms=config.train.atoms)
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(config, data, scratch)
-        trainer.load_state_dict(load_checkpoint(run / "ckpt.pt", map_location=trainer.device))
-        torch.manual_seed(args.seed)
-        trainer.noise.manual_seed(args.seed)
-        rows = [separation(trainer) for _ in range(args.batches)]
-    report = {"run": str(run), "step": trainer.step, "batches": args.batches}
+    # the trained networks only: the batches below come from --seed, not the run's state
+    trainer.generator.load_state_dict(bundle["generator"])
+    trainer.critic.load_state_dict(bundle["critic"])
+    torch.manual_seed(args.seed)
+    trainer.noise.manual_seed(args.seed)
+    rows = [separation(trainer) for _ in range(args.batches)]
+    report = {"run": str(run), "step": int(bundle["step"]), "batches": args.batches}
     report.update({key: round(statistics.median(row[key] for row in rows), 4) for key in rows[0]})
     w, swapped = report["wasserstein"], report["wasserstein_features_swapped"]
     report["share_through_features"] = round(1 - swapped / w, 3) if abs(w) > 1e-9 else None
