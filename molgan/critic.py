@@ -295,8 +295,7 @@ class Critic(nn.Module):
         ``'real'``, ``'fake'`` per group; needed with ``minibatch_bank``): which bank each
         group is compared with. ``feature_probe [B, num_batch_features]`` (zeros) is added to
         the batch features, so that the gradient of the scores with respect to it is their
-        gradient with respect to those features (see
-        loss.scores_and_feature_gradient_norms)."""
+        gradient with respect to those features (see loss.scores_and_gradient_norms)."""
         if self.config.minibatch_bank > 0 and (roles is None or len(roles) != groups):
             raise ValueError(f"a critic with a bank needs one role per group, got {roles!r}")
         h = self._embed_dense(x, adj)

@@ -13,7 +13,7 @@ gradients with respect to both inputs together. Generator loss: :math:`L_G = -\m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -78,32 +78,67 @@ def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
     return (norms - 1.0).pow(2).mean()
 
 
-def scores_and_feature_gradient_norms(critic: CriticFn, x: Tensor, adj: Tensor,
-                                     num_features: int, *groups: int, pack: int = 1,
-                                     functional: bool = False) -> tuple[Tensor, Tensor]:
-    r"""Scores ``[B / pack]`` of ``x [B, N, T]``, ``adj [B, N, N, Y]`` and, per score,
-    :math:`\lVert \partial D / \partial f \rVert_2` ``[B / pack]`` (differentiable): the
-    gradient of the score with respect to the ``num_features`` batch features ``f`` of its
-    graphs (``Critic.num_batch_features``; over all graphs of a pack with ``pack > 1``).
+class InputGradientNorms(NamedTuple):
+    """Scores and, per score, the norms of their input gradients (see
+    :func:`scores_and_gradient_norms`); a norm not asked for is None."""
 
-    The critic is called as ``critic(x, adj, *groups, feature_probe=p)`` with ``p = 0
-    [B, F]`` added to its batch features, and the gradient taken with respect to ``p``: a
-    backward through the critic's output MLP only. ``functional``: with ``torch.func`` (the
-    form ``torch.compile`` traces), as in :func:`gradient_norms`.
+    scores: Tensor
+    graph: Tensor | None
+    features: Tensor | None
+
+
+def scores_and_gradient_norms(critic: CriticFn, x: Tensor, adj: Tensor, *groups: int,
+                              graph: bool = False, num_features: int = 0, pack: int = 1,
+                              functional: bool = False) -> InputGradientNorms:
+    r"""Scores ``[B / pack]`` of ``x [B, N, T]``, ``adj [B, N, N, Y]`` from one critic call
+    and, per score (over all graphs of a pack with ``pack > 1``), differentiable ``[B / pack]``:
+
+    - with ``graph``: :math:`\lVert \nabla_G D \rVert_2`, the gradient with respect to the
+      graph itself (``x`` and ``adj`` together), as the gradient penalty takes it;
+    - with ``num_features = F > 0``: :math:`\lVert \partial D / \partial f \rVert_2`, the
+      gradient with respect to the ``F`` batch features ``f`` of its graphs
+      (``Critic.num_batch_features``). The critic is called with ``feature_probe = 0 [B, F]``
+      added to them, and the gradient taken with respect to the probe (a backward through
+      the critic's output MLP only).
+
+    ``functional``: with ``torch.func`` (the form ``torch.compile`` traces), as in
+    :func:`gradient_norms`.
     """
-    probe = x.new_zeros(x.shape[0], num_features)
+    inputs = ([x.detach(), adj.detach()] if graph else [])
+    if num_features:
+        inputs.append(x.new_zeros(x.shape[0], num_features))
+
+    def call(*args: Tensor) -> Tensor:
+        graph_x, graph_adj = (args[0], args[1]) if graph else (x, adj)
+        options = {"feature_probe": args[-1]} if num_features else {}
+        return critic(graph_x, graph_adj, *groups, **options)
+
+    if not inputs:
+        return InputGradientNorms(call(), None, None)
     if functional:
-        def total_score(p: Tensor) -> tuple[Tensor, Tensor]:
-            scores = critic(x, adj, *groups, feature_probe=p)
+        def total_score(*args: Tensor) -> tuple[Tensor, Tensor]:
+            scores = call(*args)
             return scores.sum(), scores
 
-        grad, scores = torch.func.grad(total_score, has_aux=True)(probe)
+        grads, scores = torch.func.grad(total_score, argnums=tuple(range(len(inputs))),
+                                        has_aux=True)(*inputs)
     else:
-        probe.requires_grad_(True)
-        scores = critic(x, adj, *groups, feature_probe=probe)
-        (grad,) = torch.autograd.grad(scores.sum(), probe, create_graph=True)
-    squared = grad.reshape(scores.shape[0], -1).pow(2).sum(1)
-    return scores, torch.sqrt(squared + 1e-12)
+        inputs = [t.requires_grad_(True) for t in inputs]
+        scores = call(*inputs)
+        grads = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+
+    def norms(parts: Sequence[Tensor]) -> Tensor:
+        squared = sum(part.reshape(scores.shape[0], -1).pow(2).sum(1) for part in parts)
+        return torch.sqrt(squared + 1e-12)
+
+    return InputGradientNorms(scores, norms(grads[:2]) if graph else None,
+                              norms(grads[-1:]) if num_features else None)
+
+
+def one_sided(norms: Sequence[Tensor]) -> Tensor:
+    r""":math:`\mathbb{E}[\max(0, n - 1)^2]` over all given norms: 0 wherever a norm is at
+    most 1, so it bounds steepness without pushing a flat critic to be steeper."""
+    return (torch.cat(list(norms)) - 1.0).clamp(min=0).pow(2).mean()
 
 
 class CriticLoss(NamedTuple):
@@ -119,6 +154,8 @@ class CriticLoss(NamedTuple):
     """``E[D(real)]``: the level of the scores, which the loss leaves free but for ``drift``."""
     feature_penalty: Tensor
     """``E[max(0, ||dD/df|| - 1)^2]`` over the real and fake scores (0 when not computed)."""
+    data_penalty: Tensor
+    """``E[max(0, ||grad_G D|| - 1)^2]`` over the real and fake scores (0 when not computed)."""
 
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
@@ -127,7 +164,8 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 penalty_critic: CriticFn | None = None, grouped: bool = False,
                 fake_weights: Tensor | None = None,
                 functional_penalty: bool = False, drift: float = 0.0,
-                feature_penalty: float = 0.0, num_features: int = 0) -> CriticLoss:
+                feature_penalty: float = 0.0, num_features: int = 0,
+                data_penalty: float = 0.0) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -156,20 +194,26 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
 
     ``feature_penalty`` (:math:`\mu`, with a critic of ``num_features`` batch features) adds
     :math:`\mu\,\mathbb{E}[\max(0, \lVert \partial D / \partial f \rVert_2 - 1)^2]` over
-    the real and the fake scores themselves (:func:`scores_and_feature_gradient_norms`):
-    the gradient penalty, taken at interpolates, does not bound how steeply the critic
-    scores the real and fake batches by their batch features.
+    the real and the fake scores themselves (:func:`scores_and_gradient_norms`): the
+    gradient penalty, taken at interpolates, does not bound how steeply the critic scores
+    the real and fake batches by their batch features. ``data_penalty`` (:math:`\nu`) adds
+    :math:`\nu\,\mathbb{E}[\max(0, \lVert \nabla_G D \rVert_2 - 1)^2]` over the same
+    scores, for the gradient with respect to the graphs: one-sided, like the penalties at
+    data points of Petzka et al. 2018, where the gradient penalty looks only between them.
+    Either costs one more (double) backward, over the real and fake graphs.
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     feature_norms: list[Tensor] = []
+    data_norms: list[Tensor] = []
 
     def score(x: Tensor, adj: Tensor, *groups: int) -> Tensor:
-        if feature_penalty <= 0:
-            return critic(x, adj, *groups)
-        scores, norms = scores_and_feature_gradient_norms(
-            critic, x, adj, num_features, *groups, pack=pack, functional=functional_penalty)
-        feature_norms.append(norms)
-        return scores
+        result = scores_and_gradient_norms(
+            critic, x, adj, *groups, graph=data_penalty > 0,
+            num_features=num_features if feature_penalty > 0 else 0, pack=pack,
+            functional=functional_penalty)
+        feature_norms.extend([result.features] if result.features is not None else [])
+        data_norms.extend([result.graph] if result.graph is not None else [])
+        return result.scores
 
     if fused:
         b = real.x.shape[0]
@@ -187,12 +231,14 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     loss = -objective + lambda_gp * penalty
     if drift > 0:
         loss = loss + drift * s_real.pow(2).mean()
-    steepness = penalty.new_zeros(())
+    steep_features = one_sided(feature_norms) if feature_norms else penalty.new_zeros(())
+    steep_data = one_sided(data_norms) if data_norms else penalty.new_zeros(())
     if feature_norms:
-        steepness = (torch.cat(feature_norms) - 1.0).clamp(min=0).pow(2).mean()
-        loss = loss + feature_penalty * steepness
+        loss = loss + feature_penalty * steep_features
+    if data_norms:
+        loss = loss + data_penalty * steep_data
     return CriticLoss(loss, wasserstein.detach(), penalty.detach(), real_score.detach(),
-                      steepness.detach())
+                      steep_features.detach(), steep_data.detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

@@ -78,7 +78,8 @@ class TrainConfig:
                                                        "generator_ema": 0.0,
                                                        "critic_drift": 0.0,
                                                        "lr_decay": "none",
-                                                       "feature_penalty": 0.0}
+                                                       "feature_penalty": 0.0,
+                                                       "data_penalty": 0.0}
 
     data: str = "qm9"
     """'qm9' or a .smi/.csv/.sdf file."""
@@ -102,6 +103,13 @@ class TrainConfig:
     interpolates, leaves the critic free to be steep at the real and fake batches themselves,
     where unstable runs' critics were measured 100-1,000 times steeper (docs/benchmarks.md,
     stop 25). 0 = off."""
+    data_penalty: float = 0.0
+    r"""Weight :math:`\nu` of a one-sided penalty
+    :math:`\nu\,\mathbb{E}[\max(0, \lVert \nabla_G D \rVert_2 - 1)^2]` on the gradient of
+    each real and fake graph's score with respect to the graph itself (loss.critic_loss):
+    the gradient penalty looks only at interpolates, and critics were measured steep at the
+    real one-hot graphs (docs/benchmarks.md, stop 25). One more double backward per critic
+    step, over the real and fake batches. 0 = off."""
     critic_drift: float = 0.0
     r"""Weight :math:`\epsilon` of a drift penalty :math:`\epsilon\,\mathbb{E}[D(x)^2]` on the
     critic's scores of real graphs (Karras et al. 2018 use 0.001): it keeps the scores near
@@ -434,8 +442,9 @@ class Trainer:
         for name in ("log_every", "eval_every", "ckpt_every"):
             if getattr(tc, name) < 1:
                 raise ValueError(f"{name} must be at least 1 step, got {getattr(tc, name)}")
-        if tc.feature_penalty < 0:
-            raise ValueError(f"feature_penalty must be >= 0, got {tc.feature_penalty}")
+        for name in ("feature_penalty", "data_penalty"):
+            if getattr(tc, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(tc, name)}")
         if tc.feature_penalty > 0 and not config.critic.minibatch_distance:
             raise ValueError("feature_penalty needs a critic with minibatch_distance")
         self.config = config
@@ -668,11 +677,12 @@ class Trainer:
                            fake_weights=fake_weights, functional_penalty=functional_penalty,
                            drift=self.config.train.critic_drift,
                            feature_penalty=self.config.train.feature_penalty,
-                           num_features=self.critic.num_batch_features)
+                           num_features=self.critic.num_batch_features,
+                           data_penalty=self.config.train.data_penalty)
 
-    def critic_step(self) -> tuple[torch.Tensor, ...]:
-        """One critic update; returns detached ``(loss, wasserstein, gp, mean real score,
-        feature penalty)`` (the last 0 without feature_penalty)."""
+    def critic_step(self) -> CriticLoss:
+        """One critic update; returns its loss and parts, detached (penalties that are off
+        are 0)."""
         real = self._real_batch()
         with torch.no_grad(), self._autocast():
             fake = self._with_draws(self._fake_batch(self._latents(), self.generator))
@@ -685,8 +695,7 @@ class Trainer:
         parts.loss.backward()
         self.opt_d.step()
         self._remember(real, fake)
-        return (parts.loss.detach(), parts.wasserstein, parts.gradient_penalty,
-                parts.real_score, parts.feature_penalty)
+        return parts._replace(loss=parts.loss.detach())
 
     def _with_draws(self, fake: DenseGraph) -> DenseGraph:
         """``fake`` with its first ``critic_draws * B`` graphs (rounded down to whole packs)
@@ -1101,8 +1110,8 @@ class Trainer:
         self.generator.train()
         self.critic.train()
         # loss_d, wasserstein, gp, loss_g, loss_r, reward, repeated, drawn_valid, real score,
-        # feature penalty
-        sums = torch.zeros(10, device=self.device)
+        # feature penalty, data penalty
+        sums = torch.zeros(11, device=self.device)
         count = 0
         record: dict[str, Any] = {}
         postfix: dict[str, Any] = {}
@@ -1114,12 +1123,13 @@ class Trainer:
             while self.step < self.total_steps:
                 self._set_learning_rates()
                 for _ in range(tc.n_critic):
-                    loss_d, wasserstein, gp, real_score, feature_gp = self.critic_step()
+                    parts = self.critic_step()
                 loss_g = self.generator_step()
                 self.step += 1
-                sums += torch.stack([loss_d, wasserstein, gp, loss_g, *self.last_reward,
-                                     self.last_repeated, self.last_drawn_valid, real_score,
-                                     feature_gp])
+                sums += torch.stack([parts.loss, parts.wasserstein, parts.gradient_penalty,
+                                     loss_g, *self.last_reward, self.last_repeated,
+                                     self.last_drawn_valid, parts.real_score,
+                                     parts.feature_penalty, parts.data_penalty])
                 count += 1
                 stopping, out_of_time = self._any_rank(
                     stop.signal is not None,
@@ -1142,6 +1152,8 @@ class Trainer:
                               "steps_per_s": round(tc.log_every / max(now - last_time, 1e-9), 3)}
                     if tc.feature_penalty > 0:
                         record["feature_gp"] = means[9]
+                    if tc.data_penalty > 0:
+                        record["data_gp"] = means[10]
                     if tc.temperature_end is not None:
                         record["temperature"] = round(self.temperature(), 6)
                     if self.repeats is not None:

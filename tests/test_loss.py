@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import (critic_loss, generator_loss, gradient_penalty, interpolate,
-                         scores_and_feature_gradient_norms)
+from molgan.loss import (critic_loss, generator_loss, gradient_norms, gradient_penalty,
+                         interpolate,
+                         scores_and_gradient_norms)
 
 
 def random_graphs(b=4, n=5, t=3, y=4, seed=0):
@@ -143,7 +144,8 @@ def test_fused_critic_loss_equals_the_plain_one_in_value_and_gradients(batch_fea
 def test_feature_gradient_norms_by_hand_and_the_one_sided_term(functional):
     """D_i = 2 sum(x_i) + c_i sum_k (f_k + p_ik) with F = 3 features f = mean_j sum(x_j)
     of the detached batch: dD_i/dp_i = c_i (1, 1, 1), norm sqrt(3) |c_i|. The critic loss
-    adds mu * mean over real and fake of max(0, norm - 1)^2."""
+    adds mu * mean over real and fake of max(0, norm - 1)^2, and with the data penalty nu *
+    the same of the graph gradient's norm."""
     c = torch.tensor([0.1, 0.5, 1.0, 2.0])
 
     def critic(x, adj, feature_probe=None):
@@ -153,8 +155,9 @@ def test_feature_gradient_norms_by_hand_and_the_one_sided_term(functional):
         return 2 * x.sum((1, 2)) + 0 * adj.sum((1, 2, 3)) + c[: x.shape[0]] * f.sum(1)
 
     graph = random_graphs(b=4, n=5, t=3, seed=4)
-    scores, norms = scores_and_feature_gradient_norms(critic, graph.x, graph.adj, 3,
-                                                      functional=functional)
+    scores, by_graph, norms = scores_and_gradient_norms(critic, graph.x, graph.adj,
+                                                        num_features=3, functional=functional)
+    assert by_graph is None
     torch.testing.assert_close(scores, critic(graph.x, graph.adj))
     torch.testing.assert_close(norms, math.sqrt(3) * c)
     real, fake = random_graphs(b=4, seed=6), random_graphs(b=4, seed=7)
@@ -166,12 +169,19 @@ def test_feature_gradient_norms_by_hand_and_the_one_sided_term(functional):
     expected = (math.sqrt(3) * c - 1).clamp(min=0).pow(2).mean()  # same for real and fake
     torch.testing.assert_close(steep.feature_penalty, expected)
     torch.testing.assert_close(steep.loss, plain.loss + mu * expected)
-    assert plain.feature_penalty.item() == 0
+    assert plain.feature_penalty.item() == 0 and plain.data_penalty.item() == 0
+    # the graph gradient: 2 per element of x, norm sqrt(4 N T) = sqrt(60) > 1 for every graph
+    nu = 0.5
+    both = critic_loss(*args, fused=False, functional_penalty=functional,
+                       feature_penalty=mu, num_features=3, data_penalty=nu)
+    torch.testing.assert_close(both.data_penalty, torch.tensor((math.sqrt(60) - 1) ** 2))
+    torch.testing.assert_close(both.loss, steep.loss + nu * (math.sqrt(60) - 1) ** 2)
 
 
-def test_feature_gradient_norms_of_the_real_critic_match_its_mlp_gradient():
-    """For the minibatch-kernel critic: the norms are the gradient of each score with
-    respect to its batch features, taken independently through the critic's output MLP."""
+def test_gradient_norms_of_the_real_critic_match_its_mlp_gradient_and_the_penalty_norms():
+    """For the minibatch-kernel critic, from one call: the feature norms are the gradient of
+    each score with respect to its batch features, taken independently through the critic's
+    output MLP; the graph norms are those of the gradient penalty (gradient_norms)."""
     from molgan.critic import Critic, CriticConfig
     from molgan.vocab import Vocab
 
@@ -181,7 +191,10 @@ def test_feature_gradient_norms_of_the_real_critic_match_its_mlp_gradient():
     graph = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=5)))
     f = critic.num_batch_features
     assert f == 4
-    scores, norms = scores_and_feature_gradient_norms(critic, graph.x, graph.adj, f)
+    scores, by_graph, norms = scores_and_gradient_norms(critic, graph.x, graph.adj,
+                                                        graph=True, num_features=f)
+    plain = gradient_norms(critic, graph)  # what the gradient penalty takes, per graph
+    torch.testing.assert_close(by_graph, plain, rtol=1e-9, atol=1e-12)
     with torch.no_grad():
         features = critic._with_batch_feature(critic._embed_dense(*graph))
     features.requires_grad_(True)
@@ -191,15 +204,15 @@ def test_feature_gradient_norms_of_the_real_critic_match_its_mlp_gradient():
     torch.testing.assert_close(norms, by_mlp, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(scores, critic(*graph), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="minibatch-distance"):
-        scores_and_feature_gradient_norms(Critic(CriticConfig(minibatch_distance=False), vocab),
-                                          graph.x.float(), graph.adj.float(), 1)
+        scores_and_gradient_norms(Critic(CriticConfig(minibatch_distance=False), vocab),
+                                  graph.x.float(), graph.adj.float(), num_features=1)
 
 
 @pytest.mark.parametrize("batch_feature", [
     {"minibatch_distance": False},
     {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "gaussian"},
     {"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_kernel_metric": "gaussian",
-     "feature_penalty": 10.0}])
+     "feature_penalty": 10.0, "data_penalty": 10.0}])
 def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch_feature):
     """torch.func input gradients (the form torch.compile traces) give the same critic loss
     and the same parameter gradients through the penalty's double backward."""
@@ -209,6 +222,7 @@ def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch
     torch.manual_seed(0)
     batch_feature = dict(batch_feature)
     feature_penalty = batch_feature.pop("feature_penalty", 0.0)
+    data_penalty = batch_feature.pop("data_penalty", 0.0)
     critic = Critic(CriticConfig(**batch_feature), Vocab.from_symbols(["C", "N"], max_atoms=5))
     critic = critic.double()
     real = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=0)))
@@ -219,7 +233,7 @@ def test_functional_penalty_equals_the_autograd_one_in_value_and_gradients(batch
         parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3),
                             grouped=batch_feature["minibatch_distance"],
                             functional_penalty=functional, feature_penalty=feature_penalty,
-                            num_features=critic.num_batch_features)
+                            num_features=critic.num_batch_features, data_penalty=data_penalty)
         parts.loss.backward()
         results.append((parts, [p.grad.clone() for p in critic.parameters()]))
     (autograd_parts, autograd_grads), (functional_parts, functional_grads) = results

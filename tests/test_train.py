@@ -202,7 +202,7 @@ def test_critic_drift_adds_the_mean_squared_real_score_to_the_critic_loss_only(q
     trainers = {eps: Trainer(config(1, critic_drift=eps), qm9, tmp_path / str(eps))
                 for eps in (0.0, 0.5)}
     parts = {eps: [v.item() for v in t.critic_step()] for eps, t in trainers.items()}
-    (loss0, w0, gp0, real0, _), (loss1, w1, gp1, real1, _) = parts[0.0], parts[0.5]
+    (loss0, w0, gp0, real0, *_), (loss1, w1, gp1, real1, *_) = parts[0.0], parts[0.5]
     assert (w1, gp1, real1) == pytest.approx((w0, gp0, real0), rel=1e-6, abs=1e-7)
     assert loss1 - loss0 >= 0.5 * real0 ** 2 - 1e-6 and loss1 - loss0 > 0
 
@@ -221,7 +221,8 @@ def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_f
             first = next(m for m in t.critic.mlp.modules() if isinstance(m, torch.nn.Linear))
             first.weight[:, -t.critic.num_batch_features:] *= 50
     parts = {mu: [v.item() for v in t.critic_step()] for mu, t in trainers.items()}
-    (loss0, w0, gp0, real0, f0), (loss1, w1, gp1, real1, f1) = parts[0.0], parts[1e4]
+    (loss0, w0, gp0, real0, f0, d0), (loss1, w1, gp1, real1, f1, d1) = parts[0.0], parts[1e4]
+    assert d0 == d1 == 0
     assert (w1, gp1, real1) == pytest.approx((w0, gp0, real0), rel=1e-6, abs=1e-7)
     assert f0 == 0 and f1 > 0
     assert loss1 - loss0 == pytest.approx(1e4 * f1, rel=1e-4)
@@ -231,6 +232,27 @@ def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_f
         Trainer(plain, qm9, tmp_path / "plain")
     with pytest.raises(ValueError, match="feature_penalty must be >= 0"):
         Trainer(config(1, feature_penalty=-1.0), qm9, tmp_path / "negative")
+
+
+def test_data_penalty_adds_its_term_and_is_logged(qm9, tmp_path):
+    """Same seed, same batch: data_penalty nu adds nu * E[max(0, ||grad_G D|| - 1)^2] over
+    the real and fake graphs; the estimate, penalty and scores are shared; fit logs data_gp."""
+    trainers = {nu: Trainer(config(1, data_penalty=nu), qm9, tmp_path / str(nu))
+                for nu in (0.0, 1e3)}
+    with torch.no_grad():  # a steep critic: the one-sided term is active
+        for t in trainers.values():
+            for p in t.critic.mlp.parameters():
+                p.mul_(4)
+    parts = {nu: t.critic_step() for nu, t in trainers.items()}
+    off, on = parts[0.0], parts[1e3]
+    assert (on.wasserstein.item(), on.gradient_penalty.item()) == pytest.approx(
+        (off.wasserstein.item(), off.gradient_penalty.item()), rel=1e-6, abs=1e-7)
+    assert off.data_penalty.item() == 0 and on.data_penalty.item() > 0
+    assert (on.loss - off.loss).item() == pytest.approx(1e3 * on.data_penalty.item(), rel=1e-4)
+    logged = Trainer(config(5, data_penalty=1.0, log_every=5), qm9, tmp_path / "logged")
+    logged.fit()
+    record = json.loads((tmp_path / "logged" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["data_gp"] >= 0 and "feature_gp" not in record
 
 
 @pytest.mark.parametrize("name", ["log_every", "eval_every", "ckpt_every"])
