@@ -451,6 +451,10 @@ class Trainer:
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
         self.dist = init_from_env(resolve_device(tc.device))
+        if self.dist.enabled and (tc.feature_penalty > 0 or tc.data_penalty > 0):
+            # their input gradients would be taken through the DDP wrapper, which supports
+            # backward but not autograd.grad
+            raise ValueError("feature_penalty and data_penalty need a single process")
         self.device = local_device(resolve_device(tc.device), self.dist)
         torch.manual_seed(tc.seed)
         self.generator = Generator(config.generator, self.vocab).to(self.device)
