@@ -198,9 +198,9 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     gradient penalty, taken at interpolates, does not bound how steeply the critic scores
     the real and fake batches by their batch features. ``data_penalty`` (:math:`\nu`) adds
     :math:`\nu\,\mathbb{E}[\max(0, \lVert \nabla_G D \rVert_2 - 1)^2]` over the same
-    scores, for the gradient with respect to the graphs: one-sided, like the penalties at
-    data points of Petzka et al. 2018, where the gradient penalty looks only between them.
-    Either costs one more (double) backward, over the real and fake graphs.
+    scores, for the gradient with respect to the graphs: one-sided as the Lipschitz penalty of
+    Petzka et al. 2018, and taken at the data themselves, where the gradient penalty never
+    looks. Either costs one more (double) backward, over the real and fake graphs.
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     feature_norms: list[Tensor] = []
@@ -211,8 +211,10 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
             critic, x, adj, *groups, graph=data_penalty > 0,
             num_features=num_features if feature_penalty > 0 else 0, pack=pack,
             functional=functional_penalty)
-        feature_norms.extend([result.features] if result.features is not None else [])
-        data_norms.extend([result.graph] if result.graph is not None else [])
+        if result.features is not None:
+            feature_norms.append(result.features)
+        if result.graph is not None:
+            data_norms.append(result.graph)
         return result.scores
 
     if fused:
