@@ -209,8 +209,8 @@ def test_critic_drift_adds_the_mean_squared_real_score_to_the_critic_loss_only(q
 
 def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_features(
         qm9, tmp_path):
-    """Same seed, same batch: feature_penalty mu adds mu * E[max(0, ||dD/df|| - 1)^2] (>= 0,
-    logged as feature_gp) to the critic's loss; the estimate, penalty and scores are shared.
+    """Same seed, same batch: feature_penalty mu adds mu * E[max(0, ||dD/df|| - 1)^2] (>= 0)
+    to the critic's loss; the estimate, penalty and scores are shared.
     A critic without batch features, or a negative weight, is refused."""
     from molgan.critic import CriticConfig
 
