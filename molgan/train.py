@@ -101,7 +101,7 @@ class TrainConfig:
     the gradient of each real and fake graph's score with respect to its batch features
     :math:`f` (a minibatch-distance critic; loss.critic_loss). The gradient penalty, taken at
     interpolates, leaves the critic free to be steep at the real and fake batches themselves,
-    where unstable runs' critics were measured 100-1,000 times steeper (docs/benchmarks.md,
+    where unstable runs' critics were measured 10-870 times steeper (docs/benchmarks.md,
     stop 25). 0 = off."""
     data_penalty: float = 0.0
     r"""Weight :math:`\nu` of a one-sided penalty

@@ -33,20 +33,16 @@ from molgan.checkpoint import load_checkpoint
 from molgan.critic import Critic
 from molgan.dataset import load_dataset
 from molgan.graph import DenseGraph
-from molgan.loss import interpolate
+from molgan.loss import interpolate, scores_and_gradient_norms
 from molgan.train import RunConfig, Trainer
 
 
 def steepness(critic: Critic, graph: DenseGraph) -> tuple[float, float]:
     """Median per-graph gradient norms of the scores of one batch ``graph`` with respect to
     the graph itself (``x`` and ``adj`` together) and to its batch features."""
-    x = graph.x.detach().requires_grad_(True)
-    adj = graph.adj.detach().requires_grad_(True)
-    probe = x.new_zeros(x.shape[0], critic.num_batch_features, requires_grad=True)
-    scores = critic(x, adj, feature_probe=probe)
-    grad_x, grad_adj, grad_f = torch.autograd.grad(scores.sum(), (x, adj, probe))
-    by_graph = (grad_x.flatten(1).pow(2).sum(1) + grad_adj.flatten(1).pow(2).sum(1)).sqrt()
-    return by_graph.median().item(), grad_f.norm(dim=1).median().item()
+    norms = scores_and_gradient_norms(critic, graph.x, graph.adj, graph=True,
+                                      num_features=critic.num_batch_features)
+    return norms.graph.median().item(), norms.features.median().item()
 
 
 def separation(trainer: Trainer) -> dict[str, float]:
