@@ -255,6 +255,9 @@ def run_train(args: argparse.Namespace) -> int:
                  if skipped else "", trainer.x_idx.shape[0], data.vocab, trainer.device,
                  trainer.step, trainer.total_steps,
                  f", {trainer.dist.world_size} processes" if trainer.dist.enabled else "")
+        if tc.feature_penalty > 0 and trainer.critic.num_batch_features == 0:
+            log.info("--feature-penalty %g has no effect: this critic has no batch features "
+                     "(--minibatch-distance false)", tc.feature_penalty)
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train", unit="step",
                file=sys.stderr, dynamic_ncols=True, disable=None if main_rank else True)
 

@@ -165,7 +165,8 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 fake_weights: Tensor | None = None,
                 functional_penalty: bool = False, drift: float = 0.0,
                 feature_penalty: float = 0.0, num_features: int = 0,
-                data_penalty: float = 0.0) -> CriticLoss:
+                data_penalty: float = 0.0,
+                steepness_critic: CriticFn | None = None) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
@@ -200,22 +201,28 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     :math:`\nu\,\mathbb{E}[\max(0, \lVert \nabla_G D \rVert_2 - 1)^2]` over the same
     scores, for the gradient with respect to the graphs: one-sided as the Lipschitz penalty of
     Petzka et al. 2018, and taken at the data themselves, where the gradient penalty never
-    looks. Either costs one more (double) backward, over the real and fake graphs.
+    looks. Either costs one more (double) backward, over the real and fake graphs. Both come
+    from ``critic``'s own scoring call, or, with ``steepness_critic`` (the plain network when
+    ``critic`` is a wrapper that cannot take input gradients: DDP, or a compiled module), from
+    a second call of that one on the same graphs.
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     feature_norms: list[Tensor] = []
     data_norms: list[Tensor] = []
 
+    steep_graph = data_penalty > 0
+    steep_features = num_features if feature_penalty > 0 else 0
+
     def score(x: Tensor, adj: Tensor, *groups: int) -> Tensor:
+        separate = steepness_critic is not None and (steep_graph or steep_features)
         result = scores_and_gradient_norms(
-            critic, x, adj, *groups, graph=data_penalty > 0,
-            num_features=num_features if feature_penalty > 0 else 0, pack=pack,
-            functional=functional_penalty)
+            steepness_critic if separate else critic, x, adj, *groups, graph=steep_graph,
+            num_features=steep_features, pack=pack, functional=functional_penalty)
         if result.features is not None:
             feature_norms.append(result.features)
         if result.graph is not None:
             data_norms.append(result.graph)
-        return result.scores
+        return critic(x, adj, *groups) if separate else result.scores
 
     if fused:
         b = real.x.shape[0]
@@ -233,14 +240,14 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     loss = -objective + lambda_gp * penalty
     if drift > 0:
         loss = loss + drift * s_real.pow(2).mean()
-    steep_features = one_sided(feature_norms) if feature_norms else penalty.new_zeros(())
-    steep_data = one_sided(data_norms) if data_norms else penalty.new_zeros(())
+    steep_at_features = one_sided(feature_norms) if feature_norms else penalty.new_zeros(())
+    steep_at_data = one_sided(data_norms) if data_norms else penalty.new_zeros(())
     if feature_norms:
-        loss = loss + feature_penalty * steep_features
+        loss = loss + feature_penalty * steep_at_features
     if data_norms:
-        loss = loss + data_penalty * steep_data
+        loss = loss + data_penalty * steep_at_data
     return CriticLoss(loss, wasserstein.detach(), penalty.detach(), real_score.detach(),
-                      steep_features.detach(), steep_data.detach())
+                      steep_at_features.detach(), steep_at_data.detach())
 
 
 def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:

@@ -95,21 +95,22 @@ class TrainConfig:
     docs/benchmarks.md)."""
     lambda_gp: float = 10.0
     """Gradient-penalty weight lambda."""
-    feature_penalty: float = 0.0
+    feature_penalty: float = 10.0
     r"""Weight :math:`\mu` of a one-sided penalty
     :math:`\mu\,\mathbb{E}[\max(0, \lVert \partial D / \partial f \rVert_2 - 1)^2]` on
     the gradient of each real and fake graph's score with respect to its batch features
-    :math:`f` (a minibatch-distance critic; loss.critic_loss). The gradient penalty, taken at
-    interpolates, leaves the critic free to be steep at the real and fake batches themselves,
-    where unstable runs' critics were measured 10-870 times steeper (docs/benchmarks.md,
-    stop 25). 0 = off."""
-    data_penalty: float = 0.0
+    :math:`f` (a minibatch-distance critic; no effect on a critic without batch features;
+    loss.critic_loss). The gradient penalty, taken at interpolates, leaves the critic free
+    to be steep at the real and fake batches themselves, where unstable runs' critics were
+    measured 10-870 times steeper (docs/benchmarks.md, stop 25). 0 = off; 10 (with
+    data_penalty 10) is the default recipe since stop 26."""
+    data_penalty: float = 10.0
     r"""Weight :math:`\nu` of a one-sided penalty
     :math:`\nu\,\mathbb{E}[\max(0, \lVert \nabla_G D \rVert_2 - 1)^2]` on the gradient of
     each real and fake graph's score with respect to the graph itself (loss.critic_loss):
     the gradient penalty looks only at interpolates, and critics were measured steep at the
     real one-hot graphs (docs/benchmarks.md, stop 25). One more double backward per critic
-    step, over the real and fake batches. 0 = off."""
+    step, over the real and fake batches. 0 = off; 10 is the default since stop 26."""
     critic_drift: float = 0.0
     r"""Weight :math:`\epsilon` of a drift penalty :math:`\epsilon\,\mathbb{E}[D(x)^2]` on the
     critic's scores of real graphs (Karras et al. 2018 use 0.001): it keeps the scores near
@@ -445,16 +446,10 @@ class Trainer:
         for name in ("feature_penalty", "data_penalty"):
             if getattr(tc, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(tc, name)}")
-        if tc.feature_penalty > 0 and not config.critic.minibatch_distance:
-            raise ValueError("feature_penalty needs a critic with minibatch_distance")
         self.config = config
         self.vocab: Vocab = data.vocab
         self.out_dir = Path(out_dir)
         self.dist = init_from_env(resolve_device(tc.device))
-        if self.dist.enabled and (tc.feature_penalty > 0 or tc.data_penalty > 0):
-            # their input gradients would be taken through the DDP wrapper, which supports
-            # backward but not autograd.grad
-            raise ValueError("feature_penalty and data_penalty need a single process")
         self.device = local_device(resolve_device(tc.device), self.dist)
         torch.manual_seed(tc.seed)
         self.generator = Generator(config.generator, self.vocab).to(self.device)
@@ -682,7 +677,9 @@ class Trainer:
                            drift=self.config.train.critic_drift,
                            feature_penalty=self.config.train.feature_penalty,
                            num_features=self.critic.num_batch_features,
-                           data_penalty=self.config.train.data_penalty)
+                           data_penalty=self.config.train.data_penalty,
+                           steepness_critic=(None if self.critic_ddp is self.critic else
+                                             self._fp32_scores(self.critic, ("real", "fake"))))
 
     def critic_step(self) -> CriticLoss:
         """One critic update; returns its loss and parts, detached (penalties that are off

@@ -172,10 +172,14 @@ RECIPES: dict[str, dict[str, object]] = {
     "default": {},
     # MolGAN's architecture and loss: no minibatch feature, valence term or valence mask, no
     # RL term, no drawn graphs in the critic's batches (critic_draws, since stop 21: a
-    # sequential valence draw per critic step) and no weight average (since stop 23)
+    # sequential valence draw per critic step), no weight average (since stop 23) and no
+    # steepness penalties at the data (since stop 26)
     "molgan": {"minibatch_distance": False, "valence_penalty": 0.0, "z_dim": 32,
                "gen_valence_mask": False, "diversity_rl": 0.0, "critic_draws": 0.0,
-               "generator_ema": 0.0, "decode": "argmax"},
+               "generator_ema": 0.0, "decode": "argmax", "feature_penalty": 0.0,
+               "data_penalty": 0.0},
+    # the default recipe of stops 23-25: without the steepness penalties at the data
+    "no-data-penalties": {"feature_penalty": 0.0, "data_penalty": 0.0},
     # the default recipe of stops 14-15: no repeat memory or RL term (RDKit-free steps)
     "no-diversity-rl": {"diversity_rl": 0.0},
     "no-valence-mask": {"gen_valence_mask": False},

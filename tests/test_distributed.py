@@ -15,10 +15,12 @@ LOCAL_BATCH = 8
 def run_config(batch_size: int, batch_feature: bool) -> RunConfig:
     """The diversity RL term and the critic's draws are off: under DDP each rank keeps its own
     repeat memory, draws and baseline, so only the WGAN-GP training is the same as one process
-    (docs/distributed.md)."""
+    (docs/distributed.md). The steepness penalties at the data are on (their input gradients
+    go through the plain critic under DDP); the feature one acts only with a batch feature."""
     return RunConfig(TrainConfig(steps=STEPS, batch_size=batch_size, n_critic=2, log_every=2,
                                  eval_every=10_000, eval_samples=20, ckpt_every=10_000, seed=5,
-                                 diversity_rl=0.0, critic_draws=0.0),
+                                 diversity_rl=0.0, critic_draws=0.0, data_penalty=10.0,
+                                 feature_penalty=10.0),
                      critic=CriticConfig(minibatch_distance=batch_feature, reference_size=16))
 
 

@@ -207,15 +207,15 @@ def test_critic_drift_adds_the_mean_squared_real_score_to_the_critic_loss_only(q
     assert loss1 - loss0 >= 0.5 * real0 ** 2 - 1e-6 and loss1 - loss0 > 0
 
 
-def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_features(
-        qm9, tmp_path):
+def test_feature_penalty_adds_its_term_to_the_critic_loss_only(qm9, tmp_path):
     """Same seed, same batch: feature_penalty mu adds mu * E[max(0, ||dD/df|| - 1)^2] (>= 0)
-    to the critic's loss; the estimate, penalty and scores are shared.
-    A critic without batch features, or a negative weight, is refused."""
+    to the critic's loss; the estimate, penalty and scores are shared. On a critic without
+    batch features it has nothing to act on: the step is the same as without it. A negative
+    weight is refused."""
     from molgan.critic import CriticConfig
 
-    trainers = {mu: Trainer(config(1, feature_penalty=mu), qm9, tmp_path / str(mu))
-                for mu in (0.0, 1e4)}
+    trainers = {mu: Trainer(config(1, feature_penalty=mu, data_penalty=0.0), qm9,
+                            tmp_path / str(mu)) for mu in (0.0, 1e4)}
     with torch.no_grad():  # make the critic steep in its batch features: the term is active
         for t in trainers.values():
             first = next(m for m in t.critic.mlp.modules() if isinstance(m, torch.nn.Linear))
@@ -226,10 +226,12 @@ def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_f
     assert (w1, gp1, real1) == pytest.approx((w0, gp0, real0), rel=1e-6, abs=1e-7)
     assert f0 == 0 and f1 > 0
     assert loss1 - loss0 == pytest.approx(1e4 * f1, rel=1e-4)
-    plain = RunConfig(TrainConfig(steps=1, feature_penalty=1.0),
-                      critic=CriticConfig(minibatch_distance=False))
-    with pytest.raises(ValueError, match="feature_penalty needs"):
-        Trainer(plain, qm9, tmp_path / "plain")
+    plain = {mu: Trainer(RunConfig(config(1, feature_penalty=mu).train,
+                                   critic=CriticConfig(minibatch_distance=False)),
+                         qm9, tmp_path / f"plain{mu}") for mu in (0.0, 1e4)}
+    steps = {mu: t.critic_step() for mu, t in plain.items()}
+    assert steps[1e4].feature_penalty.item() == 0
+    assert steps[1e4].loss.item() == steps[0.0].loss.item()
     with pytest.raises(ValueError, match="feature_penalty must be >= 0"):
         Trainer(config(1, feature_penalty=-1.0), qm9, tmp_path / "negative")
 
@@ -237,8 +239,8 @@ def test_feature_penalty_adds_its_term_to_the_critic_loss_only_and_needs_batch_f
 def test_data_penalty_adds_its_term_and_is_logged(qm9, tmp_path):
     """Same seed, same batch: data_penalty nu adds nu * E[max(0, ||grad_G D|| - 1)^2] over
     the real and fake graphs; the estimate, penalty and scores are shared; fit logs data_gp."""
-    trainers = {nu: Trainer(config(1, data_penalty=nu), qm9, tmp_path / str(nu))
-                for nu in (0.0, 1e3)}
+    trainers = {nu: Trainer(config(1, data_penalty=nu, feature_penalty=0.0), qm9,
+                            tmp_path / str(nu)) for nu in (0.0, 1e3)}
     with torch.no_grad():  # a steep critic: the one-sided term is active
         for t in trainers.values():
             for p in t.critic.mlp.parameters():
@@ -249,7 +251,8 @@ def test_data_penalty_adds_its_term_and_is_logged(qm9, tmp_path):
         (off.wasserstein.item(), off.gradient_penalty.item()), rel=1e-6, abs=1e-7)
     assert off.data_penalty.item() == 0 and on.data_penalty.item() > 0
     assert (on.loss - off.loss).item() == pytest.approx(1e3 * on.data_penalty.item(), rel=1e-4)
-    logged = Trainer(config(5, data_penalty=1.0, log_every=5), qm9, tmp_path / "logged")
+    logged = Trainer(config(5, data_penalty=1.0, feature_penalty=0.0, log_every=5), qm9,
+                     tmp_path / "logged")
     logged.fit()
     record = json.loads((tmp_path / "logged" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["data_gp"] >= 0 and "feature_gp" not in record
@@ -337,6 +340,8 @@ def test_runs_saved_before_a_field_existed_keep_their_recipe():
     assert restored.train.rl_draws == 1 and restored.train.realism_valid_only is False
     assert restored.train.repeat_memory == "argmax" and restored.train.generator_ema == 0.0
     assert fresh.train.generator_ema == 0.999
+    assert fresh.train.feature_penalty == fresh.train.data_penalty == 10.0  # stop 26's
+    assert restored.train.feature_penalty == restored.train.data_penalty == 0.0
 
 
 def test_bank_critic_trains_and_resumes_exactly(qm9, tmp_path):
