@@ -1,5 +1,6 @@
 """Two CPU processes (gloo) train like one process on the same global batch."""
 
+import json
 import os
 import socket
 
@@ -24,6 +25,19 @@ def run_config(batch_size: int, batch_feature: bool) -> RunConfig:
                      critic=CriticConfig(minibatch_distance=batch_feature, reference_size=16))
 
 
+def steepen(trainer: Trainer) -> None:
+    """Scale the critic's output MLP (and its batch-feature inputs) so that it starts steeper
+    than 1 at the data: the one-sided steepness penalties then act from the first step, and
+    their gradients go through DDP too. The same in every rank and in the single process."""
+    with torch.no_grad():
+        for p in trainer.critic.mlp.parameters():
+            p.mul_(4)
+        features = trainer.critic.num_batch_features
+        if features:
+            first = next(m for m in trainer.critic.mlp.modules() if isinstance(m, torch.nn.Linear))
+            first.weight[:, -features:] *= 3
+
+
 def flat_parameters(trainer: Trainer) -> torch.Tensor:
     modules = (trainer.generator, trainer.critic)
     return torch.cat([p.detach().flatten().clone() for m in modules for p in m.parameters()])
@@ -40,6 +54,7 @@ def _worker(rank: int, world: int, port: int, cache_dir: str, out_dir: str,
 
     data = load_dataset("qm9", cache_dir=cache_dir)
     trainer = Trainer(run_config(LOCAL_BATCH, batch_feature), data, out_dir)
+    steepen(trainer)
     snapshots = []
     trainer.fit(lambda step, postfix: snapshots.append(flat_parameters(trainer)))
     torch.save(snapshots, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -65,6 +80,11 @@ def train_two_ranks(cache_dir, out, batch_feature: bool) -> list[torch.Tensor]:
     for step, (a, b) in enumerate(zip(rank0, rank1)):
         assert torch.equal(a, b), f"ranks differ after step {step + 1}"
     assert (out / "ckpt.pt").is_file() and (out / "metrics.jsonl").is_file()
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steep = [r for r in logged if "data_gp" in r]
+    assert steep and all(r["data_gp"] > 0 for r in steep)  # the penalty acted under DDP
+    if batch_feature:
+        assert all(r["feature_gp"] > 0 for r in steep)
     return rank0
 
 
@@ -74,6 +94,7 @@ def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_
         monkeypatch.delenv(name, raising=False)
     rank0 = train_two_ranks(cache_dir, tmp_path / "ddp", batch_feature=False)
     single = Trainer(run_config(2 * LOCAL_BATCH, False), qm9, tmp_path / "single")
+    steepen(single)
     snapshots = []
     single.fit(lambda step, postfix: snapshots.append(flat_parameters(single)))
     for step, (a, b) in enumerate(zip(rank0, snapshots)):
