@@ -117,8 +117,8 @@ class TrainConfig:
     critic's scores of real graphs (Karras et al. 2018 use 0.001): it keeps the scores near
     zero, which the WGAN-GP loss alone leaves free (0 = off)."""
     lr: float = 3e-4
-    """Adam learning rate of the critic, and of the generator when lr_g is None (unless lr_d
-    is set). Gulrajani et al. use 1e-4; 3e-4 is the default recipe since stop 13 (better
+    """Adam learning rate of the critic (unless lr_d is set), and of the generator when lr_g
+    is None. Gulrajani et al. use 1e-4; 3e-4 is the default recipe since stop 13 (better
     samples per training second, docs/benchmarks.md)."""
     lr_g: float | None = 5e-4
     """Generator learning rate (None: lr). 5e-4 is the default recipe since stop 27: two
