@@ -97,9 +97,17 @@ def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_
     steepen(single)
     snapshots = []
     single.fit(lambda step, postfix: snapshots.append(flat_parameters(single)))
+    # gloo's all-reduce sums in another order than one process, and Adam moves an element
+    # whose gradient is about 0 by up to its learning rate either way (m / sqrt(v) is then
+    # about +-1), so rounding can show there (measured: 1 element of 472,534, by 0.03 lr):
+    # all but 1 in 10,000 elements must agree to rtol 1e-4 / atol 1e-5, every one to 2 lr
+    # per update
+    tc = single.config.train
+    fastest = max(tc.lr_g or tc.lr, tc.lr_d or tc.lr)
     for step, (a, b) in enumerate(zip(rank0, snapshots)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5,
-                                   msg=f"DDP and single process differ after step {step + 1}")
+        close = torch.isclose(a, b, rtol=1e-4, atol=1e-5)
+        assert close.float().mean() >= 0.9999, f"DDP and one process differ after step {step + 1}"
+        assert (a - b).abs().max() <= 2 * fastest * (step + 1) * tc.n_critic
     assert not torch.equal(rank0[0], rank0[-1])  # it did train
 
 
