@@ -314,6 +314,16 @@ class TrainConfig:
     smiles_column: str | None = None
     """SMILES column of a CSV data file."""
 
+    @property
+    def generator_lr(self) -> float:
+        """The generator's base learning rate: lr_g, or lr when it is None."""
+        return self.lr_g or self.lr
+
+    @property
+    def critic_lr(self) -> float:
+        """The critic's (and reward network's) base learning rate: lr_d, or lr when None."""
+        return self.lr_d or self.lr
+
 
 @dataclass
 class RunConfig:
@@ -457,8 +467,8 @@ class Trainer:
         torch.manual_seed(tc.seed)
         self.generator = Generator(config.generator, self.vocab).to(self.device)
         self.critic = Critic(config.critic, self.vocab).to(self.device)
-        self.opt_g = make_adam(self.generator.parameters(), tc.lr_g or tc.lr, tc, adam)
-        self.opt_d = make_adam(self.critic.parameters(), tc.lr_d or tc.lr, tc, adam)
+        self.opt_g = make_adam(self.generator.parameters(), tc.generator_lr, tc, adam)
+        self.opt_d = make_adam(self.critic.parameters(), tc.critic_lr, tc, adam)
         if not 0 <= tc.generator_ema < 1:
             raise ValueError(f"generator_ema must lie in [0, 1), got {tc.generator_ema}")
         # the moving average of the generator's weights (generator_ema), never trained
@@ -560,7 +570,7 @@ class Trainer:
             self.reward_fn.remember(smiles, property_rewards(smiles, default_cache_dir()))
         reward_config = replace(config.critic, pack=1, minibatch_distance=False)
         self.reward_net = RewardNet(reward_config, self.vocab).to(self.device)
-        self.opt_r = make_adam(self.reward_net.parameters(), tc.lr_d or tc.lr, tc)
+        self.opt_r = make_adam(self.reward_net.parameters(), tc.critic_lr, tc)
 
     def _init_descriptor_match(self, train: MoleculeDataset) -> DescriptorMatch | None:
         """The descriptor-matching reward's data frequencies, from up to
@@ -629,7 +639,7 @@ class Trainer:
         if tc.lr_decay == "none":
             return
         factor = self.learning_rate_factor()
-        for optimizer, base in ((self.opt_g, tc.lr_g or tc.lr), (self.opt_d, tc.lr_d or tc.lr)):
+        for optimizer, base in ((self.opt_g, tc.generator_lr), (self.opt_d, tc.critic_lr)):
             for group in optimizer.param_groups:
                 group["lr"] = base * factor
 

@@ -103,7 +103,7 @@ def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_
     # all but 1 in 10,000 elements must agree to rtol 1e-4 / atol 1e-5, every one to 2 lr
     # per update
     tc = single.config.train
-    fastest = max(tc.lr_g or tc.lr, tc.lr_d or tc.lr)
+    fastest = max(tc.generator_lr, tc.critic_lr)
     for step, (a, b) in enumerate(zip(rank0, snapshots)):
         close = torch.isclose(a, b, rtol=1e-4, atol=1e-5)
         assert close.float().mean() >= 0.9999, f"DDP and one process differ after step {step + 1}"

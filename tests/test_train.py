@@ -29,7 +29,7 @@ def assert_trained_alike(a, b, run, steps, rtol, atol):
     99.9% of the elements of each tensor must agree to ``rtol`` / ``atol``, and every element
     to twice the faster network's rate per update."""
     updates = steps * run.train.n_critic
-    fastest = max(run.train.lr_g or run.train.lr, run.train.lr_d or run.train.lr)
+    fastest = max(run.train.generator_lr, run.train.critic_lr)
     for key in a:
         close = torch.isclose(b[key], a[key], rtol=rtol, atol=atol)
         assert close.float().mean() >= 0.999, key
