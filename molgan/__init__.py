@@ -10,7 +10,7 @@ import logging
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -22,7 +22,9 @@ _LAZY = {
     "GeneratorConfig": "molgan.generator",
     "RewardNet": "molgan.reward_net",
     "Sampler": "molgan.sample",
-    "TrainConfig": "molgan.train",
+    "RunConfig": "molgan.config",
+    "TrainConfig": "molgan.config",
+    "load_recipe": "molgan.recipes",
     "Trainer": "molgan.train",
     "evaluate": "molgan.evaluate",
     "gradient_penalty": "molgan.loss",

@@ -66,11 +66,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def build_config(kind: type, values: dict[str, Any], saved: bool = True) -> Any:
     """A config dataclass from a dict: lists become tuples, unknown fields (a newer format) are
-    an error. Fields missing from a ``saved`` dict (a checkpoint of an older version) take the
-    value they had before the field existed (``kind.ABSENT_IN_OLDER_RUNS``), so an old run
-    keeps its recipe when the defaults change; other missing fields take their defaults."""
+    an error. Fields of retired levers (:mod:`molgan.retired`) are dropped at their neutral
+    value and refused at any other. Fields missing from a ``saved`` dict (a checkpoint of an
+    older version) take the value they had before the field existed
+    (``kind.ABSENT_IN_OLDER_RUNS``), so an old run keeps its recipe when the defaults change;
+    other missing fields take their defaults.
+
+    Raises:
+        CheckpointError: an unknown field, or a retired lever that is not at its neutral value.
+    """
     from dataclasses import fields
 
+    from molgan.retired import RetiredLeverError, drop_retired
+
+    try:
+        values = drop_retired(kind.__name__, values)
+    except RetiredLeverError as exc:
+        raise CheckpointError(str(exc)) from None
     if saved:
         values = {**getattr(kind, "ABSENT_IN_OLDER_RUNS", {}), **values}
     known = {f.name for f in fields(kind)}

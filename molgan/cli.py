@@ -40,8 +40,19 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
                         help="learned atom tokens must occur at least this often")
     parser.add_argument("--cache-dir", default=None,
                         help="featurization cache (default: $MOLGAN_CACHE or ~/.cache/molgan)")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=_positive_int, default=None,
                         help="processes for RDKit work (default: all usable CPUs)")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,30 +71,40 @@ def build_parser() -> argparse.ArgumentParser:
                          help="skip the decode check (roundtrip_exact)")
     prepare.set_defaults(handler=run_prepare)
 
+    from molgan.config import PART_TITLES, PARTS
     from molgan.critic import CriticConfig
     from molgan.generator import GeneratorConfig
     from molgan.options import add_dataclass_flags
-    from molgan.train import TrainConfig
 
-    train = sub.add_parser("train", help="train a generator and critic (WGAN-GP)")
+    train = sub.add_parser("train", help="train a generator and critic (WGAN-GP)",
+                           description="Train on QM9 or your own molecules. Defaults < "
+                           "--recipe < --config < flags; the defaults shown are the default "
+                           "recipe's.")
+    train.add_argument("--recipe", default=None, metavar="NAME",
+                       help="a shipped recipe: default (molgan's) or molgan (De Cao & Kipf's "
+                            "WGAN-GP settings) (default: default)")
+    train.add_argument("--config", default=None,
+                       help="JSON or TOML file of config fields (over the recipe)")
     train.add_argument("--out", default="runs/molgan", help="run directory (default: runs/molgan)")
     train.add_argument("--resume", action="store_true",
-                       help="continue from OUT/ckpt.pt (steps/epochs may be raised)")
-    train.add_argument("--config", default=None,
-                       help="JSON or TOML file of config fields (flags override it)")
+                       help="continue from OUT/ckpt.pt (budget fields may be raised)")
     train.add_argument("--cache-dir", default=None, help="featurization cache directory")
-    train.add_argument("--workers", type=int, default=None, help="processes for RDKit work")
-    train.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: torch's choice, the usable cores)")
-    for cls in (TrainConfig, GeneratorConfig, CriticConfig):
-        add_dataclass_flags(train, cls)
+    train.add_argument("--workers", type=_positive_int, default=None,
+                       help="processes for RDKit work (default: the usable CPUs)")
+    train.add_argument("--threads", type=_positive_int, default=None,
+                       help="torch CPU threads (default: torch's choice)")
+    for part, cls in PARTS.items():
+        add_dataclass_flags(train.add_argument_group(PART_TITLES[part]), cls)
+    add_dataclass_flags(train.add_argument_group(PART_TITLES["generator"]), GeneratorConfig)
+    add_dataclass_flags(train.add_argument_group(PART_TITLES["critic"]), CriticConfig)
     train.set_defaults(handler=run_train)
 
     sample = sub.add_parser("sample", help="draw molecules from a trained generator")
     sample.add_argument("run", nargs="?", default=None, help="run directory or ckpt.pt")
     sample.add_argument("--pretrained", default=None, metavar="NAME",
                         help="use a model shipped with the package instead (qm9)")
-    sample.add_argument("-n", "--num-samples", type=int, default=10_000, help="samples (10000)")
+    sample.add_argument("-n", "--num-samples", type=_positive_int, default=10_000,
+                        help="samples (10000)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     sample.add_argument("-o", "--output", required=True,
                         help="output .smi (invalid = empty line), .csv (smiles,valid) or .sdf")
@@ -96,10 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --decode sample: draw from softmax(logits / T); below 1 "
                              "nearer the argmax, above 1 more spread (default: the model's "
                              "sample_temperature, else 1)")
-    sample.add_argument("--atom-temperature", type=float, default=None,
-                        help="with --decode sample: draw the atoms at this temperature, the "
-                             "bonds at --temperature (default: the model's atom_temperature, "
-                             "else --temperature)")
     sample.add_argument("--valence-draw", default=None, choices=("true", "false"),
                         help="with --decode sample: draw the bonds within the atoms' valences "
                              "(default: as the model was trained, its valence_draw)")
@@ -108,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(train --generator-ema), else its last weights (average); or "
                              "the last weights of training (live)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    sample.add_argument("--batch-size", type=int, default=4096,  # = sample.SAMPLE_BATCH
+    sample.add_argument("--batch-size", type=_positive_int, default=4096,  # = SAMPLE_BATCH
                         help="generator batch size (the samples of a seed depend on it)")
-    sample.add_argument("--workers", type=int, default=None, help="processes for decoding")
+    sample.add_argument("--workers", type=_positive_int, default=None,
+                        help="processes for decoding")
     sample.set_defaults(handler=run_sample)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a SMILES sample file")
@@ -138,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("-o", "--output", required=True, help="CSV: index,smiles,score,reason")
     score.add_argument("--smiles-column", default=None, help="SMILES column of a CSV input")
     score.add_argument("--device", default="cpu", help="cpu or cuda")
-    score.add_argument("--batch-size", type=int, default=4096, help="molecules per batch")
+    score.add_argument("--batch-size", type=_positive_int, default=4096,
+                       help="molecules per batch")
     score.set_defaults(handler=run_score)
     return parser
 
@@ -183,41 +202,40 @@ def run_prepare(args: argparse.Namespace) -> int:
 #: Fields that ``--resume`` may change; the rest define the run.
 RESUMABLE = ("steps", "epochs", "device", "log_every", "eval_every", "eval_samples", "ckpt_every",
              "max_seconds")
+#: Namespace entries of ``molgan train`` that are not config fields.
+_NOT_FIELDS = ("command", "handler", "out", "resume", "config", "recipe", "cache_dir",
+               "workers", "verbose", "threads")
 
 
 def _run_config(args: argparse.Namespace) -> Any:
-    """Defaults < ``--config`` file < flags (< the checkpoint's config with ``--resume``)."""
-    from dataclasses import fields
-
-    from molgan.checkpoint import load_checkpoint
+    """Defaults < ``--recipe`` < ``--config`` file < flags; with ``--resume``, the
+    checkpoint's config < the flags that RESUMABLE allows."""
+    from molgan.checkpoint import CheckpointError, load_checkpoint
+    from molgan.config import RunConfig
     from molgan.options import read_config_file
-    from molgan.train import RunConfig
+    from molgan.recipes import recipe_fields
 
-    given = {k: v for k, v in vars(args).items()
-             if k not in ("command", "handler", "out", "resume", "config", "cache_dir",
-                          "workers", "verbose", "threads")}
-    if args.resume:
-        bundle = load_checkpoint(Path(args.out) / "ckpt.pt")
-        config = RunConfig.from_dict(bundle["config"])
-        flat = {**config.train.__dict__, **config.generator.__dict__, **config.critic.__dict__}
-        changed = sorted(k for k, v in given.items() if k not in RESUMABLE and flat.get(k) != v)
-        if changed:
-            raise UserError(f"--resume cannot change {', '.join(changed)} (only "
-                            f"{', '.join(RESUMABLE)}); start a new --out instead")
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_FIELDS}
+    try:
+        if args.resume:
+            if args.recipe or args.config:
+                raise UserError("--resume continues the run's own config; --recipe and "
+                                "--config cannot change it")
+            bundle = load_checkpoint(Path(args.out) / "ckpt.pt")
+            flat = RunConfig.from_dict(bundle["config"]).to_flat()
+            changed = sorted(k for k, v in given.items()
+                             if k not in RESUMABLE and flat.get(k) != v)
+            if changed:
+                raise UserError(f"--resume cannot change {', '.join(changed)} (only "
+                                f"{', '.join(RESUMABLE)}); start a new --out instead")
+        else:
+            flat = recipe_fields(args.recipe or "default")
+            if args.config:
+                flat.update(read_config_file(args.config))
         flat.update(given)
-    else:
-        flat = read_config_file(args.config) if args.config else {}
-        flat.update(given)
-    sections: dict[str, dict[str, Any]] = {"train": {}, "generator": {}, "critic": {}}
-    owners = {f.name: name for name, cls in (("train", RunConfig().train.__class__),
-                                             ("generator", RunConfig().generator.__class__),
-                                             ("critic", RunConfig().critic.__class__))
-              for f in fields(cls)}
-    for key, value in flat.items():
-        if key not in owners:
-            raise UserError(f"unknown config field {key!r}")
-        sections[owners[key]][key] = value
-    return RunConfig.from_dict(sections, saved=False)
+        return RunConfig.from_flat(flat)
+    except (CheckpointError, ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -235,8 +253,9 @@ def run_train(args: argparse.Namespace) -> int:
     tc = config.train
     if not args.resume and (Path(args.out) / "ckpt.pt").exists():
         raise UserError(f"{args.out} already holds a run; pass --resume or choose another --out")
-    data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms,
-                        atoms=tc.atoms, cache_dir=args.cache_dir, workers=args.workers)
+    run = tc.run
+    data = load_dataset(run.data, smiles_column=run.smiles_column, max_atoms=run.max_atoms,
+                        atoms=run.atoms, cache_dir=args.cache_dir, workers=args.workers)
     try:
         trainer = Trainer(config, data, args.out)
     except ValueError as exc:
@@ -250,14 +269,14 @@ def run_train(args: argparse.Namespace) -> int:
     if main_rank:
         skipped = data.report.get("skipped") or {}
         log.info("training on %s: %d molecules%s (train split %d), %s, device %s, %d -> %d "
-                 "steps%s", tc.data, len(data),
+                 "steps%s", run.data, len(data),
                  f" ({', '.join(f'{k} {v}' for k, v in skipped.items())} skipped)"
                  if skipped else "", trainer.x_idx.shape[0], data.vocab, trainer.device,
                  trainer.step, trainer.total_steps,
                  f", {trainer.dist.world_size} processes" if trainer.dist.enabled else "")
-        if tc.feature_penalty > 0 and trainer.critic.num_batch_features == 0:
+        if tc.penalties.feature_penalty > 0 and trainer.critic.num_batch_features == 0:
             log.info("--feature-penalty %g has no effect: this critic has no batch features "
-                     "(--minibatch-distance false)", tc.feature_penalty)
+                     "(--minibatch-distance false)", tc.penalties.feature_penalty)
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train", unit="step",
                file=sys.stderr, dynamic_ncols=True, disable=None if main_rank else True)
 
@@ -305,7 +324,6 @@ def run_sample(args: argparse.Namespace) -> int:
                                           else args.device, weights=args.weights,
                                           batch_size=args.batch_size,
                                           decode=args.decode, temperature=args.temperature,
-                                          atom_temperature=args.atom_temperature,
                                           valence_draw=(None if args.valence_draw is None
                                                         else args.valence_draw == "true"))
     except ValueError as exc:

@@ -14,11 +14,6 @@ from molgan.vocab import Vocab
 Relaxation = Literal["softmax", "gumbel", "hard"]
 RELAXATIONS: tuple[str, ...] = ("softmax", "gumbel", "hard")
 
-#: Hidden-layer activations of the generator (GeneratorConfig.gen_activation).
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
-#: Node-pair orders of the valence draw (GeneratorConfig.valence_draw_order).
-PAIR_ORDERS: tuple[str, ...] = ("row", "confident")
-
 #: Logit margin that pins the adjacency diagonal to "no bond" and, with the valence mask,
 #: rules out forbidden bond orders (finite, so no NaN in gradients).
 _MASKED_LOGIT = 1e4
@@ -31,49 +26,28 @@ class GeneratorConfig:
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"gen_valence_mask": False,
                                                        "valence_draw": False,
-                                                       "valence_draw_order": "row",
                                                        "draw_no_isolated": False}
 
     z_dim: int = 128
-    """Latent size; ``z ~ N(0, I)`` (MolGAN: 32; 128 is the default recipe since stop 13)."""
+    """Latent size; ``z ~ N(0, I)`` (MolGAN: 32)."""
     gen_hidden: tuple[int, ...] = (128, 256, 512)
-    """Widths of the MLP."""
-    gen_dropout: float = 0.0
-    """Dropout after every hidden layer."""
-    gen_activation: str = "tanh"
-    """Activation of the hidden layers: ``tanh`` (MolGAN), ``relu`` or ``silu`` (which do
-    not saturate for large positive inputs)."""
+    """Widths of the MLP (tanh; MolGAN's)."""
     gen_valence_mask: bool = True
-    """Valence-aware decoding inside the generator (the default recipe since stop 14: more
-    single-fragment molecules, docs/benchmarks.md): a bond order above what either atom of
-    the pair allows (by the argmax atom types of the same forward pass) gets the logit
-    ``-1e4``, so neither the critic nor the decoder ever sees it (e.g. no double bond to F,
-    no bond at all to an empty slot). Per bond, not per atom: an atom's bonds may still add
-    up past its valence. With ``--decode sample`` the mask follows the argmax atom types,
-    not the drawn ones."""
+    """Mask bond orders above what either atom of the pair allows. By the argmax atom
+    types of the same forward pass, such an order gets the logit ``-1e4``, so neither the
+    critic nor the decoder ever sees it (no double bond to F, no bond to an empty slot). Per
+    bond, not per atom: an atom's bonds may still add up past its valence."""
     valence_draw: bool = True
-    """With ``decode='sample'``: the draw respects every atom's valence (the default recipe
-    since stop 19, docs/benchmarks.md). Atoms are drawn first; then the node pairs one at a
-    time in a fixed order (row-major upper triangle), each from its categorical distribution
-    renormalized over the bond orders that both atoms still have room for (:func:`draw_graph`
-    with ``max_valence``). This is the model's sampling distribution, in training (the RL
-    term's draws and log-probabilities, the critic's draws) as at sampling; no sample is
-    corrected afterwards. Argmax decoding and the relaxed graphs the critic sees are
-    unchanged."""
-    valence_draw_order: str = "row"
-    """Order of the node pairs in the valence draw: ``row`` (row-major upper triangle, the
-    same for every graph) or ``confident`` (per graph, the pairs most likely bonded first, by
-    the log-odds of "some bond" against "no bond" of the model's logits,
-    :func:`confident_pair_order`), so the bonds the model is sure of take the valence before
-    the unlikely ones can."""
+    """With decode=sample, draw bonds within every atom's valence. Atoms are drawn first;
+    then the node pairs one at a time (row-major upper triangle), each from its categorical
+    distribution renormalized over the bond orders that both atoms still have room for
+    (:func:`draw_graph` with ``max_valence``). This is the model's sampling distribution in
+    training (the RL term's draws and log-probabilities, the critic's draws) as at sampling;
+    argmax decoding and the relaxed graphs the critic sees are unchanged."""
     draw_no_isolated: bool = True
-    """With valence_draw: an atom that has no bond yet when its last pair (in the draw's
-    order) comes must take a bond there, if both atoms have room for one (the pair's
-    distribution renormalized over orders >= 1). Isolated atoms, a third to a half of the
-    disconnected draws, can then only come from atoms without room; the log-probabilities
-    follow the same rule (:func:`bond_limits`). On by default since stop 21; without
-    valence_draw it has no effect (the pairs are drawn independently), so
-    ``--valence-draw false`` needs no second flag."""
+    """With valence_draw, an atom still without a bond at its last pair must take one there.
+    If both atoms have room, the pair's distribution is renormalized over orders >= 1; the
+    log-probabilities follow the same rule (:func:`bond_limits`)."""
 
 
 class Generator(nn.Module):
@@ -92,19 +66,8 @@ class Generator(nn.Module):
         self.num_bond_types = vocab.num_bond_types
         layers: list[nn.Module] = []
         width = config.z_dim
-        if config.valence_draw_order not in PAIR_ORDERS:
-            raise ValueError(f"valence_draw_order must be one of {PAIR_ORDERS}, "
-                             f"got {config.valence_draw_order!r}")
-        if config.valence_draw_order != "row" and not config.valence_draw:
-            raise ValueError("valence_draw_order orders the valence draw: it needs "
-                             "valence_draw=True")
-        if config.gen_activation not in ACTIVATIONS:
-            raise ValueError(f"gen_activation must be one of {tuple(ACTIVATIONS)}, "
-                             f"got {config.gen_activation!r}")
         for hidden in config.gen_hidden:
-            layers += [nn.Linear(width, hidden), ACTIVATIONS[config.gen_activation]()]
-            if config.gen_dropout > 0:
-                layers.append(nn.Dropout(config.gen_dropout))
+            layers += [nn.Linear(width, hidden), nn.Tanh()]
             width = hidden
         self.mlp = nn.Sequential(*layers)
         n, t, y = self.num_nodes, self.num_atom_types, self.num_bond_types
@@ -150,14 +113,6 @@ class Generator(nn.Module):
         draws respect valences (GeneratorConfig.valence_draw), else None."""
         return self.max_valence if self.config.valence_draw else None
 
-    def draw_pair_order(self, adj: Tensor) -> Tensor | None:
-        """The node-pair order ``[B, M]`` of the valence draw for adjacency logits or
-        log-probabilities ``adj [B, N, N, Y]`` (GeneratorConfig.valence_draw_order), or None
-        for the row-major order."""
-        if self.config.valence_draw_order == "row":
-            return None
-        return confident_pair_order(adj)
-
     def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None) -> Tensor:
         """``z ~ N(0, I)`` of shape ``[batch_size, Z]``."""
@@ -177,73 +132,55 @@ def _gumbel_of(uniform: Tensor) -> Tensor:
 
 def draw_graph(logits: DenseGraph, temperature: float = 1.0,
                generator: torch.Generator | None = None,
-               atom_temperature: float | None = None,
                max_valence: Tensor | None = None,
-               pair_order: Tensor | None = None,
                no_isolated: bool = False) -> tuple[Tensor, Tensor]:
     r"""One categorical draw per node and per node pair from
-    :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`
-    (atoms at ``atom_temperature`` when given, bonds at ``temperature``).
+    :math:`\mathrm{softmax}(\ell / T)`, by Gumbel-max: :math:`\arg\max_c (\ell_c / T + g_c)`.
+
+    The one drawing routine of molgan: ``molgan sample`` draws its samples with it, and
+    training draws with it the graphs of the diversity RL term and of the critic's batches
+    (from the relaxed fakes' log-probabilities, :class:`molgan.diversity.DiversityRL`).
 
     Returns index tensors ``x_idx [B, N]``, ``adj_idx [B, N, N]`` (uint8, symmetric, zero
     diagonal). The uniform draws are taken from ``generator`` exactly as
     ``argmax_graph(relax(logits / T, "hard", generator=generator))`` takes them, so both give
     the same graphs (softmax keeps the argmax); this one skips the softmax and the one-hots and
-    transforms only the upper triangle's noise (about 2x faster, docs/benchmarks.md).
+    transforms only the upper triangle's noise.
 
     With ``max_valence [T]`` (per atom token, 0 for "no atom"), the pairs are drawn one at a
-    time, each by Gumbel-max over the bond orders :math:`y \le` the ``highest`` of
-    :func:`bond_limits` (what both atoms have left of their valence after the pairs before):
-    a draw from the categorical renormalized over those orders, with the same noise. "No
-    bond" is always allowed (but see ``no_isolated``), so every draw respects every valence.
-    The pairs go in row-major upper-triangle order, or per graph in ``pair_order [B, M]`` (a
-    permutation of the upper-triangle pair indices, e.g. :func:`confident_pair_order`; it
-    must not depend on the noise). With ``no_isolated`` an atom still without a bond at its
-    last pair must take one there when both atoms have room
+    time in row-major upper-triangle order, each by Gumbel-max over the bond orders
+    :math:`y \le` the ``highest`` of :func:`bond_limits` (what both atoms have left of their
+    valence after the pairs before): a draw from the categorical renormalized over those
+    orders, with the same noise. "No bond" is always allowed (but see ``no_isolated``), so
+    every draw respects every valence. With ``no_isolated`` an atom still without a bond at
+    its last pair must take one there when both atoms have room
     (GeneratorConfig.draw_no_isolated; :func:`bond_limits`).
     """
     x, adj = logits
     uniform_x = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     uniform_adj = torch.rand(adj.shape, generator=generator, device=adj.device, dtype=adj.dtype)
-    atom_t = temperature if atom_temperature is None else atom_temperature
-    x_idx = (x / atom_t + _gumbel_of(uniform_x)).argmax(-1).to(torch.uint8)
+    x_idx = (x / temperature + _gumbel_of(uniform_x)).argmax(-1).to(torch.uint8)
     n = adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=adj.device)
     upper = adj[:, rows, cols] / temperature + _gumbel_of(uniform_adj[:, rows, cols])  # [B, M, Y]
     if max_valence is None:
         codes = upper.argmax(-1).to(torch.uint8)
-    elif pair_order is None:
+    else:
         codes = _draw_within_valence(upper, max_valence[x_idx.long()], rows.tolist(),
                                      cols.tolist(), no_isolated)
-    else:
-        codes = _draw_within_valence_ordered(upper, max_valence[x_idx.long()], rows, cols,
-                                             pair_order, no_isolated)
     adj_idx = torch.zeros(adj.shape[:3], dtype=torch.uint8, device=adj.device)
     adj_idx[:, rows, cols] = codes
     adj_idx[:, cols, rows] = codes
     return x_idx, adj_idx
 
 
-def confident_pair_order(adj: Tensor) -> Tensor:
-    r"""``[B, M]``: per graph, the upper-triangle pair indices (row-major numbering, ``M =
-    N(N-1)/2``) sorted by decreasing log-odds of a bond,
-    :math:`\log \sum_{y \ge 1} e^{\ell_y} - \ell_0`, of adjacency logits (or log-probabilities:
-    the same odds) ``adj [B, N, N, Y]``; ties keep row-major order. No gradient."""
-    n = adj.shape[1]
-    rows, cols = torch.triu_indices(n, n, offset=1, device=adj.device)
-    with torch.no_grad():
-        pairs = adj[:, rows, cols].float()  # [B, M, Y]
-        odds = torch.logsumexp(pairs[..., 1:], -1) - pairs[..., 0]
-        return torch.sort(odds, dim=1, descending=True, stable=True).indices
-
-
 def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
                          cols: list[int], no_isolated: bool = False) -> Tensor:
     """Bond codes ``[B, M]`` (uint8): pair ``m = (rows[m], cols[m])`` takes the highest of its
     perturbed scores ``[B, M, Y]`` among the orders both atoms still have room for, given
-    their valences ``capacity [B, N]`` and the pairs before it. ``no_isolated``: as in
-    :func:`_draw_within_valence_ordered`, whose result this equals for the row-major order;
-    here each node's last pair is known before the loop, so the rule costs no gathers."""
+    their valences ``capacity [B, N]`` and the pairs before it. ``no_isolated``: at an atom's
+    last pair, an atom (capacity > 0) without a bond so far must take one if the pair has
+    room (see :func:`bond_limits`)."""
     remaining = capacity.long().clone()  # [B, N]
     lonely = (capacity > 0).clone()  # atoms without a bond so far
     last = {node: m for m, pair in enumerate(zip(rows, cols)) for node in pair}
@@ -267,40 +204,6 @@ def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
     return codes.to(torch.uint8)
 
 
-def _draw_within_valence_ordered(scores: Tensor, capacity: Tensor, rows: Tensor, cols: Tensor,
-                                 pair_order: Tensor, no_isolated: bool = False) -> Tensor:
-    """As :func:`_draw_within_valence`, with the pairs of graph ``b`` taken in the order
-    ``pair_order[b]`` (``[B, M]``) instead of row-major: the scores are permuted into that
-    order, drawn position by position, and the codes permuted back. ``no_isolated``: at an
-    atom's last pair, an atom (capacity > 0) without a bond so far must take one if the
-    pair has room (see :func:`bond_limits`)."""
-    order = pair_order.long()
-    ordered = scores.gather(1, order.unsqueeze(-1).expand_as(scores))  # [B, M, Y]
-    first, second = rows[order], cols[order]  # [B, M] atoms of each position
-    remaining = capacity.long().clone()  # [B, N]
-    lonely = (capacity > 0).clone()  # atoms without a bond so far
-    last = _last_positions(first, second, capacity.shape[1])  # [B, N]
-    orders = torch.arange(scores.shape[-1], device=scores.device)
-    codes = torch.empty(scores.shape[:2], dtype=torch.long, device=scores.device)
-    for m in range(scores.shape[1]):
-        i, j = first[:, m:m + 1], second[:, m:m + 1]  # [B, 1]
-        room = torch.minimum(remaining.gather(1, i), remaining.gather(1, j))  # [B, 1]
-        forbidden = orders > room
-        if no_isolated:
-            must = (((last.gather(1, i) == m) & lonely.gather(1, i))
-                    | ((last.gather(1, j) == m) & lonely.gather(1, j))) & (room >= 1)
-            forbidden = forbidden | ((orders == 0) & must)
-        code = ordered[:, m].masked_fill(forbidden, -torch.inf).argmax(-1, keepdim=True)
-        codes[:, m:m + 1] = code
-        remaining.scatter_add_(1, i, -code)
-        remaining.scatter_add_(1, j, -code)
-        if no_isolated:
-            bonded = code > 0
-            lonely.scatter_(1, i, lonely.gather(1, i) & ~bonded)
-            lonely.scatter_(1, j, lonely.gather(1, j) & ~bonded)
-    return torch.empty_like(codes).scatter_(1, order, codes).to(torch.uint8)
-
-
 def _last_positions(first: Tensor, second: Tensor, n: int) -> Tensor:
     """``[B, N]``: the last position in the drawing order of a pair touching each node, for
     the nodes ``first``, ``second`` ``[B, M]`` of the pairs in that order."""
@@ -311,26 +214,22 @@ def _last_positions(first: Tensor, second: Tensor, n: int) -> Tensor:
 
 
 def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
-                pair_order: Tensor | None = None,
                 no_isolated: bool = False) -> tuple[Tensor, Tensor]:
     r"""``(lowest, highest)``, each ``[B, M]``: the bond orders pair ``m`` of the upper
     triangle (row-major numbering, ``M = N(N-1)/2``) could take when :func:`draw_graph` drew
-    it with ``max_valence``, ``pair_order`` and ``no_isolated``:
+    it with ``max_valence`` and ``no_isolated`` (row-major order):
 
     - ``highest``: the least of its two atoms' valences ``max_valence[x_idx]`` minus the
       orders of the pairs drawn before it that touch that atom;
     - ``lowest``: 1 where ``no_isolated`` forced a bond (the pair is the last of an atom
       without a bond so far, and ``highest >= 1``), else 0.
 
-    A function of the graph (and the order) alone, so the log-probability of a drawn graph
+    A function of the graph alone, so the log-probability of a drawn graph
     can be taken afterwards (:func:`molgan.loss.graph_log_prob`)."""
     b, n = x_idx.shape
     rows, cols = torch.triu_indices(n, n, offset=1, device=x_idx.device)
     codes = adj_idx[:, rows, cols].long()  # [B, M]
-    if pair_order is None:
-        order = torch.arange(rows.numel(), device=x_idx.device).expand(b, -1)
-    else:
-        order = pair_order.long()
+    order = torch.arange(rows.numel(), device=x_idx.device).expand(b, -1)
     first, second = rows[order], cols[order]  # [B, M], in drawing order
     touches = (torch.nn.functional.one_hot(first, n)
                + torch.nn.functional.one_hot(second, n))  # [B, M, N]
@@ -354,15 +253,12 @@ def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
     return lowest.gather(1, unorder), highest.gather(1, unorder)
 
 
-def temper(probs: DenseGraph, temperature: float,
-           atom_temperature: float | None = None) -> DenseGraph:
+def temper(probs: DenseGraph, temperature: float) -> DenseGraph:
     r"""The tempered distributions :math:`\mathrm{softmax}(\log p / T)` of categorical ``probs``
-    (every node and node pair; ``p`` clamped at 1e-9; atoms at ``atom_temperature`` when
-    given), differentiable, in float32: what :func:`draw_graph` draws from when given
-    ``log p`` and the same temperatures."""
-    atom_t = temperature if atom_temperature is None else atom_temperature
-    return DenseGraph(*(_softmax_channels(t.float().clamp(min=1e-9).log() / tau)
-                        for t, tau in zip(probs, (atom_t, temperature))))
+    (every node and node pair; ``p`` clamped at 1e-9), differentiable, in float32: what
+    :func:`draw_graph` draws from when given ``log p`` and the same temperature."""
+    return DenseGraph(*(_softmax_channels(t.float().clamp(min=1e-9).log() / temperature)
+                        for t in probs))
 
 
 def relax(logits: DenseGraph, mode: Relaxation = "softmax", temperature: float = 1.0,

@@ -46,18 +46,3 @@ def argmax_graph(graph: DenseGraph) -> tuple[Tensor, Tensor]:
     adj_idx = graph.adj.argmax(-1)
     upper = torch.triu(adj_idx, diagonal=1)
     return x_idx, (upper + upper.transpose(1, 2)).to(torch.uint8)
-
-
-def smooth_graph(graph: DenseGraph, epsilon: float) -> DenseGraph:
-    r"""Label smoothing of one-hot graphs: :math:`(1 - \epsilon)\,e + \epsilon / C` on every
-    node and every off-diagonal atom pair (``C`` = channels); the diagonal of ``adj`` stays
-    "no bond", exactly as the generator pins it. Argmax and symmetry are unchanged for
-    ``epsilon < 1 - 1/C``; rows still sum to 1."""
-    if epsilon == 0:
-        return graph
-    x, adj = graph
-    x = x * (1 - epsilon) + epsilon / x.shape[-1]
-    n = adj.shape[1]
-    off_diagonal = (1 - torch.eye(n, dtype=adj.dtype, device=adj.device)).view(1, n, n, 1)
-    smoothed = adj * (1 - epsilon) + epsilon / adj.shape[-1]
-    return DenseGraph(x, smoothed * off_diagonal + adj * (1 - off_diagonal))

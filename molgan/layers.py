@@ -67,33 +67,22 @@ class RelationalGraphConv(nn.Module):
                 f"num_relations={self.num_relations})")
 
 
-#: Node reductions of the gated aggregation (CriticConfig.critic_pool).
-POOLS: tuple[str, ...] = ("sum", "mean")
-
-
 class GraphAggregation(nn.Module):
-    r"""Gated sum (or mean) over nodes (Li et al. 2016, as in MolGAN).
+    r"""Gated sum over nodes (Li et al. 2016, as in MolGAN).
 
     .. math::
-        g = \tanh\Big(\frac{1}{Z} \sum_i m_i\, \mathrm{sigmoid}(W_i h_i + b_i) \odot
+        g = \tanh\Big(\sum_i m_i\, \mathrm{sigmoid}(W_i h_i + b_i) \odot
         \tanh(W_j h_i + b_j)\Big)
-
-    with :math:`Z = 1` for ``pool='sum'`` (MolGAN) and :math:`Z = \max(\sum_i m_i, 1)` (the
-    soft number of atoms) for ``pool='mean'``.
 
     Args:
         in_channels: ``F`` of the node features.
         out_channels: ``F'`` of the graph representation.
-        pool: ``sum`` or ``mean``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, pool: str = "sum") -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.pool = pool
         self.gate = nn.Linear(in_channels, out_channels)
         self.value = nn.Linear(in_channels, out_channels)
 
@@ -104,36 +93,7 @@ class GraphAggregation(nn.Module):
     def forward(self, h: Tensor, node_weight: Tensor) -> Tensor:
         """``h [B, N, F]``, ``node_weight [B, N]`` -> ``[B, F']``."""
         gated = torch.sigmoid(self.gate(h)) * torch.tanh(self.value(h))
-        pooled = (gated * node_weight.unsqueeze(-1)).sum(1)
-        if self.pool == "mean":
-            pooled = pooled / node_weight.sum(1, keepdim=True).clamp_min(1.0)
-        return torch.tanh(pooled)
+        return torch.tanh((gated * node_weight.unsqueeze(-1)).sum(1))
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"pool={self.pool!r})")
-
-
-def random_walk_returns(bonds: Tensor, max_length: int) -> Tensor:
-    r"""Return probabilities of random walks, ``[B, N, max_length - 1]``: for ``k = 2 ..
-    max_length``, :math:`(P^k)_{ii}` with :math:`P = D^{-1} S`, where :math:`S_{ij} = \sum_r
-    A_{ijr}` is the (soft) probability that atoms ``i`` and ``j`` are bonded (``bonds [B, N,
-    N, R]``, no-bond channel dropped) and :math:`D = \mathrm{diag}(\max(1, \sum_j S_{ij}))`.
-
-    A walk can only return after exactly ``k`` steps without retracing through rings of at
-    most ``k`` atoms, so these are ring-size features (as DiGress's cycle features and the
-    random-walk encodings of GPS): a three-membered ring makes :math:`(P^3)_{ii} > 0`. A
-    two-layer convolution cannot see a ring of three (it needs :math:`A^3`). Equivariant in
-    the node order, per graph, differentiable; computed in float32 (or float64 for float64
-    input).
-    """
-    s = bonds.to(torch.promote_types(bonds.dtype, torch.float32)).sum(-1)  # [B, N, N]
-    walk = s / s.sum(-1, keepdim=True).clamp(min=1.0)
-    power = walk
-    returns = []
-    for _ in range(2, max_length + 1):
-        power = power @ walk
-        returns.append(power.diagonal(dim1=1, dim2=2))
-    if not returns:
-        return s.new_zeros(s.shape[0], s.shape[1], 0)
-    return torch.stack(returns, dim=-1)
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"

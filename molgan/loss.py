@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from molgan.generator import bond_limits
-from molgan.graph import DenseGraph, argmax_graph
+from molgan.graph import DenseGraph
 
 CriticFn = Callable[..., Tensor]
 """``critic(x, adj)`` -> scores (``critic(x, adj, groups)`` for a grouped fused loss)."""
@@ -34,10 +34,8 @@ def interpolate(real: DenseGraph, fake: DenseGraph, epsilon: Tensor) -> DenseGra
                       e_adj * real.adj + (1 - e_adj) * fake.adj)
 
 
-def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
-                   functional: bool = False) -> Tensor:
-    r"""Per-score :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B / pack]``,
-    differentiable; with ``pack > 1`` the norm covers all graphs of a pack.
+def gradient_norms(critic: CriticFn, graph: DenseGraph, functional: bool = False) -> Tensor:
+    r"""Per-graph :math:`\lVert \nabla D \rVert_2` over both inputs, ``[B]``, differentiable.
 
     The input gradients come from ``torch.autograd.grad(..., create_graph=True)``, or with
     ``functional=True`` from ``torch.func.grad``: the same values, and the form that
@@ -55,26 +53,24 @@ def gradient_norms(critic: CriticFn, graph: DenseGraph, pack: int = 1,
         adj = graph.adj.detach().requires_grad_(True)
         scores = critic(x, adj)
         grad_x, grad_adj = torch.autograd.grad(scores.sum(), (x, adj), create_graph=True)
-    groups = graph.x.shape[0] // pack
-    squared = (grad_x.reshape(groups, -1).pow(2).sum(1)
-               + grad_adj.reshape(groups, -1).pow(2).sum(1))
+    b = graph.x.shape[0]
+    squared = grad_x.reshape(b, -1).pow(2).sum(1) + grad_adj.reshape(b, -1).pow(2).sum(1)
     return torch.sqrt(squared + 1e-12)
 
 
 def gradient_penalty(critic: CriticFn, real: DenseGraph, fake: DenseGraph,
-                     generator: torch.Generator | None = None, pack: int = 1,
+                     generator: torch.Generator | None = None,
                      epsilon: Tensor | None = None, functional: bool = False) -> Tensor:
     r""":math:`\mathbb{E}[(\lVert \nabla_{\hat G} D(\hat G) \rVert_2 - 1)^2]`, a scalar.
 
     ``fake`` should be detached for the critic step. ``epsilon [B] ~ U[0, 1]`` is drawn with
-    ``generator`` and shared by ``x`` and ``adj`` of each sample (with PacGAN packing, one
-    epsilon per pack of ``pack`` consecutive graphs, and one norm per pack). A given
-    ``epsilon [B]`` is used instead of drawing one. ``functional``: see :func:`gradient_norms`.
+    ``generator`` and shared by ``x`` and ``adj`` of each sample. A given ``epsilon [B]`` is
+    used instead of drawing one. ``functional``: see :func:`gradient_norms`.
     """
     if epsilon is None:
-        epsilon = torch.rand(real.x.shape[0] // pack, generator=generator,
-                             device=real.x.device, dtype=real.x.dtype).repeat_interleave(pack)
-    norms = gradient_norms(critic, interpolate(real, fake, epsilon), pack, functional)
+        epsilon = torch.rand(real.x.shape[0], generator=generator, device=real.x.device,
+                             dtype=real.x.dtype)
+    norms = gradient_norms(critic, interpolate(real, fake, epsilon), functional)
     return (norms - 1.0).pow(2).mean()
 
 
@@ -88,10 +84,10 @@ class InputGradientNorms(NamedTuple):
 
 
 def scores_and_gradient_norms(critic: CriticFn, x: Tensor, adj: Tensor, *groups: int,
-                              graph: bool = False, num_features: int = 0, pack: int = 1,
+                              graph: bool = False, num_features: int = 0,
                               functional: bool = False) -> InputGradientNorms:
-    r"""Scores ``[B / pack]`` of ``x [B, N, T]``, ``adj [B, N, N, Y]`` from one critic call
-    and, per score (over all graphs of a pack with ``pack > 1``), differentiable ``[B / pack]``:
+    r"""Scores ``[B]`` of ``x [B, N, T]``, ``adj [B, N, N, Y]`` from one critic call and, per
+    score, differentiable ``[B]``:
 
     - with ``graph``: :math:`\lVert \nabla_G D \rVert_2`, the gradient with respect to the
       graph itself (``x`` and ``adj`` together), as the gradient penalty takes it;
@@ -151,7 +147,7 @@ class CriticLoss(NamedTuple):
     gradient_penalty: Tensor
     """``E[(||grad||_2 - 1)^2]`` (before multiplying by lambda)."""
     real_score: Tensor
-    """``E[D(real)]``: the level of the scores, which the loss leaves free but for ``drift``."""
+    """``E[D(real)]``: the level of the scores, which the loss leaves free."""
     feature_penalty: Tensor
     """``E[max(0, ||dD/df|| - 1)^2]`` over the real and fake scores (0 when not computed)."""
     data_penalty: Tensor
@@ -159,39 +155,23 @@ class CriticLoss(NamedTuple):
 
 
 def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp: float = 10.0,
-                generator: torch.Generator | None = None, fused: bool = True,
-                pack: int = 1, epsilon: Tensor | None = None,
-                penalty_critic: CriticFn | None = None, grouped: bool = False,
-                fake_weights: Tensor | None = None,
-                functional_penalty: bool = False, drift: float = 0.0,
-                feature_penalty: float = 0.0, num_features: int = 0,
-                data_penalty: float = 0.0,
-                steepness_critic: CriticFn | None = None) -> CriticLoss:
+                generator: torch.Generator | None = None, epsilon: Tensor | None = None, *,
+                grouped: bool = False, feature_penalty: float = 0.0, num_features: int = 0,
+                data_penalty: float = 0.0, penalty_critic: CriticFn | None = None,
+                steepness_critic: CriticFn | None = None,
+                functional_penalty: bool = False) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
-    ``fused=True`` scores real and fake graphs in one critic call on the concatenated batch
-    (``[2B, ...]``) instead of two: fewer, larger ops and the same values, since every graph's
-    score is independent of its batch-mates; a critic with a minibatch feature needs
-    ``grouped=True``, and is then called as ``critic(x, adj, 2)`` (two groups: reals are
-    compared with reals, fakes with fakes). The penalty keeps its own call: putting the
-    interpolates in the same batch would make the double backward run over all ``3B`` graphs
-    (measured: 1.5x the FLOPs and slower). ``penalty_critic`` (default ``critic``) computes the
-    penalty: the same network, unwrapped, when ``critic`` is a DistributedDataParallel wrapper
-    (DDP supports ``backward`` but not the ``autograd.grad`` of the penalty).
-
-    ``fake_weights [B / pack]`` (constants, mean 1) weight the fake scores in the critic's
-    objective, :math:`\frac{1}{B}\sum_b v_b D(\tilde G_b)` instead of the plain mean: the
-    critic then treats over-weighted fakes as more of the fake distribution than one batch
-    shows (used to tell it which graphs the generator repeats across batches, see
-    molgan.repeats). The reported Wasserstein estimate stays unweighted.
-
-    ``functional_penalty=True`` takes the penalty's input gradients with ``torch.func``, so
-    that ``torch.compile`` can compile this whole function, penalty included (see
-    :func:`gradient_norms`).
-
-    ``drift`` (:math:`\epsilon_{drift}`) adds :math:`\epsilon_{drift}\,\mathbb{E}[D(G)^2]`
-    over the real graphs (Karras et al. 2018): the WGAN objective only sees score
-    differences, so without it the scores' common level is free to wander far from zero.
+    Real and fake graphs are scored in one critic call on the concatenated batch
+    (``[2B, ...]``): fewer, larger ops and the same values, since every graph's score is
+    independent of its batch-mates; a critic with a minibatch feature needs ``grouped=True``,
+    and is then called as ``critic(x, adj, 2)`` (two groups: reals are compared with reals,
+    fakes with fakes). The penalty keeps its own call: putting the interpolates in the same
+    batch would make the double backward run over all ``3B`` graphs (1.5x the FLOPs).
+    ``epsilon [B]`` (or drawn with ``generator``): see :func:`gradient_penalty`.
+    ``penalty_critic`` (default ``critic``) computes the penalty: the same network, unwrapped,
+    when ``critic`` is a DistributedDataParallel wrapper (DDP supports ``backward`` but not
+    the ``autograd.grad`` of the penalty).
 
     ``feature_penalty`` (:math:`\mu`, with a critic of ``num_features`` batch features) adds
     :math:`\mu\,\mathbb{E}[\max(0, \lVert \partial D / \partial f \rVert_2 - 1)^2]` over
@@ -205,6 +185,10 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     from ``critic``'s own scoring call, or, with ``steepness_critic`` (the plain network when
     ``critic`` is a wrapper that cannot take input gradients: DDP, or a compiled module), from
     a second call of that one on the same graphs.
+
+    ``functional_penalty=True`` takes the input gradients with ``torch.func``, so that
+    ``torch.compile`` can compile this whole function, penalties included (see
+    :func:`gradient_norms`).
     """
     fake = DenseGraph(fake.x.detach(), fake.adj.detach())
     feature_norms: list[Tensor] = []
@@ -217,29 +201,21 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
         separate = steepness_critic is not None and (steep_graph or steep_features)
         result = scores_and_gradient_norms(
             steepness_critic if separate else critic, x, adj, *groups, graph=steep_graph,
-            num_features=steep_features, pack=pack, functional=functional_penalty)
+            num_features=steep_features, functional=functional_penalty)
         if result.features is not None:
             feature_norms.append(result.features)
         if result.graph is not None:
             data_norms.append(result.graph)
         return critic(x, adj, *groups) if separate else result.scores
 
-    if fused:
-        b = real.x.shape[0]
-        both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
-        scores = score(*both, 2) if grouped else score(*both)
-        s_real, s_fake = scores.split(b // pack)
-    else:
-        s_real, s_fake = score(*real), score(*fake)
+    both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
+    scores = score(*both, 2) if grouped else score(*both)
+    s_real, s_fake = scores.split(real.x.shape[0])
     real_score = s_real.mean()
     wasserstein = real_score - s_fake.mean()
-    objective = wasserstein if fake_weights is None else (
-        real_score - (s_fake * fake_weights.detach()).mean())
-    penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, pack, epsilon,
+    penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, epsilon,
                                functional_penalty)
-    loss = -objective + lambda_gp * penalty
-    if drift > 0:
-        loss = loss + drift * s_real.pow(2).mean()
+    loss = -wasserstein + lambda_gp * penalty
     steep_at_features = one_sided(feature_norms) if feature_norms else penalty.new_zeros(())
     steep_at_data = one_sided(data_norms) if data_norms else penalty.new_zeros(())
     if feature_norms:
@@ -255,67 +231,9 @@ def generator_loss(critic: CriticFn, fake: DenseGraph) -> Tensor:
     return -critic(*fake).mean()
 
 
-def _pair_distance_ratios(fake: DenseGraph, z: Tensor) -> Tensor:
-    """``[B // 2]`` ratios :math:`d_G / d_z` of the pairs (graph ``b``, graph ``b + B // 2``):
-    mean absolute difference of the two relaxed graphs (``x`` plus ``adj``) over that of the
-    latents ``z [B, Z]``; empty for a batch of one."""
-    half = z.shape[0] // 2
-    d_graph = ((fake.x[:half] - fake.x[half : 2 * half]).abs().flatten(1).mean(1)
-               + (fake.adj[:half] - fake.adj[half : 2 * half]).abs().flatten(1).mean(1))
-    return d_graph / (z[:half] - z[half : 2 * half]).abs().mean(1)
-
-
-def mode_seeking_loss(fake: DenseGraph, z: Tensor, eps: float = 1e-5) -> Tensor:
-    r"""Mode-seeking regularizer (Mao et al. 2019), minimized by the generator.
-
-    The batch is split into pairs :math:`(z_1, z_2)`; with :math:`d_G` the mean absolute
-    difference of the two relaxed graphs (``x`` and ``adj`` together) and :math:`d_z` that of
-    the latents, the term is :math:`\mathbb{E}[1 / (d_G / d_z + \epsilon)]`: it grows when
-    different latents give the same graph, which is what mode collapse is.
-    """
-    ratio = _pair_distance_ratios(fake, z)
-    return (1.0 / (ratio + eps)).mean() if ratio.numel() else z.new_zeros(())
-
-
-def diversity_sensitive_loss(fake: DenseGraph, z: Tensor, tau: float) -> Tensor:
-    r"""Diversity-sensitive regularizer (Yang et al. 2019, DSGAN), minimized by the generator.
-
-    With the batch split into pairs, :math:`d_G` the mean absolute difference of the two
-    relaxed graphs (``x`` and ``adj`` together) and :math:`d_z` that of the latents (as in
-    :func:`mode_seeking_loss`), the term is :math:`-\mathbb{E}[\min(d_G / d_z, \tau)]`.
-    Unlike the mode-seeking term it is bounded (below by :math:`-\tau`) and stops pushing a
-    pair apart once its graphs differ enough, so it cannot blow up when two latents give the
-    same graph.
-    """
-    ratio = _pair_distance_ratios(fake, z)
-    return -ratio.clamp(max=tau).mean() if ratio.numel() else z.new_zeros(())
-
-
-def repeat_penalty(fake: DenseGraph, weights: Tensor, eps: float = 1e-6,
-                   graph: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    r"""Confidence in the graphs the generator repeats, weighted per graph; minimized by it.
-
-    For relaxed ``fake`` (probabilities, ``x [B, N, T]``, ``adj [B, N, N, Y]``) the
-    log-probability of each graph's own argmax decoding is
-
-    .. math::
-        \ell_b = \sum_i \log \max_t p(X_{bi} = t) + \sum_{i<j} \log \max_y p(A_{bij} = y),
-
-    and the term is :math:`\frac{1}{B}\sum_b w_b \ell_b` with constant weights
-    ``weights [B]`` (:func:`molgan.repeats.repeat_weights`: zero for graphs not made too
-    often). Lowering :math:`\ell_b` moves probability off the repeated graph until its argmax
-    changes, to whichever graph the critic then favours. That is :func:`graph_log_prob` of
-    the argmax graph, or of ``graph = (x_idx [B, N], adj_idx [B, N, N])`` when given (the
-    graphs drawn from ``fake`` when samples are drawn, not argmax-decoded).
-    """
-    own = graph if graph is not None else argmax_graph(
-        DenseGraph(fake.x.detach(), fake.adj.detach()))
-    return (weights.detach() * graph_log_prob(fake, *own, eps=eps)).mean()
-
-
 def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
                    eps: float = 1e-6, max_valence: Tensor | None = None,
-                   pair_order: Tensor | None = None, no_isolated: bool = False) -> Tensor:
+                   no_isolated: bool = False) -> Tensor:
     r"""``[B]`` log-probabilities of the graphs ``x_idx [B, N]``, ``adj_idx [B, N, N]`` under
     the factorized categorical distributions ``fake`` (probabilities, ``x [B, N, T]``,
     ``adj [B, N, N, Y]``), each atom slot and each upper-triangle pair independent:
@@ -328,8 +246,7 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
     the orders :math:`l_{bij} \le y \le r_{bij}` it could take
     (:func:`molgan.generator.bond_limits`),
     :math:`\log p(A_{bij} = a_{bij}) - \log \sum_{l_{bij} \le y \le r_{bij}} p(A_{bij} = y)`,
-    the pairs drawn in ``pair_order [B, M]`` (default row-major) and with ``no_isolated``
-    as ``draw_graph`` drew them.
+    the pairs drawn in row-major order and with ``no_isolated`` as ``draw_graph`` drew them.
     """
     n = fake.adj.shape[1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=fake.adj.device)
@@ -338,8 +255,7 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
     p_adj = pairs.gather(-1, adj_idx[:, rows, cols].long().unsqueeze(-1)).squeeze(-1)
     log_p_adj = p_adj.float().clamp(min=eps).log()
     if max_valence is not None:
-        lowest, highest = bond_limits(x_idx, adj_idx, max_valence, pair_order,
-                                      no_isolated)  # [B, M] each
+        lowest, highest = bond_limits(x_idx, adj_idx, max_valence, no_isolated)  # [B, M] each
         orders = torch.arange(pairs.shape[-1], device=pairs.device)
         allowed = (orders <= highest.unsqueeze(-1)) & (orders >= lowest.unsqueeze(-1))
         log_p_adj = log_p_adj - (pairs.float() * allowed).sum(-1).clamp(min=eps).log()
@@ -368,8 +284,7 @@ def leave_one_out_advantages(rewards: Tensor, draws: int) -> Tensor:
 
 
 def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: Tensor,
-                    max_valence: Tensor | None = None,
-                    pair_order: Tensor | None = None, no_isolated: bool = False,
+                    max_valence: Tensor | None = None, no_isolated: bool = False,
                     draws: int = 1) -> Tensor:
     r"""REINFORCE surrogate for graphs ``x_idx``, ``adj_idx`` drawn from ``fake``, minimized
     by the generator: :math:`-\frac{1}{B}\sum_b a_b \log p(G_b)` (:func:`graph_log_prob`;
@@ -378,11 +293,11 @@ def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: T
     batch, one draw from each) the leave-one-out baseline of
     :func:`leave_one_out_advantages`. Its gradient is the policy gradient of the expected
     reward: it raises the probability of the drawn graphs that scored above their baseline
-    and lowers the others'. ``max_valence``: the graphs were drawn within valences, in
-    ``pair_order``, with ``no_isolated`` (see :func:`graph_log_prob`)."""
+    and lowers the others'. ``max_valence``: the graphs were drawn within valences, with
+    ``no_isolated`` (see :func:`graph_log_prob`)."""
     advantage = leave_one_out_advantages(rewards, draws).detach()
     log_p = graph_log_prob(fake, x_idx, adj_idx, max_valence=max_valence,
-                           pair_order=pair_order, no_isolated=no_isolated)
+                           no_isolated=no_isolated)
     return -(advantage * log_p).mean()
 
 
@@ -405,25 +320,6 @@ def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     expected = (fake.adj * orders).sum(dim=(2, 3))  # [B, N]
     allowed = fake.x @ max_valence.to(fake.x.dtype)  # [B, N]
     return torch.relu(expected - allowed).sum(1).mean()
-
-
-def isolated_atoms(fake: DenseGraph) -> Tensor:
-    r"""Expected number of atoms without a bond to another atom, mean over graphs (a scalar,
-    minimized by the generator; 0 for a one-hot graph without isolated atoms).
-
-    With :math:`a_i = 1 - p(X_i = \text{no atom})` and the expected number of bonds from
-    atom ``i`` to atoms, :math:`\mathbb{E}[d_i] = \sum_{j} (1 - p(A_{ij} = \text{none}))\, a_j`:
-
-    .. math::
-        L_{iso} = \mathbb{E}_G \Big[\sum_i a_i \max(0, 1 - \mathbb{E}[d_i])\Big].
-
-    An isolated atom makes a molecule of several fragments; no training molecule of QM9
-    with two or more heavy atoms has one. A training-time term; samples are never corrected.
-    """
-    atom = 1.0 - fake.x[..., 0]  # [B, N]
-    bonded = 1.0 - fake.adj[..., 0]  # [B, N, N]
-    degree = (bonded * atom.unsqueeze(1)).sum(2)  # [B, N]; the diagonal is "none"
-    return (atom * torch.relu(1.0 - degree)).sum(1).mean()
 
 
 def combined_generator_loss(wgan: Tensor, predicted_reward: Tensor, lam: float) -> Tensor:

@@ -65,9 +65,19 @@ def _converter(hint: Any) -> Any:
     return parse_optional
 
 
+def short_help(doc: str) -> str:
+    """The first sentence of a field docstring, without reST markup: one line of help."""
+    import re
+
+    text = re.sub(r":\w+:`([^`]*)`", r"\1", doc).replace("``", "")
+    match = re.search(r"(.+?)\.(\s+[A-Z(]|\s*$)", text)
+    return (match.group(1) if match else text).strip()
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser | Any, cls: type,
                         skip: tuple[str, ...] = ()) -> list[str]:
-    """Add one flag per field of ``cls``; returns the field names added."""
+    """Add one flag per field of ``cls`` (to a parser or an argument group), with the first
+    sentence of its docstring and its default as help; returns the field names added."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     names = []
@@ -78,28 +88,36 @@ def add_dataclass_flags(parser: argparse.ArgumentParser | Any, cls: type,
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
                             type=_converter(hints[f.name]), default=argparse.SUPPRESS,
-                            help=f"{docs.get(f.name, '')} (default: {shown})")
+                            help=f"{short_help(docs.get(f.name, ''))} (default: {shown})")
         names.append(f.name)
     return names
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A JSON or TOML config: flat field names, or sections ``train``/``generator``/``critic``.
+    """A JSON or TOML config (a recipe, a run's ``config.json``, a user's file): flat field
+    names, or tables of them (``[optimization]``, ``train``, ``generator``, ...), which are
+    merged. A ``vocab`` entry (in ``config.json``) is skipped. Returns ``{field: value}``.
 
-    Returns a flat ``{field: value}`` mapping.
+    Raises:
+        ValueError: the file cannot be read or parsed (one line naming it).
     """
     path = Path(path)
-    text = path.read_text()
-    if path.suffix.lower() == ".toml":
-        import tomllib
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".toml":
+            import tomllib
 
-        data = tomllib.loads(text)
-    else:
-        data = json.loads(text)
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table of fields")
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("train", "generator", "critic") and isinstance(value, dict):
+        if isinstance(value, dict) and key != "vocab":
             flat.update(value)
-        elif key != "vocab":
+        elif key not in ("vocab", "world_size"):
             flat[key] = value
     return flat

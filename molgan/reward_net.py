@@ -21,15 +21,15 @@ from molgan.vocab import Vocab
 
 class RewardNet(Critic):
     """Critic body (relational GCN, gated aggregation, tanh MLP) -> sigmoid: one reward per
-    graph. Always unpacked and without batch features, so a graph's reward never depends on
+    graph. Always without batch features, so a graph's reward never depends on
     its batch-mates; :meth:`score`, :meth:`embed` and :meth:`from_checkpoint` work as for
     :class:`~molgan.critic.Critic`."""
 
     checkpoint_keys = ("reward_net", "reward_config")
 
     def __init__(self, config: CriticConfig, vocab: Vocab) -> None:
-        if config.pack != 1 or config.minibatch_distance:
-            raise ValueError("the reward network scores single graphs (pack=1, no batch feature)")
+        if config.minibatch_distance:
+            raise ValueError("the reward network scores single graphs (no batch feature)")
         super().__init__(config, vocab)
 
     def forward(self, x: Tensor, adj: Tensor, groups: int = 1) -> Tensor:

@@ -1,4 +1,4 @@
-"""Sampling: generator -> argmax graphs -> canonical SMILES, batched."""
+"""Sampling: generator -> argmax or drawn graphs -> canonical SMILES, batched."""
 
 from __future__ import annotations
 
@@ -44,20 +44,19 @@ class Sampler:
 
     def __init__(self, generator: Generator, vocab: Vocab, device: str | torch.device = "cpu",
                  batch_size: int = SAMPLE_BATCH, seed: int = 0, decode: str = "argmax",
-                 temperature: float = 1.0, atom_temperature: float | None = None,
-                 valence_draw: bool | None = None) -> None:
+                 temperature: float = 1.0, valence_draw: bool | None = None) -> None:
         if decode not in DECODINGS:
             raise ValueError(f"decode must be one of {DECODINGS}, got {decode!r}")
-        if not temperature > 0 or not (atom_temperature is None or atom_temperature > 0):
-            raise ValueError(f"temperatures must be > 0, got {temperature} and "
-                             f"{atom_temperature}")
-        if (temperature != 1.0 or atom_temperature is not None) and decode != "sample":
+        if not temperature > 0:
+            raise ValueError(f"the temperature must be > 0, got {temperature}")
+        if batch_size < 1:
+            raise ValueError(f"the batch size must be at least 1, got {batch_size}")
+        if temperature != 1.0 and decode != "sample":
             raise ValueError("a sampling temperature needs decode='sample' (argmax ignores it)")
         if valence_draw and decode != "sample":
             raise ValueError("valence_draw needs decode='sample' (argmax draws nothing)")
         self.decode = decode
         self.temperature = temperature
-        self.atom_temperature = atom_temperature
         self.generator = generator.to(device).eval()
         # draws within valences: the model's own setting (GeneratorConfig.valence_draw) or
         # valence_draw, which may switch it off to see what the network draws without it
@@ -76,14 +75,14 @@ class Sampler:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         weights: str = "average", **kwargs: Any) -> Sampler:
-        """Load the generator and vocabulary from a run dir or ``ckpt.pt``. ``decode``,
-        ``temperature`` and ``atom_temperature`` (keyword arguments; None or absent) default to
-        the model's own (``decode``, ``sample_temperature``, ``atom_temperature`` of its
-        training config). ``weights``: ``average``, the moving average of the generator's
+        """Load the generator and vocabulary from a run dir or ``ckpt.pt``. ``decode`` and
+        ``temperature`` (keyword arguments; None or absent) default to the model's own
+        (``decode`` and ``sample_temperature`` of its training config). ``weights``: ``average``, the moving average of the generator's
         weights when the run kept one (``--generator-ema``; else the last weights), or
         ``live``, the last weights of training."""
-        from molgan.checkpoint import build_config, load_checkpoint
-        from molgan.train import resolve_device
+        from molgan.checkpoint import CheckpointError, build_config, load_checkpoint
+        from molgan.device import resolve_device
+        from molgan.retired import RetiredLeverError, drop_retired
 
         device = resolve_device("auto" if device is None else str(device))
         bundle = load_checkpoint(path, map_location=device)
@@ -94,14 +93,15 @@ class Sampler:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         key = "generator_ema" if weights == "average" and "generator_ema" in bundle else "generator"
         generator.load_state_dict(bundle[key])
-        trained = bundle.get("config", {}).get("train", {})
+        try:
+            trained = drop_retired("TrainConfig", bundle.get("config", {}).get("train", {}))
+        except RetiredLeverError as exc:
+            raise CheckpointError(str(exc)) from None
         if kwargs.get("decode") is None:
             kwargs["decode"] = trained.get("decode", "argmax")
         if kwargs.get("temperature") is None:
             kwargs["temperature"] = (trained.get("sample_temperature", 1.0)
                                      if kwargs["decode"] == "sample" else 1.0)
-        if kwargs.get("atom_temperature") is None and kwargs["decode"] == "sample":
-            kwargs["atom_temperature"] = trained.get("atom_temperature")
         return cls(generator, vocab, device, **kwargs)
 
     @torch.no_grad()
@@ -118,11 +118,8 @@ class Sampler:
             z = self.generator.sample_z(size, generator=rng, device=self.device)
             logits = self.generator(z)
             if self.decode == "sample":
-                order = (self.generator.draw_pair_order(logits.adj)
-                         if self.max_valence is not None else None)
                 x_idx, adj_idx = draw_graph(logits, self.temperature, generator=rng,
-                                            atom_temperature=self.atom_temperature,
-                                            max_valence=self.max_valence, pair_order=order,
+                                            max_valence=self.max_valence,
                                             no_isolated=self.generator.config.draw_no_isolated)
             else:
                 x_idx, adj_idx = argmax_graph(logits)

@@ -6,7 +6,7 @@ per iteration (torch's FLOP formulas, double backward of the penalty included), 
 and fp32 and bf16 matmul ceilings measured in the same run (the fraction is taken against the
 ceiling of the precision trained in).
 
-    python scripts/bench_train.py --batch-size 32 128 512 --device cpu --json out.jsonl
+    python scripts/bench_train.py --recipe molgan default --batch-size 32 128 --threads 1
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import torch
 
 from molgan.dataset import load_dataset
 from molgan.l1_kernel import l1_kernel_sums_autograd
-from molgan.train import RunConfig, TrainConfig, Trainer
+from molgan.recipes import load_recipe, recipe_names
+from molgan.train import Trainer
 
 
 def matmul_ceiling(device: torch.device, size: int = 2048, repeats: int = 10,
@@ -86,22 +87,19 @@ def flops_per_iteration(trainer: Trainer) -> float:
 
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
-          cache_dir: str | None, fused: bool = True, adam: str = "foreach",
-          data_source: str = "qm9", precision: str = "fp32", recipe: str = "default",
-          compile_networks: bool = False, n_critic: int = 5, compile_loss: bool = True) -> dict:
+          cache_dir: str | None, adam: str = "foreach", data_source: str = "qm9",
+          precision: str = "fp32", recipe: str = "default", compile_networks: bool = False,
+          n_critic: int | None = None, overrides: dict | None = None) -> dict:
     data = load_dataset(data_source, cache_dir=cache_dir)
-    config = RunConfig(TrainConfig(batch_size=batch_size, device=device, precision=precision,
-                                   compile=compile_networks, compile_loss=compile_loss,
-                                   n_critic=n_critic))
-    for field_name, value in RECIPES[recipe].items():
-        section = next(part for part in (config.train, config.generator, config.critic)
-                       if hasattr(part, field_name))
-        setattr(section, field_name, value)
+    settings = dict(batch_size=batch_size, device=device, precision=precision,
+                    compile=compile_networks, **(overrides or {}))
+    if n_critic is not None:
+        settings["n_critic"] = n_critic
+    config = load_recipe(recipe, **settings)
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused", adam=adam)
-    trainer.fused_loss = fused
     trainer.prepare_networks()
     compile_start = time.perf_counter()
-    n_critic = config.train.n_critic
+    n_critic = config.train.optim.n_critic
     dev = trainer.device
 
     def sync() -> None:
@@ -141,7 +139,6 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
         "one_hot_batch_mb": round(batch_size * data.vocab.max_atoms
                                   * (data.vocab.max_atoms * data.vocab.num_bond_types
                                      + data.vocab.num_atom_types) * 4 / 2**20, 2),
-        "fused_loss": fused,
         "adam": adam,
         "precision": precision,
         "recipe": recipe,
@@ -167,29 +164,17 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
     }
 
 
-#: Config fields each recipe sets on top of the defaults of ``molgan train``.
-RECIPES: dict[str, dict[str, object]] = {
-    "default": {},
-    # MolGAN's architecture and loss: no minibatch feature, valence term or valence mask, no
-    # RL term, no drawn graphs in the critic's batches (critic_draws, since stop 21: a
-    # sequential valence draw per critic step), no weight average (since stop 23) and no
-    # steepness penalties at the data (since stop 26)
-    "molgan": {"minibatch_distance": False, "valence_penalty": 0.0, "z_dim": 32,
-               "gen_valence_mask": False, "diversity_rl": 0.0, "critic_draws": 0.0,
-               "generator_ema": 0.0, "decode": "argmax", "feature_penalty": 0.0,
-               "data_penalty": 0.0},
-    # the default recipe of stops 23-25: without the steepness penalties at the data
-    "no-data-penalties": {"feature_penalty": 0.0, "data_penalty": 0.0},
-    # the default recipe of stops 14-15: no repeat memory or RL term (RDKit-free steps)
-    "no-diversity-rl": {"diversity_rl": 0.0},
-    "no-valence-mask": {"gen_valence_mask": False},
-    "l1-kernels": {"minibatch_kernel_metric": "l1"},
-    "gaussian-kernels": {"minibatch_kernel_metric": "gaussian"},
-    "bank-1024": {"minibatch_bank": 1024},
-    "bank-4096": {"minibatch_bank": 4096},
-    # stop 15's shipped model: the RL term at weight 0.1 (the default is 1 since stop 16)
-    "diversity-rl": {"diversity_rl": 0.1},
-}
+def parse_overrides(pairs: list[str]) -> dict:
+    """``FIELD=VALUE`` pairs (``--set``) as config fields, values parsed as JSON when they
+    can be (numbers, true/false, null), else kept as strings."""
+    fields = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        try:
+            fields[name.replace("-", "_")] = json.loads(text)
+        except json.JSONDecodeError:
+            fields[name.replace("-", "_")] = text
+    return fields
 
 
 def main() -> None:
@@ -207,17 +192,15 @@ def main() -> None:
     parser.add_argument("--adam", nargs="+", default=["foreach"],
                         choices=("foreach", "fused", "loop"),
                         help="Adam implementations to time (interleaved)")
-    parser.add_argument("--recipe", nargs="+", default=["default"], choices=tuple(RECIPES),
-                        help="default (molgan train's defaults), molgan (MolGAN's plain one), "
-                             "or the default with l1 / gaussian minibatch kernels")
-    parser.add_argument("--n-critic", type=int, default=5,
-                        help="critic updates per generator update (5: comparable with the "
-                             "tables in docs/benchmarks.md, whatever molgan train's default)")
-    parser.add_argument("--compile", nargs="+", default=["off"],
-                        choices=("off", "on", "networks"),
-                        help="on: TrainConfig.compile (the whole critic loss, penalty included, "
-                             "and the generator); networks: the same with compile_loss off "
-                             "(the critic's scoring call and the generator, the penalty eager)")
+    parser.add_argument("--recipe", nargs="+", default=["default"], choices=recipe_names(),
+                        help="shipped recipes to time (molgan.recipes), interleaved")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="config fields set on top of each recipe (e.g. diversity_rl=0)")
+    parser.add_argument("--n-critic", type=int, default=None,
+                        help="critic updates per generator update (default: the recipe's)")
+    parser.add_argument("--compile", nargs="+", default=["off"], choices=("off", "on"),
+                        help="on: the run setting compile (the networks and the whole critic "
+                             "loss, penalties included)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
                         help="precisions to time (bf16 = bfloat16 autocast of the matmuls)")
     parser.add_argument("--l1-kernel", nargs="+", default=["fused"], choices=("fused", "autograd"),
@@ -225,23 +208,22 @@ def main() -> None:
                              "differentiated by plain autograd (before/after comparisons)")
     parser.add_argument("--flush-denormal", nargs="+", default=["off"], choices=("off", "on"),
                         help="torch.set_flush_denormal during the timed steps")
-    parser.add_argument("--compare-unfused", action="store_true",
-                        help="also time the unfused critic loss (separate real/fake calls)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    variants = (True, False) if args.compare_unfused else (True,)
+    overrides = parse_overrides(args.set)
     for batch_size in args.batch_size:
-        for fused, adam, precision, recipe, compiled, l1_kernel, denormal in [
-                (f, a, p, r, c, k, d) for f in variants for a in args.adam for p in args.precision
+        for adam, precision, recipe, compiled, l1_kernel, denormal in [
+                (a, p, r, c, k, d) for a in args.adam for p in args.precision
                 for r in args.recipe for c in args.compile for k in args.l1_kernel
                 for d in args.flush_denormal]:
             torch.set_flush_denormal(denormal == "on")
             with mock.patch("molgan.critic.l1_kernel_sums", l1_kernel_sums_autograd) \
                     if l1_kernel == "autograd" else contextlib.nullcontext():
                 result = bench(batch_size, args.device, args.windows, args.steps_per_window,
-                               args.cache_dir, fused, adam, args.data, precision, recipe,
-                               compiled != "off", args.n_critic, compiled == "on")
+                               args.cache_dir, adam, args.data, precision, recipe,
+                               compiled == "on", args.n_critic, overrides)
+            result["overrides"] = overrides
             result["l1_kernel"] = l1_kernel
             result["compile_mode"] = compiled
             result["flush_denormal"] = denormal == "on"

@@ -26,16 +26,17 @@ def add_missing_reference(bundle: dict) -> None:
     import torch
 
     from molgan.dataset import load_dataset
-    from molgan.train import RunConfig, reference_rows
+    from molgan.config import RunConfig
+    from molgan.train import reference_rows
 
     config = RunConfig.from_dict(bundle["config"])
     if not config.critic.minibatch_distance or "reference_x" in bundle["critic"]:
         return
-    tc = config.train
-    data = load_dataset(tc.data, smiles_column=tc.smiles_column, max_atoms=tc.max_atoms,
-                        atoms=tc.atoms)
-    train = data.subset(data.split_indices(seed=tc.split_seed)["train"])
-    rows = reference_rows(len(train), config.critic.reference_size, tc.seed)
+    run = config.train.run
+    data = load_dataset(run.data, smiles_column=run.smiles_column, max_atoms=run.max_atoms,
+                        atoms=run.atoms)
+    train = data.subset(data.split_indices(seed=run.split_seed)["train"])
+    rows = reference_rows(len(train), config.critic.reference_size, run.seed)
     bundle["critic"]["reference_x"] = torch.from_numpy(train.x_idx[rows])
     bundle["critic"]["reference_adj"] = torch.from_numpy(train.adj_idx[rows])
     bundle["critic_config"]["reference_size"] = config.critic.reference_size

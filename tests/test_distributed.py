@@ -7,7 +7,8 @@ import socket
 import torch
 
 from molgan.critic import CriticConfig
-from molgan.train import RunConfig, TrainConfig, Trainer
+from molgan.config import RunConfig, TrainConfig
+from molgan.train import Trainer
 
 STEPS = 4
 LOCAL_BATCH = 8
@@ -18,10 +19,10 @@ def run_config(batch_size: int, batch_feature: bool) -> RunConfig:
     repeat memory, draws and baseline, so only the WGAN-GP training is the same as one process
     (docs/distributed.md). The steepness penalties at the data are on (their input gradients
     go through the plain critic under DDP); the feature one acts only with a batch feature."""
-    return RunConfig(TrainConfig(steps=STEPS, batch_size=batch_size, n_critic=2, log_every=2,
-                                 eval_every=10_000, eval_samples=20, ckpt_every=10_000, seed=5,
-                                 diversity_rl=0.0, critic_draws=0.0, data_penalty=10.0,
-                                 feature_penalty=10.0),
+    return RunConfig(TrainConfig.from_flat(dict(
+        steps=STEPS, batch_size=batch_size, n_critic=2, log_every=2, eval_every=10_000,
+        eval_samples=20, ckpt_every=10_000, seed=5, diversity_rl=0.0, critic_draws=0.0,
+        data_penalty=10.0, feature_penalty=10.0)),
                      critic=CriticConfig(minibatch_distance=batch_feature, reference_size=16))
 
 
@@ -103,11 +104,11 @@ def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_
     # all but 1 in 10,000 elements must agree to rtol 1e-4 / atol 1e-5, every one to 2 lr
     # per update
     tc = single.config.train
-    fastest = max(tc.generator_lr, tc.critic_lr)
+    fastest = max(tc.optim.generator_lr, tc.optim.critic_lr)
     for step, (a, b) in enumerate(zip(rank0, snapshots)):
         close = torch.isclose(a, b, rtol=1e-4, atol=1e-5)
         assert close.float().mean() >= 0.9999, f"DDP and one process differ after step {step + 1}"
-        assert (a - b).abs().max() <= 2 * fastest * (step + 1) * tc.n_critic
+        assert (a - b).abs().max() <= 2 * fastest * (step + 1) * tc.optim.n_critic
     assert not torch.equal(rank0[0], rank0[-1])  # it did train
 
 

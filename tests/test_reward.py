@@ -1,4 +1,4 @@
-"""MolGAN's reward function, reward network and RL term (issue 8)."""
+"""MolGAN's reward function, reward network and RL term."""
 
 import json
 
@@ -9,7 +9,8 @@ import torch
 from molgan.loss import combined_generator_loss
 from molgan.reward import RewardFunction, normalize, parse_rewards
 from molgan.reward_net import RewardNet
-from molgan.train import RunConfig, TrainConfig, Trainer
+from molgan.config import RunConfig, TrainConfig
+from molgan.train import Trainer
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 
@@ -67,7 +68,7 @@ def reward_config(steps, **kwargs):
                 eval_samples=20, ckpt_every=1000, seed=5, reward="qed,validity",
                 lambda_rl=0.5, rl_warmup=3)
     base.update(kwargs)
-    return RunConfig(TrainConfig(**base))
+    return RunConfig(TrainConfig.from_flat(base))
 
 
 @pytest.fixture()
@@ -97,9 +98,10 @@ def test_resume_with_reward_network_is_exact(small_data, tmp_path, monkeypatch):
     resumed = Trainer(reward_config(10), small_data, tmp_path / "split")
     resumed.resume()
     resumed.fit()
-    for name in ("generator", "critic", "reward_net"):
-        a = getattr(straight, name).state_dict()
-        b = getattr(resumed, name).state_dict()
+    for name, a, b in (("generator", straight.generator, resumed.generator),
+                       ("critic", straight.critic, resumed.critic),
+                       ("reward_net", straight.property_rl.net, resumed.property_rl.net)):
+        a, b = a.state_dict(), b.state_dict()
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}.{key}")
     records = [json.loads(line) for line in
@@ -118,12 +120,12 @@ def test_reward_network_loads_from_the_checkpoint_and_scores_smiles(small_data, 
     assert scores.shape == (3,)
     assert ((scores[:2] > 0) & (scores[:2] < 1)).all() and torch.isnan(scores[2])
     x, adj, _ = net._dense_inputs(["CCO"])
-    torch.testing.assert_close(scores[:1], trainer.reward_net.eval()(x, adj))
+    torch.testing.assert_close(scores[:1], trainer.property_rl.net.eval()(x, adj))
 
 
-def test_lambda_below_one_without_a_reward_is_an_error(small_data, tmp_path):
+def test_lambda_below_one_without_a_reward_is_an_error():
     with pytest.raises(ValueError, match="needs --reward"):
-        Trainer(RunConfig(TrainConfig(lambda_rl=0.5)), small_data, tmp_path)
+        TrainConfig.from_flat({"lambda_rl": 0.5})
 
 
 def test_rewarded_fractions_use_half_the_reward_as_threshold():

@@ -1,0 +1,381 @@
+"""Training configuration, split by concern; each part checks its own values.
+
+A run is defined by a :class:`RunConfig`: the generator's and the critic's architecture
+(:class:`molgan.generator.GeneratorConfig`, :class:`molgan.critic.CriticConfig`) and a
+:class:`TrainConfig` made of six parts:
+
+========================  ==========================================================
+part                      what it sets
+========================  ==========================================================
+:class:`RunSettings`      data, budget, device, seeds, logging and checkpoints
+:class:`OptimizerConfig`  Adam, learning rates, critic steps, the weight average
+:class:`PenaltyConfig`    the gradient penalty and the other penalty terms
+:class:`DiversityConfig`  the diversity RL term (draws, repeat memory, rewards)
+:class:`PropertyConfig`   MolGAN's property reward network (off by default)
+:class:`SamplingConfig`   relaxation for the critic and decoding of samples
+========================  ==========================================================
+
+Checkpoints and config files store the training part flat (``{"lr": ..., "steps": ...}``),
+as the command line spells it (``--lr``, ``--steps``); :meth:`TrainConfig.to_flat` and
+:meth:`TrainConfig.from_flat` convert. Named recipes (``molgan/recipes/*.toml``) are such
+flat files; see :func:`molgan.recipes.load_recipe`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from molgan.critic import CriticConfig
+from molgan.generator import RELAXATIONS, GeneratorConfig
+from molgan.sample import DECODINGS
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass
+class RunSettings:
+    """Data, budget, device, seeds, logging and checkpoints."""
+
+    data: str = "qm9"
+    """'qm9' or a .smi/.csv/.sdf file."""
+    smiles_column: str | None = None
+    """SMILES column of a CSV data file."""
+    max_atoms: int | None = None
+    """Node slots N (none: the largest molecule of the data)."""
+    atoms: tuple[str, ...] | None = None
+    """Allowed atom tokens, comma-separated like ``C,O,N,F`` (none: every token in the data).
+    Molecules with another token are skipped and counted, as by ``molgan prepare --atoms``."""
+    steps: int = 2000
+    """Generator updates (each after n_critic critic updates)."""
+    epochs: float | None = None
+    """If set, overrides steps: passes over the training split by the critic's real batches."""
+    batch_size: int = 128
+    """Graphs per critic and generator update."""
+    max_seconds: float | None = None
+    """Wall-clock training budget: stop (with a checkpoint) once this much time is spent."""
+    device: str = "auto"
+    """auto (CUDA when present), cpu or cuda."""
+    precision: str = "fp32"
+    """fp32, or bf16 autocast of both networks' matmuls (weights, optimizer state, losses
+    and norms stay fp32). Pays only where bf16 is native (CPUs with AVX512-BF16/AMX, GPUs)."""
+    compile: bool = False
+    """torch.compile the networks and the whole critic loss; needs a C++ compiler on CPU."""
+    seed: int = 0
+    """Seed of initialization, batches and noise."""
+    split_seed: int = 0
+    """Seed of the train/valid/test split (80/10/10)."""
+    log_every: int = 25
+    """Steps between metrics.jsonl records."""
+    eval_every: int = 250
+    """Steps between sample evaluations (validity, uniqueness, novelty)."""
+    eval_samples: int = 1000
+    """Samples per evaluation."""
+    ckpt_every: int = 250
+    """Steps between checkpoints (one is always written at the end)."""
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
+        _check(self.epochs is None or self.epochs > 0,
+               f"epochs must be positive, got {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        _check(self.max_seconds is None or self.max_seconds > 0,
+               f"max_seconds must be positive, got {self.max_seconds}")
+        _check(self.max_atoms is None or self.max_atoms >= 1,
+               f"max_atoms must be at least 1, got {self.max_atoms}")
+        _check(self.precision in PRECISIONS,
+               f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(self.eval_samples >= 1, f"eval_samples must be at least 1, got {self.eval_samples}")
+        for name in ("log_every", "eval_every", "ckpt_every"):
+            _check(getattr(self, name) >= 1,
+                   f"{name} must be at least 1 step, got {getattr(self, name)}")
+
+
+@dataclass
+class OptimizerConfig:
+    """Adam (Gulrajani et al.'s betas), learning rates, critic steps and the weight average."""
+
+    n_critic: int = 2
+    """Critic updates per generator update (MolGAN and Gulrajani et al.: 5)."""
+    lr: float = 3e-4
+    """Adam learning rate of the critic, and of the generator when lr_g is none
+    (Gulrajani et al. and MolGAN: 1e-4)."""
+    lr_g: float | None = 5e-4
+    """Generator learning rate (none: lr)."""
+    beta1: float = 0.5
+    """Adam beta1 (Gulrajani et al.)."""
+    beta2: float = 0.9
+    """Adam beta2 (Gulrajani et al.)."""
+    generator_ema: float = 0.999
+    r"""Decay of the moving average of the generator's weights (0 = off). The average is
+    :math:`\beta` of of the generator's weights, :math:`\bar\theta
+    \leftarrow \beta_t \bar\theta + (1 - \beta_t)\theta` after every generator update with
+    :math:`\beta_t = \min(\beta, (1 + t) / (10 + t))` (Yazici et al. 2019). Training is
+    unchanged; evaluations and ``molgan sample`` use the average (0 = off)."""
+
+    def __post_init__(self) -> None:
+        _check(self.n_critic >= 1, f"n_critic must be at least 1, got {self.n_critic}")
+        for name in ("lr", "lr_g"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"{name} must be positive, got {value}")
+        for name in ("beta1", "beta2"):
+            _check(0 <= getattr(self, name) < 1,
+                   f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        _check(0 <= self.generator_ema < 1,
+               f"generator_ema must lie in [0, 1), got {self.generator_ema}")
+
+    @property
+    def generator_lr(self) -> float:
+        """The generator's learning rate: lr_g, or lr when it is None."""
+        return self.lr_g or self.lr
+
+    @property
+    def critic_lr(self) -> float:
+        """The critic's (and the property reward network's) learning rate."""
+        return self.lr
+
+
+@dataclass
+class PenaltyConfig:
+    r"""The WGAN-GP penalty and the other penalty terms.
+
+    Critic: :math:`\lambda\,\mathbb{E}[(\lVert\nabla D(\hat G)\rVert_2 - 1)^2]` at
+    interpolates, plus the one-sided steepness penalties at the real and fake graphs
+    themselves (:func:`molgan.loss.critic_loss`). Generator: the expected valence excess
+    (:func:`molgan.loss.valence_excess`).
+    """
+
+    lambda_gp: float = 10.0
+    """Gradient-penalty weight lambda (Gulrajani et al.: 10)."""
+    feature_penalty: float = 10.0
+    r"""Weight of the one-sided penalty on the scores' gradient by the batch features. It is
+    :math:`\mu\,\mathbb{E}[\max(0, \lVert\partial D/\partial f\rVert_2 - 1)^2]` over the
+    real and fake scores, ``f`` the critic's batch features (no effect without them)."""
+    data_penalty: float = 10.0
+    r"""Weight of the one-sided penalty on the scores' gradient at the data. It is
+    :math:`\nu\,\mathbb{E}[\max(0, \lVert\nabla_G D\rVert_2 - 1)^2]` over the real and
+    fake graphs themselves, where the gradient penalty never looks."""
+    valence_penalty: float = 1.0
+    """Weight of the expected valence excess in the generator loss (0 = off)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            _check(value >= 0, f"{f.name} must be >= 0, got {value}")
+
+
+@dataclass
+class DiversityConfig:
+    r"""The diversity RL term (:class:`molgan.diversity.DiversityRL`).
+
+    From each relaxed fake, ``rl_draws`` graphs are drawn as ``molgan sample`` draws them
+    (at ``rl_temperature``, within valences); each earns
+    :math:`r = v - \max(0, \log(c / \tau)) + \rho\, v\, z_D`: 1 if RDKit reads it as one
+    valid molecule, minus its repeat weight (``c`` its count among the last ``repeat_window``
+    draws, :math:`\tau` = ``repeat_threshold``), plus ``draw_realism`` times the critic's
+    standardized score among the valid draws. The generator ascends its policy gradient
+    with a leave-one-out baseline. ``critic_draws`` of each critic batch's fakes are such
+    draws, so the critic learns what the samples look like.
+    """
+
+    diversity_rl: float = 1.0
+    """Weight of the diversity RL term in the generator loss (0 = off)."""
+    rl_draws: int = 4
+    """Graphs drawn from each fake (leave-one-out baseline when above 1)."""
+    rl_temperature: float = 1.6
+    """Temperature of the draws: softmax(log p / T) of the relaxed fakes p."""
+    critic_draws: float = 0.25
+    """Share of each critic batch's fakes replaced by a graph drawn from each (0 = off)."""
+    draw_realism: float = 0.5
+    """Weight of the critic's standardized score of valid draws in their reward (0 = off)."""
+    repeat_window: int = 32768
+    """Drawn graphs the repeat memory remembers."""
+    repeat_threshold: float = 1.0
+    """Times a graph may occur in the repeat window before its reward is discounted."""
+
+    def __post_init__(self) -> None:
+        _check(self.diversity_rl >= 0, f"diversity_rl must be >= 0, got {self.diversity_rl}")
+        _check(self.rl_draws >= 1, f"rl_draws must be at least 1, got {self.rl_draws}")
+        _check(self.rl_temperature > 0,
+               f"rl_temperature must be positive, got {self.rl_temperature}")
+        _check(0 <= self.critic_draws <= 1,
+               f"critic_draws must lie in [0, 1], got {self.critic_draws}")
+        _check(self.draw_realism >= 0, f"draw_realism must be >= 0, got {self.draw_realism}")
+        _check(self.repeat_window >= 1,
+               f"repeat_window must be at least 1, got {self.repeat_window}")
+        _check(self.repeat_threshold >= 1,
+               f"repeat_threshold must be at least 1, got {self.repeat_threshold}")
+
+    @property
+    def active(self) -> bool:
+        """Whether draws are taken at all (for the RL term or for the critic)."""
+        return self.diversity_rl > 0 or self.critic_draws > 0
+
+
+@dataclass
+class PropertyConfig:
+    """MolGAN's property reward: a reward network learns RDKit rewards, and the generator
+    loss becomes ``lambda_rl * L_WGAN + (1 - lambda_rl) * L_RL``."""
+
+    reward: str = ""
+    """Comma-separated rewards (qed, logp, sa, validity, uniqueness); empty = none."""
+    lambda_rl: float = 1.0
+    """Weight of the WGAN term against the property RL term (1 = no RL; needs --reward)."""
+    rl_warmup: int = 0
+    """Generator steps of WGAN only before the property RL term starts."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.lambda_rl <= 1.0, f"lambda_rl must be in [0, 1], got {self.lambda_rl}")
+        _check(bool(self.reward.strip()) or self.lambda_rl == 1.0,
+               "lambda_rl < 1 needs --reward (the RL term's reward)")
+        _check(self.rl_warmup >= 0, f"rl_warmup must be >= 0, got {self.rl_warmup}")
+
+
+@dataclass
+class SamplingConfig:
+    """How generated graphs reach the critic and how samples are decoded."""
+
+    relax: str = "softmax"
+    """Relaxation of generated graphs for the critic: softmax, gumbel or hard."""
+    decode: str = "sample"
+    """Decoding of samples: argmax, or sample (a categorical draw per node and pair); saved
+    with the model as ``molgan sample``'s default."""
+    sample_temperature: float = 2.0
+    """With decode=sample: draws from softmax(logits / T)."""
+
+    def __post_init__(self) -> None:
+        _check(self.relax in RELAXATIONS,
+               f"relax must be one of {RELAXATIONS}, got {self.relax!r}")
+        _check(self.decode in DECODINGS,
+               f"decode must be one of {DECODINGS}, got {self.decode!r}")
+        _check(self.sample_temperature > 0,
+               f"sample_temperature must be positive, got {self.sample_temperature}")
+
+
+#: The parts of :class:`TrainConfig`, by attribute name, in the order ``--help`` shows them.
+PARTS: dict[str, type] = {"run": RunSettings, "optim": OptimizerConfig,
+                          "penalties": PenaltyConfig, "diversity": DiversityConfig,
+                          "property_rl": PropertyConfig, "sampling": SamplingConfig}
+#: Titles of the parts' flag groups in ``molgan train --help``.
+PART_TITLES = {"run": "run and data", "optim": "optimization",
+               "penalties": "WGAN-GP and penalties", "diversity": "diversity RL",
+               "property_rl": "property reward (MolGAN's RL)", "sampling": "sampling",
+               "generator": "generator architecture", "critic": "critic architecture"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything about training but the two architectures, in six parts (module doc)."""
+
+    #: What runs saved before a field existed used (see checkpoint.build_config).
+    ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"valence_penalty": 0.0,
+                                                       "decode": "argmax",
+                                                       "diversity_rl": 0.0,
+                                                       "sample_temperature": 1.0,
+                                                       "rl_temperature": 1.0,
+                                                       "critic_draws": 0.0,
+                                                       "draw_realism": 0.0,
+                                                       "repeat_threshold": 4.0,
+                                                       "rl_draws": 1,
+                                                       "generator_ema": 0.0,
+                                                       "feature_penalty": 0.0,
+                                                       "data_penalty": 0.0,
+                                                       "lr_g": None}
+
+    run: RunSettings = field(default_factory=RunSettings)
+    optim: OptimizerConfig = field(default_factory=OptimizerConfig)
+    penalties: PenaltyConfig = field(default_factory=PenaltyConfig)
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    property_rl: PropertyConfig = field(default_factory=PropertyConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def to_flat(self) -> dict[str, Any]:
+        """All fields of all parts in one dict (the checkpoint and config-file form)."""
+        flat: dict[str, Any] = {}
+        for name in PARTS:
+            flat.update(asdict(getattr(self, name)))
+        return flat
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any] | None = None, saved: bool = False,
+                  **more: Any) -> TrainConfig:
+        """From flat fields (``values`` and keyword arguments); missing ones take their
+        defaults, or with ``saved`` (a checkpoint's) the values of ABSENT_IN_OLDER_RUNS.
+        Raises CheckpointError for unknown fields and retired levers not at their neutral
+        value, ValueError for invalid values."""
+        from molgan.checkpoint import build_config
+
+        from molgan.checkpoint import CheckpointError
+        from molgan.retired import RetiredLeverError, drop_retired
+
+        values = {**(values or {}), **more}
+        try:
+            values = drop_retired(cls.__name__, values)
+        except RetiredLeverError as exc:
+            raise CheckpointError(str(exc)) from None
+        if saved:
+            values = {**cls.ABSENT_IN_OLDER_RUNS, **values}
+        owner = {f.name: part for part, kind in PARTS.items() for f in fields(kind)}
+        unknown = sorted(set(values) - set(owner))
+        if unknown:
+            raise CheckpointError(f"unknown TrainConfig fields {unknown}: written by a newer "
+                                  f"molgan?")
+        parts = {part: {k: v for k, v in values.items() if owner[k] == part} for part in PARTS}
+        return cls(**{part: build_config(PARTS[part], parts[part], saved=False)
+                      for part in PARTS})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with flat fields changed (``config.replace(steps=10, lr=1e-4)``)."""
+        return TrainConfig.from_flat({**self.to_flat(), **changes})
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run: the training config and both architectures."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": self.train.to_flat(), "generator": asdict(self.generator),
+                "critic": asdict(self.critic)}
+
+    def to_flat(self) -> dict[str, Any]:
+        """Every field of the run in one dict, as flags and recipe files name them."""
+        return {**self.train.to_flat(), **asdict(self.generator), **asdict(self.critic)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], saved: bool = True) -> RunConfig:
+        """From :meth:`to_dict` output (``saved``: a checkpoint's, see
+        :func:`molgan.checkpoint.build_config`) or a user's config file (``saved=False``)."""
+        from molgan.checkpoint import build_config
+
+        return cls(TrainConfig.from_flat(data.get("train", {}), saved=saved),
+                   build_config(GeneratorConfig, data.get("generator", {}), saved),
+                   build_config(CriticConfig, data.get("critic", {}), saved))
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> RunConfig:
+        """From one flat dict of fields of any section (a recipe, flags); others default."""
+        from molgan.checkpoint import CheckpointError
+        from molgan.retired import RETIRED
+
+        sections: dict[str, dict[str, Any]] = {"train": {}, "generator": {}, "critic": {}}
+        train_fields = {f.name for kind in PARTS.values() for f in fields(kind)}
+        owners = {**{name: "train" for name in train_fields},
+                  **{name: "train" for name in RETIRED["TrainConfig"]},
+                  **{f.name: "generator" for f in fields(GeneratorConfig)},
+                  **{name: "generator" for name in RETIRED["GeneratorConfig"]},
+                  **{f.name: "critic" for f in fields(CriticConfig)},
+                  **{name: "critic" for name in RETIRED["CriticConfig"]}}
+        for key, value in values.items():
+            if key not in owners:
+                raise CheckpointError(f"unknown config field {key!r}")
+            sections[owners[key]][key] = value
+        return cls.from_dict(sections, saved=False)

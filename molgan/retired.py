@@ -1,0 +1,97 @@
+"""Config fields of levers that molgan measured and removed, and how saved configs meet them.
+
+A checkpoint or config file written by an earlier release may still carry such a field.
+At its *neutral* value (the lever off) the field changed nothing, so it is dropped without a
+word and the run loads and samples exactly as before. At any other value the run depended on
+code that is gone; loading it fails with one line that names the field and the release that
+removed it. docs/ablations.md records what each lever measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Marks a retired field that is accepted at any value: a setting of a lever that is off
+#: whenever its own switch (another retired field) is at its neutral value, or a field that
+#: never changed the arithmetic (compile_loss).
+ANY_VALUE = object()
+
+#: The release that removed the fields below.
+REMOVED_IN = "0.2.0"
+
+#: Config section (``TrainConfig``, ``GeneratorConfig``, ``CriticConfig``) -> retired field ->
+#: its neutral value.
+RETIRED: dict[str, dict[str, Any]] = {
+    "TrainConfig": {
+        "critic_drift": 0.0,
+        "lr_d": None,
+        "lr_decay": "none",
+        "temperature": 1.0,
+        "temperature_end": None,
+        "temperature_steps": ANY_VALUE,
+        "mode_seeking": 0.0,
+        "diversity_sensitive": 0.0,
+        "diversity_tau": ANY_VALUE,
+        "repeat_penalty": 0.0,
+        "repeat_critic": 0.0,
+        "atom_temperature": None,
+        "realism_valid_only": True,
+        "descriptor_match": 0.0,
+        "match_descriptors": ANY_VALUE,
+        "diversity_reward": "penalty",
+        "repeat_start": 0,
+        "repeat_memory": "drawn",
+        "isolation_penalty": 0.0,
+        "real_smoothing": 0.0,
+        "compile_loss": ANY_VALUE,
+    },
+    "GeneratorConfig": {
+        "gen_dropout": 0.0,
+        "gen_activation": "tanh",
+        "valence_draw_order": "row",
+    },
+    "CriticConfig": {
+        "critic_pool": "sum",
+        "walk_returns": 0,
+        "spectral_norm": False,
+        "pack": 1,
+        "minibatch_kernel_metric": "l1",
+        "minibatch_reduce": "mean",
+        "minibatch_bank": 0,
+        "minibatch_nearest": ANY_VALUE,
+    },
+}
+
+
+class RetiredLeverError(ValueError):
+    """A saved config sets a retired lever to a value other than its neutral one."""
+
+
+def drop_retired(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the retired fields of ``section``, which must be at their neutral
+    values.
+
+    Raises:
+        RetiredLeverError: a retired field at another value (one line: field, value, release).
+    """
+    retired = RETIRED.get(section, {})
+    kept = {}
+    for name, value in values.items():
+        if name not in retired:
+            kept[name] = value
+            continue
+        neutral = retired[name]
+        if neutral is ANY_VALUE or _same(value, neutral):
+            continue
+        raise RetiredLeverError(
+            f"{name} = {value!r} needs a lever that molgan {REMOVED_IN} removed (neutral "
+            f"value: {neutral!r}; see docs/ablations.md); load this run with molgan < "
+            f"{REMOVED_IN}")
+    return kept
+
+
+def _same(value: Any, neutral: Any) -> bool:
+    if isinstance(neutral, float) and isinstance(value, (int, float)) and not isinstance(
+            value, bool):
+        return float(value) == neutral
+    return bool(value == neutral) and type(value) is type(neutral) or value is neutral

@@ -1,0 +1,124 @@
+"""Configs by concern, recipes as files, and how saved configs meet retired levers."""
+
+import json
+
+import pytest
+
+from molgan.checkpoint import CheckpointError
+from molgan.config import RunConfig, TrainConfig
+from molgan.recipes import load_recipe, recipe_fields, recipe_names
+from molgan.retired import ANY_VALUE, REMOVED_IN, RETIRED
+
+
+def test_the_shipped_recipes_are_default_and_molgan():
+    assert recipe_names() == ("default", "molgan")
+    with pytest.raises(ValueError, match="default, molgan"):
+        recipe_fields("wgan")
+
+
+def test_the_default_recipe_file_is_what_the_config_classes_default_to():
+    assert load_recipe("default") == RunConfig()
+
+
+def test_the_molgan_recipe_has_de_cao_and_kipfs_settings():
+    run = load_recipe("molgan")
+    tc = run.train
+    assert run.generator.z_dim == 32 and run.generator.gen_hidden == (128, 256, 512)
+    assert tc.optim.generator_lr == tc.optim.critic_lr == 1e-4
+    assert (tc.optim.beta1, tc.optim.beta2) == (0.5, 0.9) and tc.optim.n_critic == 5
+    assert tc.penalties.lambda_gp == 10.0 and tc.sampling.decode == "argmax"
+    assert run.critic.minibatch_distance is False  # no batch features
+    assert tc.penalties.valence_penalty == 0.0 and run.generator.gen_valence_mask is False
+    assert tc.diversity.diversity_rl == tc.diversity.critic_draws == 0.0
+    assert tc.optim.generator_ema == 0.0
+    assert tc.penalties.feature_penalty == tc.penalties.data_penalty == 0.0
+
+
+def test_overrides_apply_on_top_of_a_recipe_and_run_settings_stay_the_users():
+    run = load_recipe("molgan", steps=30, lr=2e-4)
+    assert run.train.run.steps == 30 and run.train.optim.lr == 2e-4
+    assert all(field not in recipe_fields(name) for name in recipe_names()
+               for field in ("data", "steps", "device", "seed"))
+
+
+def test_flat_form_round_trips_and_replace_changes_one_field():
+    tc = TrainConfig.from_flat({"steps": 7, "lr_g": None, "rl_draws": 2})
+    assert TrainConfig.from_flat(tc.to_flat()) == tc
+    assert tc.optim.generator_lr == tc.optim.lr
+    assert tc.replace(steps=9).run.steps == 9 and tc.replace(steps=9).diversity.rl_draws == 2
+    with pytest.raises(CheckpointError, match="unknown"):
+        TrainConfig.from_flat({"stepz": 1})
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("n_critic", 0),
+                                          ("lr", 0.0), ("precision", "fp8"),
+                                          ("log_every", 0), ("lambda_rl", 0.5),
+                                          ("sample_temperature", 0.0), ("relax", "sigmoid")])
+def test_each_part_refuses_invalid_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig.from_flat({field: value})
+
+
+def test_runs_saved_before_a_field_existed_keep_their_recipe():
+    old = {"train": {"steps": 10}, "critic": {"critic_agg": 64}}
+    restored = RunConfig.from_dict(old)  # a checkpoint written before these fields
+    assert restored.critic.minibatch_distance is False and restored.critic.minibatch_kernels == 0
+    assert restored.generator.gen_valence_mask is False and restored.generator.valence_draw is False
+    tc = restored.train
+    assert tc.penalties.valence_penalty == 0.0 and tc.sampling.decode == "argmax"
+    assert tc.diversity.diversity_rl == tc.diversity.critic_draws == 0.0
+    assert tc.sampling.sample_temperature == tc.diversity.rl_temperature == 1.0
+    assert tc.optim.generator_ema == 0.0 and tc.optim.lr_g is None
+    assert tc.penalties.feature_penalty == tc.penalties.data_penalty == 0.0
+    fresh = RunConfig.from_dict(old, saved=False)  # a user's config file: today's defaults
+    assert fresh.train == TrainConfig(run=fresh.train.run) and fresh.train.run.steps == 10
+
+
+def test_retired_levers_at_their_neutral_value_load_silently():
+    saved = {"train": {"steps": 10, **{k: v for k, v in RETIRED["TrainConfig"].items()
+                                       if v is not ANY_VALUE}},
+             "critic": dict(RETIRED["CriticConfig"], minibatch_nearest=16),
+             "generator": dict(RETIRED["GeneratorConfig"])}
+    saved["train"].update(temperature_steps=500, match_descriptors="rings", compile_loss=False)
+    run = RunConfig.from_dict(saved)
+    assert run.train.run.steps == 10
+
+
+@pytest.mark.parametrize("section, field, value", [("train", "critic_drift", 0.001),
+                                                   ("train", "repeat_memory", "argmax"),
+                                                   ("generator", "gen_activation", "relu"),
+                                                   ("critic", "pack", 2)])
+def test_retired_levers_at_another_value_fail_in_one_line_naming_field_and_release(
+        section, field, value):
+    with pytest.raises(CheckpointError) as info:
+        RunConfig.from_dict({section: {field: value}})
+    message = str(info.value)
+    assert field in message and REMOVED_IN in message and "\n" not in message
+
+
+def test_train_help_lists_at_most_60_flags_grouped_and_none_retired(capsys):
+    from molgan.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    flags = {line.split()[0] for line in text.splitlines() if line.startswith("  --")}
+    assert len(flags) <= 60
+    retired = {"--" + name.replace("_", "-") for fields in RETIRED.values() for name in fields}
+    assert not flags & retired
+    for title in ("optimization:", "WGAN-GP and penalties:", "diversity RL:", "sampling:"):
+        assert title in text
+
+
+def test_cli_recipe_and_config_file_compose(cache_dir, tmp_path, small_smi):
+    from molgan.cli import main
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[optimization]\nn_critic = 3\n[generator]\nz_dim = 12\n')
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "molgan", "--config", str(cfg), "--data", str(small_smi),
+                 "--steps", "2", "--batch-size", "8", "--z-dim", "16", "--out", str(out),
+                 "--cache-dir", str(cache_dir), "--eval-samples", "10"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["n_critic"] == 3 and saved["generator"]["z_dim"] == 16
+    assert saved["train"]["decode"] == "argmax" and saved["train"]["lr"] == 1e-4
