@@ -44,3 +44,25 @@ def test_python_dash_m_molgan_shows_help():
     out = subprocess.run([sys.executable, "-m", "molgan", "--help"], capture_output=True,
                          text=True, check=True)
     assert "prepare" in out.stdout
+
+
+def test_sampling_does_not_import_the_trainer():
+    code = ("import sys; from molgan.sample import Sampler; "
+            "from molgan.checkpoint import pretrained_path; "
+            "Sampler.from_checkpoint(pretrained_path('qm9')).sample(10); "
+            "assert 'molgan.train' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_development_process_words_in_the_repository():
+    pattern = re.compile(r"\bstops? ?-?[0-9]+|\bthis session\b|\bissues? #?[0-9]+|\bsince stop",
+                         re.I)
+    roots = ["molgan", "scripts", "tests", "data", "docs"]
+    files = [ROOT / "README.md", ROOT / "CHANGELOG.md"]
+    for root in roots:
+        files += [p for p in (ROOT / root).rglob("*") if p.is_file()
+                  and p.suffix in (".py", ".md", ".toml", ".json", ".jsonl", ".smi", ".txt")]
+    hits = [f"{p.relative_to(ROOT)}:{n}" for p in files if p.exists()
+            for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+            if pattern.search(line)]
+    assert not hits, hits[:20]
