@@ -68,7 +68,7 @@ def flops_per_iteration(trainer: Trainer) -> float:
                 Counter.total += flop_registry[packet](*args, **kwargs, out_val=out)
             return out
 
-    n_critic = trainer.config.train.n_critic
+    n_critic = trainer.config.train.optim.n_critic
     wrapped = (trainer.critic_ddp, trainer.generator_ddp, trainer.critic_frozen,
                trainer._critic_loss)
     # counted on the plain networks: a compiled one runs the same ops, not under this mode
@@ -127,7 +127,8 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
     median = statistics.median(window_times)
     flops = flops_per_iteration(trainer)
     ceiling = matmul_ceiling(dev)
-    ceiling_bf16 = matmul_ceiling(dev, dtype=torch.bfloat16)
+    # bf16 is emulated on CPUs without AVX512-BF16/AMX (minutes per matmul): only when asked
+    ceiling_bf16 = matmul_ceiling(dev, dtype=torch.bfloat16) if precision == "bf16" else None
     achieved = flops * iterations / median / 1e9
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -156,7 +157,7 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
         "gflop_per_iteration": round(flops / 1e9, 4),
         "achieved_gflop_s": round(achieved, 2),
         "matmul_ceiling_gflop_s": round(ceiling, 1),
-        "matmul_ceiling_bf16_gflop_s": round(ceiling_bf16, 1),
+        "matmul_ceiling_bf16_gflop_s": None if ceiling_bf16 is None else round(ceiling_bf16, 1),
         "fraction_of_ceiling": round(achieved / (ceiling if precision == "fp32"
                                                  else ceiling_bf16), 4),
         "peak_memory_mb": round(peak / 2**20, 1),

@@ -35,3 +35,15 @@ def small_smi(tmp_path: Path) -> Path:
     path = tmp_path / "small.smi"
     path.write_text("\n".join(SMALL_SMILES) + "\n")
     return path
+
+
+#: 2,001 QM9 molecules shipped in the repository (data/README.md, "Fixtures").
+QM9_FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "qm9_2k.smi"
+
+
+@pytest.fixture(scope="session")
+def train_data(cache_dir: Path):
+    """A small QM9 sample, featurized once per session: what the fast training tests use."""
+    from molgan.dataset import load_dataset
+
+    return load_dataset(str(QM9_FIXTURE), cache_dir=cache_dir)

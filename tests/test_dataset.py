@@ -10,6 +10,7 @@ from molgan.sources import DataError
 from .conftest import SMALL_SMILES
 
 
+@pytest.mark.slow
 def test_all_of_qm9_is_kept_and_round_trips_exactly(qm9):
     """SMILES -> tensors -> SMILES over all 130,831 QM9 molecules."""
     assert len(qm9) == 130_831
@@ -20,6 +21,7 @@ def test_all_of_qm9_is_kept_and_round_trips_exactly(qm9):
     assert misses == [] and fraction == 1.0
 
 
+@pytest.mark.slow
 def test_qm9_node_existence_comes_from_atoms_not_bonds(qm9):
     n_atoms = (qm9.x_idx > 0).sum(1)
     assert (n_atoms == 1).sum() == 3  # methane, ammonia, water
@@ -106,13 +108,14 @@ def test_split_file_of_ids_fixes_the_test_set(small_smi, tmp_path):
     assert len(parts["valid"]) == 0 and len(parts["train"]) == len(data) - 2
 
 
+@pytest.mark.slow
 def test_gdss_split_file_selects_qm9_test_molecules(qm9):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "shared/reference/gdss_moflow_qm9_test_idx.json"
-    if not path.is_file():
-        pytest.skip("shared/reference is not beside the checkout")
-    parts = qm9.split_indices(split_ids=read_split_file(path, offset=1))
+    path = Path(__file__).resolve().parents[1] / "data/splits/qm9_gdss_test.json"
+    ids = read_split_file(path)  # QM9 Index values (the published 0-based row ids + 1)
+    assert len(ids["test"]) == 13_082 and ids["test"].min() >= 1
+    parts = qm9.split_indices(split_ids=ids)
     # 13,082 row ids of the 133,885-row table; rows that qm9pack lacks are not in the dataset
     assert 12_000 < len(parts["test"]) <= 13_082
     assert len(parts["train"]) + len(parts["test"]) == len(qm9)

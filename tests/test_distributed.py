@@ -4,6 +4,7 @@ import json
 import os
 import socket
 
+import pytest
 import torch
 
 from molgan.critic import CriticConfig
@@ -89,6 +90,7 @@ def train_two_ranks(cache_dir, out, batch_feature: bool) -> list[torch.Tensor]:
     return rank0
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_dir, tmp_path,
                                                                     monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
@@ -112,6 +114,7 @@ def test_two_gloo_ranks_match_each_other_and_single_process_training(qm9, cache_
     assert not torch.equal(rank0[0], rank0[-1])  # it did train
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_stay_identical_with_a_minibatch_feature(cache_dir, tmp_path,
                                                                 monkeypatch):
     # each rank compares its graphs with its own slice of the batch, so the result is not that

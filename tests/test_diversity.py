@@ -52,9 +52,9 @@ def test_standardized_among_uses_only_the_flagged_scores():
     assert not standardized_among(scores, torch.tensor([True, False, False, False])).any()
 
 
-def test_draws_are_taken_at_the_rl_temperature_from_the_trainers_noise(qm9, tmp_path):
+def test_draws_are_taken_at_the_rl_temperature_from_the_trainers_noise(train_data, tmp_path):
     run = RunConfig(config(1, rl_temperature=2.0).train, GeneratorConfig(valence_draw=False))
-    trainer = Trainer(run, qm9, tmp_path)
+    trainer = Trainer(run, train_data, tmp_path)
     fake = fakes(trainer)
     log_probs = DenseGraph(fake.x.clamp(min=1e-9).log(), fake.adj.clamp(min=1e-9).log())
     noise = trainer.noise.get_state()
@@ -67,18 +67,18 @@ def test_draws_are_taken_at_the_rl_temperature_from_the_trainers_noise(qm9, tmp_
     assert not torch.equal(drawn[1], cold[1])
 
 
-def test_valence_draws_respect_every_valence(qm9, tmp_path):
+def test_valence_draws_respect_every_valence(train_data, tmp_path):
     from molgan.chem import max_valences
 
-    trainer = Trainer(config(1), qm9, tmp_path)
+    trainer = Trainer(config(1), train_data, tmp_path)
     x_idx, adj_idx = trainer.diversity.draw(fakes(trainer))
     cap = torch.tensor(max_valences(trainer.vocab))
     valence = (adj_idx.long() * (x_idx > 0)[:, None, :]).sum(-1)
     assert (valence <= cap[x_idx.long()]).all()
 
 
-def test_critic_batches_get_draws_in_front_and_relaxed_fakes_behind(qm9, tmp_path):
-    trainer = Trainer(config(1, critic_draws=0.5), qm9, tmp_path)
+def test_critic_batches_get_draws_in_front_and_relaxed_fakes_behind(train_data, tmp_path):
+    trainer = Trainer(config(1, critic_draws=0.5), train_data, tmp_path)
     fake = fakes(trainer)
     noise = trainer.noise.get_state()
     mixed = trainer.diversity.critic_batch(fake)
@@ -91,8 +91,8 @@ def test_critic_batches_get_draws_in_front_and_relaxed_fakes_behind(qm9, tmp_pat
     assert trainer.diversity.critic_batch(fake) is fake
 
 
-def test_realism_adds_the_critics_standardized_score_among_valid_draws(qm9, tmp_path):
-    trainer = Trainer(config(1, draw_realism=2.0), qm9, tmp_path)
+def test_realism_adds_the_critics_standardized_score_among_valid_draws(train_data, tmp_path):
+    trainer = Trainer(config(1, draw_realism=2.0), train_data, tmp_path)
     drawn = trainer.diversity.draw(fakes(trainer))
     counts = torch.ones(16, dtype=torch.long)
     with_realism = trainer.diversity.rewards(drawn, counts)
@@ -105,7 +105,7 @@ def test_realism_adds_the_critics_standardized_score_among_valid_draws(qm9, tmp_
     torch.testing.assert_close(with_realism - plain, 2.0 * standardized_among(scores, valid))
 
 
-def test_k_draws_per_fake_reach_the_policy_gradient_and_the_memory(qm9, tmp_path, monkeypatch):
+def test_k_draws_per_fake_reach_the_policy_gradient_and_the_memory(train_data, tmp_path, monkeypatch):
     import molgan.diversity as diversity_module
 
     seen = []
@@ -116,7 +116,7 @@ def test_k_draws_per_fake_reach_the_policy_gradient_and_the_memory(qm9, tmp_path
         return original(*args)
 
     monkeypatch.setattr(diversity_module, "policy_gradient", recording)
-    trainer = Trainer(config(2, rl_draws=3, critic_draws=0.0), qm9, tmp_path)
+    trainer = Trainer(config(2, rl_draws=3, critic_draws=0.0), train_data, tmp_path)
     trainer.fit()
     fake, x_idx, adj_idx, rewards = seen[0][:4]
     assert seen[0][6] == 3 and x_idx.shape[0] == rewards.shape[0] == 48
@@ -125,12 +125,12 @@ def test_k_draws_per_fake_reach_the_policy_gradient_and_the_memory(qm9, tmp_path
     assert int((trainer.diversity.memory.keys != -1).sum()) == 2 * 3 * 16
 
 
-def test_training_with_the_term_logs_it_and_resumes_exactly(qm9, tmp_path):
+def test_training_with_the_term_logs_it_and_resumes_exactly(train_data, tmp_path):
     def run(steps):
         return config(steps, repeat_window=64, critic_draws=0.25, draw_realism=1.0,
                       rl_draws=2, log_every=3)
 
-    straight, resumed = train_straight_and_resumed(run, 6, qm9, tmp_path)
+    straight, resumed = train_straight_and_resumed(run, 6, train_data, tmp_path)
     assert torch.equal(straight.diversity.memory.keys, resumed.diversity.memory.keys)
     logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl")
               .read_text().splitlines()]

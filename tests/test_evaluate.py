@@ -5,6 +5,7 @@ import pytest
 
 from molgan.cli import main
 from molgan.evaluate import evaluate, load_reference, read_samples
+from tests.conftest import QM9_FIXTURE
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -14,6 +15,7 @@ def qm9_reference(cache_dir, qm9):
     return load_reference("qm9", cache_dir=cache_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,valid,unique", [("digress_qm9_noH_samples.smi", 0.9921, 0.9688),
                                                ("grum_qm9_samples.smi", 1.0, 0.9688)])
 def test_published_samples_reproduce_their_validity_and_uniqueness(name, valid, unique,
@@ -28,6 +30,7 @@ def test_published_samples_reproduce_their_validity_and_uniqueness(name, valid, 
     assert round(result["uniqueness"], 4) == unique
 
 
+@pytest.mark.slow
 def test_fcd_is_small_for_the_same_distribution_and_large_for_another(qm9_reference, qm9):
     test = set(qm9_reference.test)
     # every 100th QM9 molecule outside the test split (QM9 is ordered by size: no prefix)
@@ -48,6 +51,7 @@ def test_read_samples_keeps_invalid_rows(tmp_path):
     assert read_samples(csv) == ["CCO", None]
 
 
+@pytest.mark.slow
 def test_sample_then_evaluate_end_to_end(cache_dir, tmp_path, capsys):
     run = tmp_path / "run"
     # argmax decoding: after 30 steps some argmax graphs are valid, few draws are
@@ -88,8 +92,8 @@ def test_sampler_generate_follows_the_guacamol_protocol(cache_dir, tmp_path):
     from molgan.sample import Sampler
 
     run = tmp_path / "run"
-    main(["train", "--steps", "3", "--batch-size", "8", "--out", str(run), "--cache-dir",
-          str(cache_dir)])
+    assert main(["train", "--data", str(QM9_FIXTURE), "--steps", "3", "--batch-size", "8",
+                 "--out", str(run), "--cache-dir", str(cache_dir)]) == 0
     sampler = Sampler.from_checkpoint(run)
     out = sampler.generate(number_samples=57)
     assert len(out) == 57 and all(isinstance(s, str) for s in out)

@@ -1,5 +1,6 @@
 """The QM9 model shipped inside the package works offline right after install."""
 
+import pytest
 import csv
 
 import torch
@@ -21,6 +22,7 @@ def random_graphs_like(x_idx: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor
     return x, adj.to(torch.uint8)
 
 
+@pytest.mark.slow
 def test_pretrained_critic_prefers_real_test_molecules_to_random_graphs(qm9):
     critic = Critic.pretrained("qm9")
     assert critic.vocab == qm9.vocab and not critic.training
@@ -79,6 +81,7 @@ def test_score_pretrained_writes_every_row(tmp_path):
     assert all(r["reason"] for r in rows if not r["score"])
 
 
+@pytest.mark.slow
 def test_export_ships_a_run_generator_beside_another_models_critic(qm9, tmp_path, monkeypatch):
     import runpy
     import sys

@@ -9,6 +9,7 @@ from molgan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from molgan.cli import main
 from molgan.config import RunConfig, TrainConfig
 from molgan.train import Trainer, TrainingDiverged
+from tests.conftest import QM9_FIXTURE
 
 
 def config(steps, **kwargs):
@@ -54,8 +55,8 @@ def train_straight_and_resumed(make_run, steps, data, tmp_path):
     return straight, resumed
 
 
-def test_train_20_resume_20_equals_train_40(qm9, tmp_path):
-    train_straight_and_resumed(config, 40, qm9, tmp_path)
+def test_train_20_resume_20_equals_train_40(train_data, tmp_path):
+    train_straight_and_resumed(config, 40, train_data, tmp_path)
     steps = [json.loads(line)["step"]
              for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [5, 10, 15, 20, 25, 30, 35, 40]
@@ -87,15 +88,15 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
 
-def test_checkpoints_load_with_weights_only(qm9, tmp_path):
-    trainer = Trainer(config(2), qm9, tmp_path)
+def test_checkpoints_load_with_weights_only(train_data, tmp_path):
+    trainer = Trainer(config(2), train_data, tmp_path)
     trainer.fit()
     bundle = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert bundle["step"] == 2 and bundle["vocab"]["max_atoms"] == 9
 
 
-def test_sigterm_saves_a_checkpoint_and_stops_cleanly(qm9, tmp_path):
-    trainer = Trainer(config(50), qm9, tmp_path)
+def test_sigterm_saves_a_checkpoint_and_stops_cleanly(train_data, tmp_path):
+    trainer = Trainer(config(50), train_data, tmp_path)
 
     def on_step(step, postfix):
         if step == 7:
@@ -107,8 +108,8 @@ def test_sigterm_saves_a_checkpoint_and_stops_cleanly(qm9, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(qm9, tmp_path):
-    trainer = Trainer(config(30, ckpt_every=5), qm9, tmp_path)
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(train_data, tmp_path):
+    trainer = Trainer(config(30, ckpt_every=5), train_data, tmp_path)
 
     def on_step(step, postfix):
         if step == 10:  # poison the critic after the step-10 checkpoint
@@ -120,9 +121,10 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(qm9, 
     assert load_checkpoint(tmp_path)["step"] == 10
 
 
-def test_cli_train_on_qm9_writes_the_run_files(cache_dir, tmp_path, capsys):
+@pytest.mark.parametrize("data", [str(QM9_FIXTURE), pytest.param("qm9", marks=pytest.mark.slow)])
+def test_cli_train_writes_the_run_files(cache_dir, tmp_path, capsys, data):
     out = tmp_path / "run"
-    code = main(["train", "--data", "qm9", "--steps", "50", "--batch-size", "16",
+    code = main(["train", "--data", data, "--steps", "50", "--batch-size", "16",
                  "--eval-every", "25", "--eval-samples", "200", "--out", str(out),
                  "--cache-dir", str(cache_dir)])
     assert code == 0
@@ -135,14 +137,15 @@ def test_cli_train_on_qm9_writes_the_run_files(cache_dir, tmp_path, capsys):
         assert key in records[-1]
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 50
     # a second train into the same dir without --resume is refused in one line
-    assert main(["train", "--steps", "1", "--out", str(out), "--cache-dir", str(cache_dir)]) == 1
+    assert main(["train", "--data", data, "--steps", "1", "--out", str(out),
+                 "--cache-dir", str(cache_dir)]) == 1
     assert "already holds a run" in capsys.readouterr().err
 
 
 def test_cli_resume_rejects_model_changes_and_truncated_checkpoints(cache_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--steps", "2", "--batch-size", "8", "--out", str(out),
-            "--cache-dir", str(cache_dir)]
+    args = ["train", "--data", str(QM9_FIXTURE), "--steps", "2", "--batch-size", "8",
+            "--out", str(out), "--cache-dir", str(cache_dir)]
     assert main(args) == 0
     assert main(args + ["--resume", "--z-dim", "64"]) == 1
     assert "cannot change z_dim" in capsys.readouterr().err
@@ -157,32 +160,33 @@ def test_config_file_sets_defaults_and_flags_override(cache_dir, tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text('[train]\nsteps = 3\nbatch_size = 8\n[generator]\nz_dim = 12\n')
     out = tmp_path / "run"
-    assert main(["train", "--config", str(cfg), "--steps", "2", "--out", str(out),
+    assert main(["train", "--config", str(cfg), "--data", str(QM9_FIXTURE), "--steps", "2",
+                 "--out", str(out),
                  "--cache-dir", str(cache_dir)]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["train"]["steps"] == 2 and saved["train"]["batch_size"] == 8
     assert saved["generator"]["z_dim"] == 12
 
 
-def test_wall_clock_budget_stops_with_a_checkpoint(qm9, tmp_path):
-    trainer = Trainer(config(10_000, max_seconds=1.0), qm9, tmp_path)
+def test_wall_clock_budget_stops_with_a_checkpoint(train_data, tmp_path):
+    trainer = Trainer(config(10_000, max_seconds=1.0), train_data, tmp_path)
     result = trainer.fit()
     assert result.status == "out_of_time" and 0 < result.step < 10_000
     assert load_checkpoint(tmp_path)["step"] == result.step
 
 
-def test_adam_implementations_give_the_same_training(qm9, tmp_path):
+def test_adam_implementations_give_the_same_training(train_data, tmp_path):
     results = []
     for impl in ("loop", "foreach", "fused"):
-        trainer = Trainer(config(3), qm9, tmp_path / impl, adam=impl)
+        trainer = Trainer(config(3), train_data, tmp_path / impl, adam=impl)
         trainer.fit()
         results.append(parameters(trainer))
     for other in results[1:]:
         assert_trained_alike(results[0], other, config(3), 3, rtol=1e-5, atol=1e-6)
 
 
-def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp_path):
-    trainers = {p: Trainer(config(1, batch_size=64, precision=p), qm9, tmp_path / p)
+def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(train_data, tmp_path):
+    trainers = {p: Trainer(config(1, batch_size=64, precision=p), train_data, tmp_path / p)
                 for p in ("fp32", "bf16")}
     parts = {p: [v.item() for v in t.critic_step()] for p, t in trainers.items()}
     # loss, W, penalty; W is a difference of mean scores of order 1, so bf16 rounding of
@@ -198,14 +202,14 @@ def test_bf16_autocast_keeps_losses_penalty_and_gradients_close_to_fp32(qm9, tmp
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2, abs=1e-3)
 
 
-def test_feature_penalty_adds_its_term_to_the_critic_loss_only(qm9, tmp_path):
+def test_feature_penalty_adds_its_term_to_the_critic_loss_only(train_data, tmp_path):
     """Same seed, same batch: feature_penalty mu adds mu * E[max(0, ||dD/df|| - 1)^2] (>= 0)
     to the critic's loss; the estimate, penalty and scores are shared. On a critic without
     batch features it has nothing to act on: the step is the same as without it. A negative
     weight is refused."""
     from molgan.critic import CriticConfig
 
-    trainers = {mu: Trainer(config(1, feature_penalty=mu, data_penalty=0.0), qm9,
+    trainers = {mu: Trainer(config(1, feature_penalty=mu, data_penalty=0.0), train_data,
                             tmp_path / str(mu)) for mu in (0.0, 1e4)}
     with torch.no_grad():  # make the critic steep in its batch features: the term is active
         for t in trainers.values():
@@ -219,18 +223,18 @@ def test_feature_penalty_adds_its_term_to_the_critic_loss_only(qm9, tmp_path):
     assert loss1 - loss0 == pytest.approx(1e4 * f1, rel=1e-4)
     plain = {mu: Trainer(RunConfig(config(1, feature_penalty=mu).train,
                                    critic=CriticConfig(minibatch_distance=False)),
-                         qm9, tmp_path / f"plain{mu}") for mu in (0.0, 1e4)}
+                         train_data, tmp_path / f"plain{mu}") for mu in (0.0, 1e4)}
     steps = {mu: t.critic_step() for mu, t in plain.items()}
     assert steps[1e4].feature_penalty.item() == 0
     assert steps[1e4].loss.item() == steps[0.0].loss.item()
     with pytest.raises(ValueError, match="feature_penalty must be >= 0"):
-        Trainer(config(1, feature_penalty=-1.0), qm9, tmp_path / "negative")
+        Trainer(config(1, feature_penalty=-1.0), train_data, tmp_path / "negative")
 
 
-def test_data_penalty_adds_its_term_and_is_logged(qm9, tmp_path):
+def test_data_penalty_adds_its_term_and_is_logged(train_data, tmp_path):
     """Same seed, same batch: data_penalty nu adds nu * E[max(0, ||grad_G D|| - 1)^2] over
     the real and fake graphs; the estimate, penalty and scores are shared; fit logs data_gp."""
-    trainers = {nu: Trainer(config(1, data_penalty=nu, feature_penalty=0.0), qm9,
+    trainers = {nu: Trainer(config(1, data_penalty=nu, feature_penalty=0.0), train_data,
                             tmp_path / str(nu)) for nu in (0.0, 1e3)}
     with torch.no_grad():  # a steep critic: the one-sided term is active
         for t in trainers.values():
@@ -242,7 +246,7 @@ def test_data_penalty_adds_its_term_and_is_logged(qm9, tmp_path):
         (off.wasserstein.item(), off.gradient_penalty.item()), rel=1e-6, abs=1e-7)
     assert off.data_penalty.item() == 0 and on.data_penalty.item() > 0
     assert (on.loss - off.loss).item() == pytest.approx(1e3 * on.data_penalty.item(), rel=1e-4)
-    logged = Trainer(config(5, data_penalty=1.0, feature_penalty=0.0, log_every=5), qm9,
+    logged = Trainer(config(5, data_penalty=1.0, feature_penalty=0.0, log_every=5), train_data,
                      tmp_path / "logged")
     logged.fit()
     record = json.loads((tmp_path / "logged" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -250,9 +254,9 @@ def test_data_penalty_adds_its_term_and_is_logged(qm9, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["log_every", "eval_every", "ckpt_every"])
-def test_intervals_below_one_step_are_refused_with_their_name(qm9, tmp_path, name):
+def test_intervals_below_one_step_are_refused_with_their_name(train_data, tmp_path, name):
     with pytest.raises(ValueError, match=f"{name} must be at least 1"):
-        Trainer(config(1, **{name: 0}), qm9, tmp_path)
+        Trainer(config(1, **{name: 0}), train_data, tmp_path)
 
 
 def _inductor_compiles() -> bool:
@@ -264,10 +268,10 @@ def _inductor_compiles() -> bool:
     return True
 
 
-def test_compiled_networks_train_like_the_plain_ones(qm9, tmp_path):
+def test_compiled_networks_train_like_the_plain_ones(train_data, tmp_path):
     if not _inductor_compiles():
         pytest.skip("torch.compile's inductor backend cannot build code on this machine")
-    trainers = {c: Trainer(config(1, compile=c), qm9, tmp_path / str(c)) for c in (False, True)}
+    trainers = {c: Trainer(config(1, compile=c), train_data, tmp_path / str(c)) for c in (False, True)}
     for trainer in trainers.values():
         trainer.prepare_networks()
     # the whole critic loss (penalties included) is one compiled function
@@ -282,17 +286,17 @@ def test_compiled_networks_train_like_the_plain_ones(qm9, tmp_path):
                          rtol=1e-4, atol=1e-5)
 
 
-def test_unknown_precision_is_rejected(qm9, tmp_path):
+def test_unknown_precision_is_rejected(train_data, tmp_path):
     with pytest.raises(ValueError, match="precision"):
-        Trainer(config(1, precision="fp8"), qm9, tmp_path)
+        Trainer(config(1, precision="fp8"), train_data, tmp_path)
 
 
-def test_minibatch_distance_run_ships_a_batch_independent_critic(qm9, tmp_path):
+def test_minibatch_distance_run_ships_a_batch_independent_critic(train_data, tmp_path):
     from molgan.critic import Critic, CriticConfig
 
     run = RunConfig(config(2).train, critic=CriticConfig(minibatch_distance=True,
                                                          reference_size=32))
-    trainer = Trainer(run, qm9, tmp_path)
+    trainer = Trainer(run, train_data, tmp_path)
     assert trainer.critic.reference_x.shape == (32, 9) and trainer.critic.reference_x.any()
     trainer.fit()
     critic = Critic.from_checkpoint(tmp_path)
@@ -303,22 +307,22 @@ def test_minibatch_distance_run_ships_a_batch_independent_critic(qm9, tmp_path):
     torch.testing.assert_close(alone, together)
 
 
-def test_a_models_sample_temperature_is_its_default(qm9, tmp_path):
+def test_a_models_sample_temperature_is_its_default(train_data, tmp_path):
     from molgan.sample import Sampler
 
-    trainer = Trainer(config(1, decode="sample", sample_temperature=0.5), qm9, tmp_path / "run")
+    trainer = Trainer(config(1, decode="sample", sample_temperature=0.5), train_data, tmp_path / "run")
     trainer.save()
     assert Sampler.from_checkpoint(tmp_path / "run").temperature == 0.5
     assert Sampler.from_checkpoint(tmp_path / "run", temperature=2.0).temperature == 2.0
     argmax = Sampler.from_checkpoint(tmp_path / "run", decode="argmax")
     assert argmax.decode == "argmax" and argmax.temperature == 1.0
     with pytest.raises(ValueError, match="positive"):
-        Trainer(config(1, sample_temperature=0.0), qm9, tmp_path / "bad")
+        Trainer(config(1, sample_temperature=0.0), train_data, tmp_path / "bad")
 
 
 
 
-def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9, tmp_path):
+def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(train_data, tmp_path):
     """The average follows beta_t = min(beta, (1 + t) / (10 + t)) step by step, training is
     unchanged by it, it resumes exactly, is exported, and Sampler loads it by default (the
     last weights with weights='live', or when a run kept no average)."""
@@ -326,7 +330,7 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9,
     from molgan.sample import Sampler
 
     beta = 0.2  # the cap applies from step 2 on: (1 + 2) / (10 + 2) > 0.2
-    trainer = Trainer(config(4, generator_ema=beta), qm9, tmp_path / "ema")
+    trainer = Trainer(config(4, generator_ema=beta), train_data, tmp_path / "ema")
     expected = {k: v.detach().clone() for k, v in trainer.generator.named_parameters()}
 
     def check(step, postfix):
@@ -341,7 +345,7 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9,
     trainer.fit(on_step=check)
     assert any(not torch.equal(x, y) for x, y in zip(trainer.generator_average.parameters(),
                                                       trainer.generator.parameters()))
-    plain = Trainer(config(4, generator_ema=0.0), qm9, tmp_path / "plain")
+    plain = Trainer(config(4, generator_ema=0.0), train_data, tmp_path / "plain")
     plain.fit()
     a, b = parameters(plain), parameters(trainer)
     for key in a:
@@ -360,10 +364,10 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(qm9,
     export_model(load_checkpoint(tmp_path / "ema"), tmp_path / "slim.pt", note={})
     assert "generator_ema" in load_checkpoint(tmp_path / "slim.pt")
     with pytest.raises(ValueError, match="generator_ema"):
-        Trainer(config(1, generator_ema=1.0), qm9, tmp_path / "bad")
+        Trainer(config(1, generator_ema=1.0), train_data, tmp_path / "bad")
 
     straight, resumed = train_straight_and_resumed(
-        lambda steps: config(steps, generator_ema=0.9), 6, qm9, tmp_path / "resume")
+        lambda steps: config(steps, generator_ema=0.9), 6, train_data, tmp_path / "resume")
     for x, y in zip(weights(straight.generator_average), weights(resumed.generator_average)):
         assert torch.equal(x, y)
 
