@@ -254,6 +254,12 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume and (Path(args.out) / "ckpt.pt").exists():
         raise UserError(f"{args.out} already holds a run; pass --resume or choose another --out")
     run = tc.run
+    from molgan.device import resolve_device
+
+    try:  # before any featurization
+        resolve_device(run.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     data = load_dataset(run.data, smiles_column=run.smiles_column, max_atoms=run.max_atoms,
                         atoms=run.atoms, cache_dir=args.cache_dir, workers=args.workers)
     try:
@@ -381,21 +387,36 @@ def run_score(args: argparse.Namespace) -> int:
     from molgan.critic import Critic
     from molgan.evaluate import read_samples
 
+    from molgan.device import resolve_device
+
+    output = Path(args.output)
+    if output.exists() and output.resolve() == Path(args.input).resolve():
+        raise UserError(f"-o {args.output} is the input file; choose another output")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     model = pretrained_path("qm9") if args.model == "pretrained" else args.model
-    critic = Critic.from_checkpoint(model, device=args.device)
+    critic = Critic.from_checkpoint(model, device=device)
     rows = read_samples(args.input, args.smiles_column)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")  # renamed once every row is written
     scored = 0
-    with open(args.output, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "smiles", "score", "reason"])
-        for start in range(0, len(rows), args.batch_size):
-            chunk = rows[start : start + args.batch_size]
-            scores, reasons = critic.score(chunk, return_reasons=True)
-            for i, (smiles, value, reason) in enumerate(zip(chunk, scores.tolist(), reasons)):
-                writer.writerow([start + i, smiles or "", "" if math.isnan(value)
-                                 else f"{value:.6f}", reason or ""])
-                scored += reason is None
+    try:
+        with open(partial, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["index", "smiles", "score", "reason"])
+            for start in range(0, len(rows), args.batch_size):
+                chunk = rows[start : start + args.batch_size]
+                scores, reasons = critic.score(chunk, return_reasons=True)
+                for i, (smiles, value, reason) in enumerate(zip(chunk, scores.tolist(),
+                                                                reasons)):
+                    writer.writerow([start + i, smiles or "", "" if math.isnan(value)
+                                     else f"{value:.6f}", reason or ""])
+                    scored += reason is None
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"scored {scored:,} of {len(rows):,} molecules -> {args.output}")
     return 0
 

@@ -251,6 +251,9 @@ class Critic(nn.Module):
             return_reasons: also return the reason per input (``None`` when scored).
         """
         x, adj, reasons = self._dense_inputs(inputs)
+        if x.shape[0] == 0:  # nothing to score
+            empty = x.new_zeros(0)
+            return (empty, reasons) if return_reasons else empty
         scores = self._checked(self.score_dense(x, adj), reasons, errors)
         return (scores, reasons) if return_reasons else scores
 

@@ -146,8 +146,9 @@ def evaluate(samples: Sequence[str | None], reference: Reference, fcd: bool = Tr
         from molgan.fcd_stats import chemnet_statistics, frechet_distance
 
         t0 = time.perf_counter()
+        enough = len(valid) >= 2 and len(reference.test) >= 2  # a covariance needs two
         result["fcd"] = (frechet_distance(chemnet_statistics(valid), reference.fcd_statistics())
-                         if len(valid) >= 2 else float("nan"))
+                         if enough else float("nan"))
         timings["fcd"] = time.perf_counter() - t0
     result["reference"] = {"name": reference.name, "n_train": len(reference.train),
                            "n_test": len(reference.test)}

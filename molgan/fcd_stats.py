@@ -40,8 +40,13 @@ def cached_statistics(smiles: Sequence[str], cache_dir: Path) -> tuple[np.ndarra
 
 def frechet_distance(stats_a: tuple[np.ndarray, np.ndarray],
                      stats_b: tuple[np.ndarray, np.ndarray]) -> float:
-    """FCD between two ``(mu, sigma)`` pairs."""
+    """FCD between two ``(mu, sigma)`` pairs; NaN when either side has non-finite statistics
+    (fewer than two molecules give a NaN covariance, on which the matrix square root never
+    converges)."""
     import fcd
+
+    if not all(np.isfinite(part).all() for part in (*stats_a, *stats_b)):
+        return float("nan")
 
     return float(fcd.calculate_frechet_distance(mu1=stats_a[0], sigma1=stats_a[1],
                                                 mu2=stats_b[0], sigma2=stats_b[1]))
