@@ -172,6 +172,12 @@ def _progress_bar(total: int | None, desc: str) -> Any:
 def run_prepare(args: argparse.Namespace) -> int:
     """``molgan prepare``: featurize and cache, then report counts and the round trip."""
     from molgan.prepare import copy_skipped, format_report, prepare
+    from molgan.vocab import parse_atom_symbol
+
+    if args.max_atoms is not None and args.max_atoms < 1:
+        raise UserError(f"--max-atoms must be at least 1, got {args.max_atoms}")
+    for symbol in (args.atoms.split(",") if args.atoms else []):
+        parse_atom_symbol(symbol)  # ValueError naming a token that is not an atom
 
     report = prepare(
         source=args.data,
@@ -324,6 +330,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if (args.run is None) == (args.pretrained is None):
         raise UserError("give a run directory / checkpoint or --pretrained NAME (not both)")
+    if Path(args.output).suffix.lower() not in (".smi", ".txt", ".csv", ".sdf"):
+        raise UserError(f"-o {args.output}: unknown sample file type; use .smi, .csv or .sdf")
     source = pretrained_path(args.pretrained) if args.pretrained else args.run
     try:
         sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
@@ -440,7 +448,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = int(args.handler(args))
-    except (DataError, CheckpointError, UserError, FileNotFoundError) as exc:
+    except (DataError, CheckpointError, UserError, OSError, ValueError) as exc:
+        # user-caused failures (bad files, values, paths, devices): one line; -v adds the trace
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
         print(f"molgan {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

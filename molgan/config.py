@@ -88,6 +88,11 @@ class RunSettings:
                f"max_seconds must be positive, got {self.max_seconds}")
         _check(self.max_atoms is None or self.max_atoms >= 1,
                f"max_atoms must be at least 1, got {self.max_atoms}")
+        if self.atoms is not None:
+            from molgan.vocab import parse_atom_symbol
+
+            for symbol in self.atoms:
+                parse_atom_symbol(symbol)  # ValueError naming a token that is not an atom
         _check(self.precision in PRECISIONS,
                f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.eval_samples >= 1, f"eval_samples must be at least 1, got {self.eval_samples}")

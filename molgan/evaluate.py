@@ -79,8 +79,9 @@ def read_samples(path: str | Path, smiles_column: str | None = None) -> list[str
         raise DataError(f"file not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".smi", ".txt", ".smiles"):
-        rows = path.read_text().splitlines()
-        rows = [r.split()[0] if r.split() else "" for r in rows]
+        from molgan.sources import read_text_lines
+
+        rows = [r.split()[0] if r.split() else "" for r in read_text_lines(path)]
         if rows and rows[0].lower() in ("smiles", "smi"):
             rows = rows[1:]
     elif suffix == ".csv":

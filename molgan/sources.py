@@ -143,8 +143,15 @@ def read_source(source: str, smiles_column: str | None = None) -> SmilesTable:
     return read_smiles_file(source, smiles_column)
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a text file, the one reading policy of every command: UTF-8, with bytes
+    that are not UTF-8 replaced (U+FFFD), so such a row fails to parse and is counted, as
+    invalid or skipped, instead of stopping the command."""
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
 def _read_smi(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = read_text_lines(path)
     rows = [line.split()[0] if line.split() else "" for line in lines]
     if rows and rows[0].lower() in ("smiles", "smi"):
         rows = rows[1:]
@@ -158,7 +165,7 @@ def read_csv_column(path: Path, smiles_column: str | None) -> list[str]:
     import pandas as pd
 
     try:
-        header = pd.read_csv(path, nrows=0)
+        header = pd.read_csv(path, nrows=0, encoding_errors="replace")
     except pd.errors.EmptyDataError:
         raise DataError(f"no molecules in {path}") from None
     columns = list(header.columns)
@@ -171,7 +178,8 @@ def read_csv_column(path: Path, smiles_column: str | None) -> list[str]:
             )
     elif column not in columns:
         raise DataError(f"column {column!r} not in {path}; columns are {columns}")
-    frame = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False,
+                        encoding_errors="replace")
     return frame[column].astype(str).tolist()
 
 
@@ -180,7 +188,10 @@ def read_sdf_smiles(path: Path) -> list[str]:
 
     smiles: list[str] = []
     with rdBase.BlockLogs():
-        supplier = Chem.SDMolSupplier(str(path), sanitize=True, removeHs=True)
+        try:
+            supplier = Chem.SDMolSupplier(str(path), sanitize=True, removeHs=True)
+        except OSError:  # RDKit refuses an empty file
+            raise DataError(f"no molecules in {path} (an empty or unreadable SDF file)") from None
         for i, mol in enumerate(supplier):
             if mol is None:
                 # kept as a row that will fail to parse, so it is counted, not lost

@@ -83,3 +83,35 @@ def test_fcd_of_too_few_reference_molecules_is_nan_not_a_hang():
     one = (np.zeros(4), np.full((4, 4), np.nan))  # the covariance of a single molecule
     two = (np.zeros(4), np.eye(4))
     assert np.isnan(frechet_distance(one, two)) and frechet_distance(two, two) == 0
+
+
+def test_bad_files_and_tokens_fail_in_one_line(tmp_path, capsys):
+    empty_sdf = tmp_path / "empty.sdf"
+    empty_sdf.write_text("")
+    cases = [
+        (["train", "--data", str(QM9_FIXTURE), "--atoms", "Xx", "--out", str(tmp_path / "a")],
+         "not an atom token: 'Xx'"),
+        (["prepare", "--data", str(QM9_FIXTURE), "--atoms", "Xx"], "not an atom token"),
+        (["train", "--data", str(empty_sdf), "--out", str(tmp_path / "b")], "no molecules"),
+        (["sample", "--pretrained", "qm9", "-n", "5", "-o", str(tmp_path / "out.xyz")],
+         "unknown sample file type"),
+        (["train", "--config", str(empty_sdf.with_suffix(".toml")), "--out",
+          str(tmp_path / "c")], "cannot read config file"),
+    ]
+    for args, message in cases:
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, (args, err)
+    assert not (tmp_path / "out.xyz").exists()
+
+
+def test_bytes_that_are_not_utf8_make_an_invalid_row_in_every_command(tmp_path):
+    from molgan.evaluate import read_samples
+    from molgan.sources import read_smiles_file
+
+    smi = tmp_path / "bad.smi"
+    smi.write_bytes(b"CCO\nCC\xff\xfeO\nc1ccccc1\n")
+    csv = tmp_path / "bad.csv"
+    csv.write_bytes(b"smiles\nCCO\nCC\xff\xfeO\n")
+    assert len(read_samples(smi)) == 3 and len(read_smiles_file(smi).smiles) == 3
+    assert read_samples(csv)[0] == "CCO" and len(read_samples(csv)) == 2
