@@ -313,9 +313,7 @@ class TrainConfig:
         defaults, or with ``saved`` (a checkpoint's) the values of ABSENT_IN_OLDER_RUNS.
         Raises CheckpointError for unknown fields and retired levers not at their neutral
         value, ValueError for invalid values."""
-        from molgan.checkpoint import build_config
-
-        from molgan.checkpoint import CheckpointError
+        from molgan.checkpoint import CheckpointError, build_config
         from molgan.retired import RetiredLeverError, drop_retired
 
         values = {**(values or {}), **more}

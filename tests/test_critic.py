@@ -1,12 +1,9 @@
 """The critic: scores, invariances, batch features (molgan.critic)."""
 
-import pytest
 import torch
 
 from molgan.critic import Critic, CriticConfig
-from molgan.generator import Generator, GeneratorConfig, draw_graph, relax, temper
-from molgan.graph import DenseGraph, argmax_graph, one_hot_graph
-from molgan.layers import GraphAggregation, RelationalGraphConv
+from molgan.graph import DenseGraph, argmax_graph
 from tests.graphs import VOCAB, critic, molecules
 
 

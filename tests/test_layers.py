@@ -3,11 +3,7 @@
 import pytest
 import torch
 
-from molgan.critic import Critic, CriticConfig
-from molgan.generator import Generator, GeneratorConfig, draw_graph, relax, temper
-from molgan.graph import DenseGraph, argmax_graph, one_hot_graph
 from molgan.layers import GraphAggregation, RelationalGraphConv
-from tests.graphs import VOCAB, critic, molecules
 
 
 @pytest.mark.parametrize("in_channels,out_channels", [(9, 128), (137, 64)])
