@@ -55,7 +55,7 @@ def test_sampling_does_not_import_the_trainer():
 
 
 def test_no_development_process_words_in_the_repository():
-    pattern = re.compile(r"\bstops? ?-?[0-9]+|\bthis session\b|\bissues? #?[0-9]+|\bsince stop",
+    pattern = re.compile(r"\bstops?[ -]?[0-9]+|\bthis\s+session\b|\bissues?\s#?[0-9]+|\bsince\sstop",
                          re.I)
     roots = ["molgan", "scripts", "tests", "data", "docs"]
     files = [ROOT / "README.md", ROOT / "CHANGELOG.md"]
