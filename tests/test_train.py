@@ -371,3 +371,26 @@ def test_generator_ema_averages_the_weights_resumes_and_is_what_samples_use(trai
     for x, y in zip(weights(straight.generator_average), weights(resumed.generator_average)):
         assert torch.equal(x, y)
 
+
+
+def test_a_torn_last_metrics_line_does_not_stop_resume(train_data, tmp_path):
+    Trainer(config(10), train_data, tmp_path).fit()
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 1')  # a kill in mid-write
+    resumed = Trainer(config(15), train_data, tmp_path)
+    resumed.resume()
+    resumed.fit()
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == [5, 10, 15]
+
+
+def test_a_non_finite_loss_before_any_checkpoint_says_there_is_none(train_data, tmp_path):
+    trainer = Trainer(config(30, log_every=1), train_data, tmp_path)
+
+    def on_step(step, postfix):
+        if step == 2:
+            with torch.no_grad():
+                trainer.critic.mlp[-1].bias.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
+        trainer.fit(on_step)
