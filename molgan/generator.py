@@ -228,17 +228,15 @@ def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
     can be taken afterwards (:func:`molgan.loss.graph_log_prob`)."""
     b, n = x_idx.shape
     rows, cols = torch.triu_indices(n, n, offset=1, device=x_idx.device)
-    codes = adj_idx[:, rows, cols].long()  # [B, M]
-    order = torch.arange(rows.numel(), device=x_idx.device).expand(b, -1)
-    first, second = rows[order], cols[order]  # [B, M], in drawing order
+    ordered = adj_idx[:, rows, cols].long().unsqueeze(-1)  # [B, M, 1], in drawing order
+    first, second = rows.expand(b, -1), cols.expand(b, -1)  # [B, M]
     touches = (torch.nn.functional.one_hot(first, n)
                + torch.nn.functional.one_hot(second, n))  # [B, M, N]
-    ordered = codes.gather(1, order).unsqueeze(-1)  # [B, M, 1]
     used = ordered * touches  # [B, M, N]
     capacity = max_valence[x_idx.long()].long()  # [B, N]
     left = capacity.unsqueeze(1) - (used.cumsum(1) - used)
     at = torch.stack([first, second], dim=-1)  # [B, M, 2]
-    highest = left.gather(2, at).min(-1).values  # [B, M], in drawing order
+    highest = left.gather(2, at).min(-1).values  # [B, M]
     lowest = torch.zeros_like(highest)
     if no_isolated:
         bonds = (ordered > 0).long() * touches
@@ -248,9 +246,7 @@ def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
         positions = torch.arange(rows.numel(), device=x_idx.device).view(1, -1, 1)
         lonely = (last == positions) & ~bonded_before & is_atom
         lowest = (lonely.any(-1) & (highest >= 1)).long()
-    unorder = torch.empty_like(order)
-    unorder.scatter_(1, order, torch.arange(rows.numel(), device=x_idx.device).expand(b, -1))
-    return lowest.gather(1, unorder), highest.gather(1, unorder)
+    return lowest, highest
 
 
 def temper(probs: DenseGraph, temperature: float) -> DenseGraph:

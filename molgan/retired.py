@@ -91,7 +91,11 @@ def drop_retired(section: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _same(value: Any, neutral: Any) -> bool:
-    if isinstance(neutral, float) and isinstance(value, (int, float)) and not isinstance(
-            value, bool):
-        return float(value) == neutral
-    return bool(value == neutral) and type(value) is type(neutral) or value is neutral
+    """Whether a saved value is the neutral one: numbers by value (0 and 0.0 alike, a bool
+    never equal to a number), anything else by type and value."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if number(value) and number(neutral):
+        return float(value) == float(neutral)
+    return type(value) is type(neutral) and bool(value == neutral)
