@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from molgan.files import atomic_output
+
+log = logging.getLogger(__name__)
 
 
 def smiles_digest(smiles: Sequence[str], salt: str) -> str:
@@ -20,14 +25,19 @@ def smiles_digest(smiles: Sequence[str], salt: str) -> str:
 
 
 def cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Load ``path`` (.npz) if present, else compute, write atomically and return."""
+    """Load ``path`` (.npz) if present and intact, else compute, write atomically and return.
+
+    A damaged file (truncated, or a byte changed: the zip format's CRC-32 of each array
+    catches it) is reported in one log line and computed again.
+    """
     if path.is_file():
-        with np.load(path, allow_pickle=False) as stored:
-            return {k: stored[k] for k in stored.files}
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return {k: stored[k] for k in stored.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("cached statistics %s are damaged (%s); computing them again", path,
+                        type(exc).__name__)
     arrays = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
-    os.replace(tmp, path)
     return arrays

@@ -9,10 +9,14 @@ There is no fallback to ``weights_only=False``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from molgan.files import atomic_output
 
 #: Stored in every bundle; bumped on incompatible changes.
 FORMAT_VERSION = 1
@@ -28,18 +32,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     An interrupted save leaves the previous file at ``path`` untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     bundle = {"format_version": FORMAT_VERSION, **state}
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(bundle, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(bundle, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     _remove_stale_temporaries(path)
 
 
@@ -82,6 +79,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(bundle, dict) or bundle.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a molgan checkpoint of format {FORMAT_VERSION}")
     return bundle
+
+
+@contextmanager
+def bundle_contents(path: str | Path) -> Iterator[None]:
+    """Read a loaded bundle inside this block: a missing key, a tensor of another shape or a
+    vocabulary that does not fit the weights becomes one :class:`CheckpointError` naming
+    ``path``, instead of a ``KeyError`` or ``RuntimeError`` from deep inside torch."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except KeyError as exc:
+        raise CheckpointError(f"{path} lacks {exc} (not a molgan checkpoint, or one of "
+                              "another version)") from None
+    except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        text = str(exc).strip().splitlines()
+        first = text[0] if text else type(exc).__name__
+        if len(text) > 1:
+            first += " ..."
+        raise CheckpointError(f"{path} does not fit this model ({first}): a checkpoint of "
+                              "another vocabulary, shape or version?") from None
 
 
 def build_config(kind: type, values: dict[str, Any], saved: bool = True) -> Any:

@@ -11,7 +11,9 @@ an ``(atomic_number, formal_charge)`` token. Decoding builds an ``RWMol`` from t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,8 +31,43 @@ SKIP_REASONS = (
     "kekulize_failed",
     "unknown_bond",
     "too_many_atoms",
+    "too_long",
     "unknown_atom",
 )
+
+#: Molecules with more heavy atoms than this are skipped before RDKit parses them, when no
+#: smaller limit (``max_atoms``, a vocabulary's ``N``) applies. RDKit's parsing and
+#: canonicalization grow faster than linearly in the atom count (16,000 atoms take seconds, a
+#: 10-million-character line tens of gigabytes), so nothing that large reaches it.
+MAX_PARSE_ATOMS = 256
+#: SMILES longer than this many characters per allowed atom (and at least 10,000) are skipped
+#: as ``too_long`` before parsing: no molecule within the atom limit needs that much text.
+CHARS_PER_ATOM = 40
+
+# the heavy atoms of a SMILES: organic-subset atoms, ``*``, and bracket atoms other than
+# hydrogen (``[H]``, ``[2H]`` are hydrogens; ``[Hg]``, ``[He]`` are not)
+_ATOM_TOKEN = re.compile(r"\[\d*(\*|[A-Z][a-z]?|[a-z][a-z]?)[^\]]*\]|Cl|Br|[BCNOPSFI]|[bcnops]|\*")
+
+
+def heavy_atoms_at_least(smiles: str, count: int) -> bool:
+    """Whether ``smiles`` writes at least ``count`` heavy atoms, read from the text alone
+    (no RDKit). Stops reading at the ``count``-th atom, so it costs ``O(count)`` on any input."""
+    if len(smiles) < count:
+        return False  # every atom takes at least one character
+    atoms = (m for m in _ATOM_TOKEN.finditer(smiles) if m.group(1) != "H")
+    return sum(1 for _ in islice(atoms, count)) >= count
+
+
+def check_size(smiles: str, max_atoms: int | None = MAX_PARSE_ATOMS) -> None:
+    """Raise :class:`SkipMolecule` (``too_long`` or ``too_many_atoms``) if ``smiles`` is beyond
+    ``max_atoms`` heavy atoms (default :data:`MAX_PARSE_ATOMS`), judged on the text, before
+    any parsing. ``None`` means the default cap."""
+    limit = MAX_PARSE_ATOMS if max_atoms is None else max_atoms
+    max_chars = max(10_000, CHARS_PER_ATOM * limit)
+    if len(smiles) > max_chars:
+        raise SkipMolecule("too_long", f"{len(smiles):,} characters > {max_chars:,}")
+    if heavy_atoms_at_least(smiles, limit + 1):
+        raise SkipMolecule("too_many_atoms", f"more than {limit} (counted in the SMILES text)")
 
 
 class SkipMolecule(ValueError):
@@ -46,17 +83,28 @@ RawGraph = tuple[list[AtomToken], list[tuple[int, int, int]]]
 """Atoms as ``(atomic_number, charge)`` and bonds as ``(i, j, order)`` with order 1, 2 or 3."""
 
 
-def mol_from_smiles(smiles: str) -> Chem.Mol:
-    """Parse and sanitize a SMILES string; raise :class:`SkipMolecule` instead of returning junk."""
+def mol_from_smiles(smiles: str, max_atoms: int | None = MAX_PARSE_ATOMS) -> Chem.Mol:
+    """Parse and sanitize a SMILES string; raise :class:`SkipMolecule` instead of returning junk.
+
+    A SMILES beyond ``max_atoms`` heavy atoms (:func:`check_size`) is refused before RDKit sees
+    it, so a hostile line costs time and memory in proportion to the limit, not to its length.
+    """
     from rdkit import Chem, rdBase
 
     if smiles is None or not str(smiles).strip():
         raise SkipMolecule("empty")
+    text = str(smiles).strip()
+    check_size(text, max_atoms)
     with rdBase.BlockLogs():
-        mol = Chem.MolFromSmiles(str(smiles).strip())
+        mol = Chem.MolFromSmiles(text)
     if mol is None or mol.GetNumAtoms() == 0:
-        raise SkipMolecule("unparsable", str(smiles))
+        raise SkipMolecule("unparsable", shorten(text))
     return mol
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was (for reports and CSVs)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def canonical_smiles(mol: Chem.Mol) -> str:

@@ -1,8 +1,10 @@
 """Command line: ``molgan prepare | train | sample | evaluate``.
 
 The library logs; this module prints. Progress bars and messages go to stderr, results to files
-or stdout. Exit codes: 0 success, 1 failure (one-line message, no traceback), 2 usage error,
-130 interrupted.
+or stdout. Exit codes: 0 success; 2 a failure caused by the input (a bad or unreadable file, an
+impossible flag value, an output that cannot be written, a missing device: one line naming it,
+no traceback unless ``-v``), checked before any long work starts; 1 an internal error (with its
+traceback); 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from molgan.files import atomic_output, check_output, write_text_atomic
 
 log = logging.getLogger("molgan")
 
@@ -26,17 +30,24 @@ class UserError(Exception):
     """An error caused by the user's input; printed as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (``molgan CMD: error: ... (see --help)``)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="qm9",
                         help="'qm9' (embedded, default) or a .smi/.txt/.csv/.sdf file")
     parser.add_argument("--smiles-column", default=None,
                         help="CSV column with SMILES (default: the first of SMILES/smiles/...)")
-    parser.add_argument("--max-atoms", type=int, default=None,
+    parser.add_argument("--max-atoms", type=_positive_int, default=None,
                         help="node slots N; larger molecules are skipped (default: from the data)")
     parser.add_argument("--atoms", default=None,
                         help="comma-separated allowed atom tokens, e.g. C,N,O,F,N+,O- "
                              "(default: every token in the data)")
-    parser.add_argument("--min-atom-count", type=int, default=1,
+    parser.add_argument("--min-atom-count", type=_positive_int, default=1,
                         help="learned atom tokens must occur at least this often")
     parser.add_argument("--cache-dir", default=None,
                         help="featurization cache (default: $MOLGAN_CACHE or ~/.cache/molgan)")
@@ -55,9 +66,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="molgan", description="MolGAN-style molecular graph GAN (WGAN-GP).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--decode", default=None, choices=("argmax", "sample"),
                         help="argmax, or sample a categorical per node/pair "
                              "(default: what the model was trained with)")
-    sample.add_argument("--temperature", type=float, default=None,
+    sample.add_argument("--temperature", type=_positive_float, default=None,
                         help="with --decode sample: draw from softmax(logits / T); below 1 "
                              "nearer the argmax, above 1 more spread (default: the model's "
                              "sample_temperature, else 1)")
@@ -174,10 +196,13 @@ def run_prepare(args: argparse.Namespace) -> int:
     from molgan.prepare import copy_skipped, format_report, prepare
     from molgan.vocab import parse_atom_symbol
 
-    if args.max_atoms is not None and args.max_atoms < 1:
-        raise UserError(f"--max-atoms must be at least 1, got {args.max_atoms}")
     for symbol in (args.atoms.split(",") if args.atoms else []):
         parse_atom_symbol(symbol)  # ValueError naming a token that is not an atom
+    skipped_csv = args.skipped_csv
+    if skipped_csv is None and args.json:
+        skipped_csv = str(Path(args.json).with_suffix("")) + "-skipped.csv"
+    check_output(args.json, "--json", inputs=[args.data])
+    check_output(skipped_csv, "--skipped-csv", inputs=[args.data, args.json])
 
     report = prepare(
         source=args.data,
@@ -190,17 +215,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         roundtrip=not args.no_roundtrip,
         progress_bar=_progress_bar,
     )
-    skipped_csv = args.skipped_csv
-    if skipped_csv is None and args.json:
-        skipped_csv = str(Path(args.json).with_suffix("")) + "-skipped.csv"
-    for path in (skipped_csv, args.json):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
     if skipped_csv:
         copy_skipped(report, skipped_csv)
         report["skipped_csv"] = skipped_csv
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
     print(format_report(report))
     return 0
 
@@ -216,7 +235,7 @@ _NOT_FIELDS = ("command", "handler", "out", "resume", "config", "recipe", "cache
 def _run_config(args: argparse.Namespace) -> Any:
     """Defaults < ``--recipe`` < ``--config`` file < flags; with ``--resume``, the
     checkpoint's config < the flags that RESUMABLE allows."""
-    from molgan.checkpoint import CheckpointError, load_checkpoint
+    from molgan.checkpoint import CheckpointError, bundle_contents, load_checkpoint
     from molgan.config import RunConfig
     from molgan.options import read_config_file
     from molgan.recipes import recipe_fields
@@ -228,7 +247,8 @@ def _run_config(args: argparse.Namespace) -> Any:
                 raise UserError("--resume continues the run's own config; --recipe and "
                                 "--config cannot change it")
             bundle = load_checkpoint(Path(args.out) / "ckpt.pt")
-            flat = RunConfig.from_dict(bundle["config"]).to_flat()
+            with bundle_contents(Path(args.out) / "ckpt.pt"):
+                flat = RunConfig.from_dict(bundle["config"]).to_flat()
             changed = sorted(k for k, v in given.items()
                              if k not in RESUMABLE and flat.get(k) != v)
             if changed:
@@ -266,6 +286,7 @@ def run_train(args: argparse.Namespace) -> int:
         resolve_device(run.device)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    check_output(args.out, "--out", folder=True)
     data = load_dataset(run.data, smiles_column=run.smiles_column, max_atoms=run.max_atoms,
                         atoms=run.atoms, cache_dir=args.cache_dir, workers=args.workers)
     try:
@@ -324,14 +345,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """``molgan sample``: exactly n rows (or only the valid ones with --valid-only)."""
-    from molgan.sample import Sampler, write_samples
+    from molgan.sample import SAMPLE_SUFFIXES, Sampler, write_samples
 
     from molgan.checkpoint import pretrained_path
 
     if (args.run is None) == (args.pretrained is None):
         raise UserError("give a run directory / checkpoint or --pretrained NAME (not both)")
-    if Path(args.output).suffix.lower() not in (".smi", ".txt", ".csv", ".sdf"):
-        raise UserError(f"-o {args.output}: unknown sample file type; use .smi, .csv or .sdf")
+    check_output(args.output, "-o", suffixes=SAMPLE_SUFFIXES)
+    check_output(args.image, "--image", suffixes=(".png",), inputs=[args.output])
     source = pretrained_path(args.pretrained) if args.pretrained else args.run
     try:
         sampler = Sampler.from_checkpoint(source, device=None if args.device == "auto"
@@ -364,6 +385,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``molgan evaluate``: print a table, write JSON and plots."""
     from molgan.evaluate import evaluate, format_table, load_reference, read_samples
 
+    check_output(args.json, "--json", inputs=[args.samples, args.train])
+    check_output(args.plots, "--plots", folder=True)
     samples = read_samples(args.samples, args.smiles_column)
     reference = load_reference(args.train, split_seed=args.split_seed, test_ids=args.test_ids,
                                test_ids_offset=args.test_ids_offset, whole=args.whole,
@@ -374,8 +397,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result["samples_file"] = str(args.samples)
     print(format_table(result))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
     if args.plots and tables:
         from molgan.plots import plot_property_histograms
 
@@ -389,7 +411,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     """``molgan score``: one CSV row per input molecule, NaN score with a reason if unscorable."""
     import csv
-    import math
 
     from molgan.checkpoint import pretrained_path
     from molgan.critic import Critic
@@ -397,9 +418,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     from molgan.device import resolve_device
 
-    output = Path(args.output)
-    if output.exists() and output.resolve() == Path(args.input).resolve():
-        raise UserError(f"-o {args.output} is the input file; choose another output")
+    check_output(args.output, "-o", suffixes=(".csv",), inputs=[args.input])
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
@@ -407,24 +426,18 @@ def run_score(args: argparse.Namespace) -> int:
     model = pretrained_path("qm9") if args.model == "pretrained" else args.model
     critic = Critic.from_checkpoint(model, device=device)
     rows = read_samples(args.input, args.smiles_column)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")  # renamed once every row is written
     scored = 0
-    try:
-        with open(partial, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["index", "smiles", "score", "reason"])
-            for start in range(0, len(rows), args.batch_size):
-                chunk = rows[start : start + args.batch_size]
-                scores, reasons = critic.score(chunk, return_reasons=True)
-                for i, (smiles, value, reason) in enumerate(zip(chunk, scores.tolist(),
-                                                                reasons)):
-                    writer.writerow([start + i, smiles or "", "" if math.isnan(value)
-                                     else f"{value:.6f}", reason or ""])
-                    scored += reason is None
-        partial.replace(output)
-    finally:
-        partial.unlink(missing_ok=True)
+    # every row is written to a temporary file, renamed onto the output once complete
+    with atomic_output(args.output) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "smiles", "score", "reason"])
+        for start in range(0, len(rows), args.batch_size):
+            chunk = rows[start : start + args.batch_size]
+            scores, reasons = critic.score(chunk, return_reasons=True)
+            for i, (smiles, value, reason) in enumerate(zip(chunk, scores.tolist(), reasons)):
+                writer.writerow([start + i, smiles or "", "" if math.isnan(value)
+                                 else f"{value:.6f}", reason or ""])
+                scored += reason is None
     print(f"scored {scored:,} of {len(rows):,} molecules -> {args.output}")
     return 0
 
@@ -454,8 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"molgan {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        message = " ".join(str(exc).split()) or type(exc).__name__  # one line, always
+        print(f"molgan {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         hint = (" (finished featurization chunks are kept: run it again to resume)"
                 if args.command in ("prepare", "train") else "")

@@ -39,7 +39,7 @@ def mols_to_indices(items: Sequence[Any], vocab: Vocab) -> Converted:
         try:
             if item is None:
                 raise SkipMolecule("empty")
-            mol = mol_from_smiles(item) if isinstance(item, str) else item
+            mol = mol_from_smiles(item, n) if isinstance(item, str) else item
             x_idx[i], adj_idx[i] = graph_to_indices(mol_to_graph(mol), vocab)
             reasons.append(None)
         except SkipMolecule as error:
@@ -55,7 +55,7 @@ def smiles_to_pyg(smiles: Sequence[str], vocab: Vocab) -> list[Any]:
     """
     from torch_geometric.data import Data
 
-    from molgan.chem import SkipMolecule, mol_from_smiles, mol_to_graph
+    from molgan.chem import SkipMolecule, mol_from_smiles, mol_to_graph, shorten
 
     index = vocab.atom_index()
     out = []
@@ -63,7 +63,7 @@ def smiles_to_pyg(smiles: Sequence[str], vocab: Vocab) -> list[Any]:
         try:
             atoms, bonds = mol_to_graph(mol_from_smiles(s))
         except SkipMolecule as error:
-            raise ValueError(f"cannot convert {s!r}: {error}") from None
+            raise ValueError(f"cannot convert {shorten(str(s))!r}: {error}") from None
         unknown = [t for t in atoms if t not in index]
         if unknown:
             raise ValueError(f"cannot convert {s!r}: unknown_atom {unknown[0]}")

@@ -204,16 +204,22 @@ class Critic(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Critic:
         """The network of a run dir, ``ckpt.pt`` or exported model, in eval mode."""
-        from molgan.checkpoint import CheckpointError, build_config, load_checkpoint
+        from molgan.checkpoint import (
+            CheckpointError,
+            build_config,
+            bundle_contents,
+            load_checkpoint,
+        )
 
         device = torch.device(device) if device is not None else torch.device("cpu")
         bundle = load_checkpoint(path, map_location=device)
         state_key, config_key = cls.checkpoint_keys
         if state_key not in bundle:
             raise CheckpointError(f"{path} holds no {cls.__name__} (trained without it?)")
-        config = build_config(CriticConfig, bundle[config_key])
-        network = cls(config, Vocab.from_dict(bundle["vocab"]))
-        network.load_state_dict(bundle[state_key])
+        with bundle_contents(path):
+            config = build_config(CriticConfig, bundle[config_key])
+            network = cls(config, Vocab.from_dict(bundle["vocab"]))
+            network.load_state_dict(bundle[state_key])
         return network.to(device).eval()
 
     @classmethod

@@ -2,7 +2,10 @@
 
 The cache key hashes the source content, the vocabulary request (given vocabulary, allowed
 atoms, minimum count), ``max_atoms`` and :data:`molgan.featurize.FEATURIZER_VERSION`; a changed
-input never reuses a stale cache. Files are written atomically (temp file + rename).
+input never reuses a stale cache. An entry is published whole (one folder renamed into place,
+so concurrent runs produce one complete entry) and verified against the sizes and checksums of
+its manifest each time it is opened; a damaged entry is reported in one line and rebuilt,
+never read as data.
 
 Default split (documented, deterministic): a permutation of the kept molecules by
 ``numpy.random.default_rng(seed)``, then the first 80% train, next 10% validation, last 10% test.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -36,6 +40,7 @@ from molgan.sources import DataError, read_source, source_fingerprint
 from molgan.vocab import Vocab
 
 SPLITS = ("train", "valid", "test")
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -151,35 +156,76 @@ def _cache_key(content_hash: str, request: dict[str, Any]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """``write(tmp)`` a file or folder next to ``path``, then rename it to ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        elif tmp.exists():
-            tmp.unlink()
-
-
 #: Bumped when the cache layout changes (part of every cache key).
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _ARRAY_NAMES = ("x_idx", "adj_idx", "smiles", "ids")
+_MANIFEST = "manifest.json"
+
+
+class DamagedEntry(Exception):
+    """A cache entry whose files do not match its manifest (message: which file and how)."""
 
 
 def cache_paths(cache_dir: Path, name: str, key: str) -> dict[str, Path]:
-    """The entries of one cached dataset: a folder of ``.npy`` arrays (memory-mapped when
-    read), the JSON report (written last: it marks a complete entry), the skipped rows, and
-    the folder of finished parse chunks while featurization is under way."""
+    """Where one cached dataset lives.
+
+    ``entry`` is a folder published whole by one rename: the ``.npy`` arrays (memory-mapped
+    when read), ``report.json``, ``skipped.csv`` and ``manifest.json`` (the size and BLAKE2b
+    checksum of every other file, written last). ``chunks`` holds the finished parse chunks
+    while featurization is under way.
+    """
     stem = f"{name}-{key}"
+    entry = cache_dir / stem
     return {
-        "arrays": cache_dir / f"{stem}.arrays",
-        "report": cache_dir / f"{stem}.json",
-        "skipped": cache_dir / f"{stem}-skipped.csv",
+        "entry": entry,
+        "arrays": entry,
+        "report": entry / "report.json",
+        "skipped": entry / "skipped.csv",
         "chunks": cache_dir / f"{stem}.chunks-{CHUNK_SIZE}",
     }
+
+
+def file_checksum(path: Path) -> str:
+    """BLAKE2b (16 bytes, hex) of a file's bytes, read in 4 MiB blocks."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_entry(entry: Path) -> None:
+    """Check every file of a cache entry against its manifest (sizes first, then checksums).
+
+    Raises:
+        DamagedEntry: a file is missing, of another size, or of other content; or the
+            manifest itself is missing or unreadable.
+    """
+    try:
+        manifest = json.loads((entry / _MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DamagedEntry(f"{_MANIFEST} unreadable ({type(exc).__name__})") from None
+    for name, expected in files.items():
+        path = entry / name
+        if not path.is_file():
+            raise DamagedEntry(f"{name} is missing")
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise DamagedEntry(f"{name} has {size:,} bytes, {expected['bytes']:,} expected")
+    for name, expected in files.items():
+        if file_checksum(entry / name) != expected["blake2b"]:
+            raise DamagedEntry(f"{name} does not match its checksum")
+
+
+def _discard(entry: Path) -> None:
+    """Remove a cache folder: renamed aside first, so no reader ever sees it half deleted."""
+    aside = entry.with_name(f".{entry.name}.{os.getpid()}.discarded")
+    try:
+        os.replace(entry, aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def load_dataset(
@@ -211,8 +257,10 @@ def load_dataset(
     key = _cache_key(content_hash, request)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     paths = cache_paths(directory, name, key)
-    if use_cache and paths["arrays"].is_dir() and paths["report"].is_file():
-        return _read_cache(paths, start)
+    if use_cache and paths["entry"].is_dir():
+        cached = _open_entry(paths, start)
+        if cached is not None:
+            return cached
 
     table = read_source(source, smiles_column)
 
@@ -234,9 +282,12 @@ def load_dataset(
         report=report,
     )
     if use_cache:
-        directory.mkdir(parents=True, exist_ok=True)
-        _write_cache(paths, dataset, result, table.smiles, table.ids)
         assert chunk_store is not None
+        if not _publish_entry(paths, dataset, result, table.ids):
+            # another process published the same entry first: read that one
+            cached = _open_entry(paths, start)
+            if cached is not None:
+                dataset = cached
         chunk_store.remove()
     return dataset
 
@@ -256,37 +307,60 @@ def _report(source: str, rows: Sequence[str], result: Featurized, seconds: float
     }
 
 
-def _write_cache(
-    paths: dict[str, Path], data: MoleculeDataset, result: Featurized,
-    source_smiles: Sequence[str], source_ids: np.ndarray,
-) -> None:
-    def write_arrays(tmp: Path) -> None:
+def _publish_entry(
+    paths: dict[str, Path], data: MoleculeDataset, result: Featurized, source_ids: np.ndarray,
+) -> bool:
+    """Write a complete entry into a temporary folder and rename it into place in one step.
+
+    Returns ``False`` when another process published the entry first (its entry is kept).
+    """
+    entry = paths["entry"]
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    try:
         tmp.mkdir()
         for name in _ARRAY_NAMES:
             np.save(tmp / f"{name}.npy", getattr(data, name), allow_pickle=False)
-
-    def write_skipped(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
+        with open(tmp / "skipped.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["row", "id", "smiles", "reason", "detail"])
             skipped = result.skipped
             for row, smi, reason, detail in zip(skipped.rows, skipped.smiles, skipped.reasons,
                                                 skipped.details):
                 writer.writerow([row, int(source_ids[row]), smi, reason, detail])
+        (tmp / "report.json").write_text(json.dumps(data.report, indent=2))
+        files = {path.name: {"bytes": path.stat().st_size, "blake2b": file_checksum(path)}
+                 for path in sorted(tmp.iterdir())}
+        (tmp / _MANIFEST).write_text(json.dumps({"format": CACHE_FORMAT, "files": files},
+                                                indent=2))
+        try:
+            os.rename(tmp, entry)  # fails if the folder exists: the first publisher wins
+        except OSError:
+            if entry.is_dir():
+                return False
+            raise
+        return True
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
 
-    _atomic_write(paths["skipped"], write_skipped)
-    if paths["arrays"].is_dir():  # left by a run that died before writing its report
-        shutil.rmtree(paths["arrays"])
-    _atomic_write(paths["arrays"], write_arrays)
-    # the report goes last: its presence marks a complete cache entry
-    _atomic_write(paths["report"], lambda tmp: tmp.write_text(json.dumps(data.report, indent=2)))
 
-
-def _read_cache(paths: dict[str, Path], start: float) -> MoleculeDataset:
-    report = json.loads(paths["report"].read_text())
-    arrays = {name: np.load(paths["arrays"] / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-              for name in _ARRAY_NAMES}
-    dataset = MoleculeDataset(**arrays, vocab=Vocab.from_dict(report["vocab"]), report=report)
+def _open_entry(paths: dict[str, Path], start: float) -> MoleculeDataset | None:
+    """The cached dataset, verified against its manifest; ``None`` (after saying so in one
+    log line and discarding the entry) when it is damaged, so the caller rebuilds it."""
+    entry = paths["entry"]
+    try:
+        verify_entry(entry)
+        report = json.loads(paths["report"].read_text())
+        arrays = {name: np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                  for name in _ARRAY_NAMES}
+        dataset = MoleculeDataset(**arrays, vocab=Vocab.from_dict(report["vocab"]),
+                                  report=report)
+    except (DamagedEntry, OSError, ValueError, KeyError) as exc:
+        log.warning("cache entry %s is damaged (%s); rebuilding it", entry, exc)
+        _discard(entry)
+        return None
     report["cache_hit"] = True
+    report["cache_files"] = {k: str(v) for k, v in paths.items()}
     report["load_seconds"] = round(time.perf_counter() - start, 3)
     return dataset

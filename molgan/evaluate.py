@@ -74,9 +74,10 @@ def load_reference(source: str = "qm9", split_seed: int = 0, test_ids: str | Non
 def read_samples(path: str | Path, smiles_column: str | None = None) -> list[str | None]:
     """Samples from ``.smi``/``.txt`` (an empty line is an invalid sample), ``.csv`` (empty cell
     = invalid) or ``.sdf`` (an unreadable record = invalid). Every row counts toward ``n``."""
+    from molgan.sources import require_file
+
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    require_file(path)
     suffix = path.suffix.lower()
     if suffix in (".smi", ".txt", ".smiles"):
         from molgan.sources import read_text_lines

@@ -8,12 +8,13 @@ kept in the skip list with its reason; nothing is dropped silently.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-import logging
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from molgan.chem import (
     decode_smiles,
     mol_from_smiles,
     mol_to_graph,
+    shorten,
 )
+from molgan.files import atomic_output
 from molgan.vocab import Vocab, atom_symbol, parse_atom_symbol
 
 #: Bump when the encoding changes: it is part of every cache key.
@@ -55,7 +58,7 @@ class Skipped:
 
     def add(self, row: int, smiles: str, error: SkipMolecule) -> None:
         self.rows.append(row)
-        self.smiles.append(smiles)
+        self.smiles.append(shorten(smiles, 1000))  # a hostile line is not copied whole
         self.reasons.append(error.reason)
         self.details.append(error.detail)
 
@@ -135,40 +138,55 @@ class ChunkStore:
         return [k for k in range(count) if self._path(k).is_file()]
 
     def save(self, number: int, chunk: _ParsedChunk) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(number)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        """Store a finished chunk; a store removed meanwhile (a concurrent run finished the
+        same source) is not an error: the chunk only saves work on a rerun."""
         skipped = chunk.skipped
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **{name: getattr(chunk, name) for name in self._ARRAYS},
-                     canonical=np.asarray(chunk.canonical, dtype=str),
-                     skipped_rows=np.asarray([r for r, _ in skipped], dtype=np.int64),
-                     skipped_reasons=np.asarray([e.reason for _, e in skipped], dtype=str),
-                     skipped_details=np.asarray([e.detail for _, e in skipped], dtype=str))
-        os.replace(tmp, path)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self._path(number), make_parent=False) as tmp, \
+                    open(tmp, "wb") as handle:
+                np.savez(handle, **{name: getattr(chunk, name) for name in self._ARRAYS},
+                         canonical=np.asarray(chunk.canonical, dtype=str),
+                         skipped_rows=np.asarray([r for r, _ in skipped], dtype=np.int64),
+                         skipped_reasons=np.asarray([e.reason for _, e in skipped], dtype=str),
+                         skipped_details=np.asarray([e.detail for _, e in skipped], dtype=str))
+        except FileNotFoundError:
+            log.debug("chunk store %s was removed; chunk %d not kept", self.directory, number)
 
-    def load(self, number: int) -> _ParsedChunk:
-        with np.load(self._path(number), allow_pickle=False) as stored:
-            skipped = [(int(r), SkipMolecule(str(reason), str(detail))) for r, reason, detail
-                       in zip(stored["skipped_rows"], stored["skipped_reasons"],
-                              stored["skipped_details"])]
-            return _ParsedChunk(**{name: stored[name] for name in self._ARRAYS},
-                                canonical=stored["canonical"].tolist(), skipped=skipped)
+    def load(self, number: int) -> _ParsedChunk | None:
+        """A stored chunk, or ``None`` if it is gone or damaged (a zip CRC or size mismatch):
+        the chunk is then parsed again."""
+        try:
+            with np.load(self._path(number), allow_pickle=False) as stored:
+                skipped = [(int(r), SkipMolecule(str(reason), str(detail)))
+                           for r, reason, detail in zip(stored["skipped_rows"],
+                                                        stored["skipped_reasons"],
+                                                        stored["skipped_details"])]
+                return _ParsedChunk(**{name: stored[name] for name in self._ARRAYS},
+                                    canonical=stored["canonical"].tolist(), skipped=skipped)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("featurization chunk %s is unreadable (%s); parsing it again",
+                        self._path(number), type(exc).__name__)
+            return None
 
     def remove(self) -> None:
         """Delete the stored chunks (after the featurized cache is written)."""
-        if self.directory.is_dir():
-            shutil.rmtree(self.directory)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _parse_chunk(smiles: Sequence[str]) -> list[_ParsedChunk]:
-    """Worker: SMILES -> canonical SMILES and kekulized graphs, or the reason for a skip."""
+def _parse_chunk(task: tuple[Sequence[str], int | None]) -> list[_ParsedChunk]:
+    """Worker: SMILES -> canonical SMILES and kekulized graphs, or the reason for a skip.
+
+    ``task`` is ``(smiles, max_atoms)``: rows beyond ``max_atoms`` heavy atoms (or
+    :data:`molgan.chem.MAX_PARSE_ATOMS` when ``None``) are skipped before RDKit parses them.
+    """
+    smiles, max_atoms = task
     rows, canonical, n_atoms, z, charge = [], [], [], [], []
     bond_mol, bond_ij, bond_order = [], [], []
     skipped: list[tuple[int, SkipMolecule]] = []
     for row, text in enumerate(smiles):
         try:
-            mol = mol_from_smiles(text)
+            mol = mol_from_smiles(text, max_atoms)
             canon = canonical_smiles(mol)
             atoms, bonds = mol_to_graph(mol)
         except SkipMolecule as error:
@@ -272,6 +290,29 @@ def map_chunks(
     return [item for part in parts for item in part]
 
 
+def memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes (``None`` where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_dense_size(m: int, n: int) -> None:
+    """Refuse dense arrays (``m * (n + n^2)`` bytes) larger than half this machine's memory,
+    in one line that says what to do, instead of running the machine out of memory.
+
+    Raises:
+        ValueError: the arrays would not fit.
+    """
+    needed = m * (n + n * n)
+    total = memory_bytes()
+    if total is not None and needed > total // 2:
+        raise ValueError(f"{m:,} molecules of up to {n} atoms need {needed / 2**30:.1f} GiB as "
+                         f"dense arrays, more than half of this machine's "
+                         f"{total / 2**30:.0f} GiB; pass a smaller --max-atoms")
+
+
 def featurize(
     smiles: Sequence[str],
     vocab: Vocab | None = None,
@@ -287,7 +328,8 @@ def featurize(
     Args:
         smiles: input rows (``''`` rows are skipped as ``empty``).
         vocab: use this vocabulary (and its ``max_atoms``) instead of learning one.
-        max_atoms: ``N``; molecules with more heavy atoms are skipped. Default: the largest kept.
+        max_atoms: ``N``; molecules with more heavy atoms are skipped. Default: the largest kept,
+            at most :data:`molgan.chem.MAX_PARSE_ATOMS` (larger ones are skipped unparsed).
         atoms: restrict the learned vocabulary to these tokens (e.g. ``['C', 'N', 'O', 'F']``);
             molecules with other atoms are skipped as ``unknown_atom``.
         min_atom_count: learned tokens must occur at least this often (in kept molecules).
@@ -301,21 +343,24 @@ def featurize(
     parsed_chunks: dict[int, _ParsedChunk] = {}
     if chunk_store is not None:
         for number in chunk_store.finished(len(chunks)):
-            parsed_chunks[number] = chunk_store.load(number)
+            stored = chunk_store.load(number)
+            if stored is not None:
+                parsed_chunks[number] = stored
         if parsed_chunks:
             log.info("resuming featurization: %d of %d chunks already done",
                      len(parsed_chunks), len(chunks))
             if progress:
                 progress(sum(len(chunks[k]) for k in parsed_chunks))
     todo = [k for k in range(len(chunks)) if k not in parsed_chunks]
+    limit = vocab.max_atoms if vocab is not None else max_atoms
 
     def keep_chunk(position: int, part: list[_ParsedChunk]) -> None:
         if chunk_store is not None:
             chunk_store.save(todo[position], part[0])
 
-    for number, part in zip(todo, map_chunks(_parse_chunk, [chunks[k] for k in todo], workers,
-                                             progress, [len(chunks[k]) for k in todo],
-                                             keep_chunk)):
+    tasks = [(chunks[k], limit) for k in todo]
+    for number, part in zip(todo, map_chunks(_parse_chunk, tasks, workers, progress,
+                                             [len(chunks[k]) for k in todo], keep_chunk)):
         parsed_chunks[number] = part
     parsed = _merge([parsed_chunks[k] for k in range(len(chunks))], CHUNK_SIZE)
     reasons: list[tuple[int, SkipMolecule]] = list(parsed.skipped)
@@ -324,7 +369,6 @@ def featurize(
     codes = _token_code(parsed.atom_z, parsed.atom_charge)
     keep = np.ones(k_total, dtype=bool)
 
-    limit = vocab.max_atoms if vocab is not None else max_atoms
     if limit is not None:
         for k in np.flatnonzero(parsed.n_atoms > limit).tolist():
             reasons.append((int(parsed.rows[k]), SkipMolecule(
@@ -360,6 +404,7 @@ def featurize(
     n = vocab.max_atoms
     new_id = np.cumsum(keep) - 1
     m = int(keep.sum())
+    check_dense_size(m, n)
     x_idx = np.zeros((m, n), dtype=np.uint8)
     adj_idx = np.zeros((m, n, n), dtype=np.uint8)
     vocab_codes = np.asarray([_token_code(z, c) for z, c in vocab.atoms], dtype=np.int64)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from molgan.files import atomic_output
 
 
 def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> Path | None:
@@ -45,10 +48,7 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> Path
     panel(axes[1, 1], ("validity", "validity_connected", "uniqueness", "novelty"),
           "sample quality", ylim=(-0.02, 1.02))
     fig.suptitle(f"molgan training: {steps[-1]} steps, {records[-1]['seconds']:.0f} s")
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return out_path
+    return _save_figure(fig, out_path)
 
 
 def plot_property_histograms(samples: dict, reference: dict, out_path: str | Path,
@@ -78,11 +78,7 @@ def plot_property_histograms(samples: dict, reference: dict, out_path: str | Pat
         ax.set_title(name)
         ax.legend(fontsize=8)
     fig.suptitle(title or "property distributions: valid samples vs reference")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return out_path
+    return _save_figure(fig, out_path)
 
 
 def draw_molecule_grid(smiles: list[str | None], out_path: str | Path, count: int = 48,
@@ -105,6 +101,17 @@ def draw_molecule_grid(smiles: list[str | None], out_path: str | Path, count: in
     image = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(220, 180),
                                  legends=legends)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(str(out_path))
+    with atomic_output(out_path) as tmp:
+        image.save(str(tmp), format=(out_path.suffix[1:] or "png").upper())
+    return out_path
+
+
+def _save_figure(fig: Any, out_path: str | Path) -> Path:
+    """Save a matplotlib figure all or nothing (format from the suffix, PNG by default)."""
+    import matplotlib.pyplot as plt
+
+    out_path = Path(out_path)
+    with atomic_output(out_path) as tmp:
+        fig.savefig(tmp, dpi=110, format=out_path.suffix[1:].lower() or "png")
+    plt.close(fig)
     return out_path

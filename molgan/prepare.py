@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from molgan.dataset import load_dataset
+from molgan.files import atomic_output
 from molgan.featurize import roundtrip_exact
 
 ProgressBar = Callable[[int | None, str], Any]
@@ -62,7 +63,8 @@ def prepare(
 
 def copy_skipped(report: dict[str, Any], destination: str | Path) -> None:
     """Copy the cached skipped-rows CSV (``row,id,smiles,reason,detail``) to ``destination``."""
-    shutil.copyfile(report["cache_files"]["skipped"], destination)
+    with atomic_output(destination) as tmp:
+        shutil.copyfile(report["cache_files"]["skipped"], tmp)
 
 
 def format_report(report: dict[str, Any]) -> str:

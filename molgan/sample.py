@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from molgan.files import atomic_output
 from molgan.generator import Generator, GeneratorConfig, draw_graph
 from molgan.graph import argmax_graph
 from molgan.vocab import Vocab
@@ -18,6 +19,8 @@ from molgan.vocab import Vocab
 #: ``sample``: a categorical draw per node and pair (Gumbel-max, symmetric for bonds), from
 #: ``softmax(logits / temperature)``.
 DECODINGS = ("argmax", "sample")
+#: File types :func:`write_samples` writes.
+SAMPLE_SUFFIXES = (".smi", ".txt", ".smiles", ".csv", ".sdf")
 #: Which generator weights :meth:`Sampler.from_checkpoint` loads.
 WEIGHTS = ("average", "live")
 #: Generator batch of :class:`Sampler` and of ``molgan sample`` (the same, so a seed gives the
@@ -80,23 +83,30 @@ class Sampler:
         (``decode`` and ``sample_temperature`` of its training config). ``weights``: ``average``, the moving average of the generator's
         weights when the run kept one (``--generator-ema``; else the last weights), or
         ``live``, the last weights of training."""
-        from molgan.checkpoint import CheckpointError, build_config, load_checkpoint
+        from molgan.checkpoint import (
+            CheckpointError,
+            build_config,
+            bundle_contents,
+            load_checkpoint,
+        )
         from molgan.device import resolve_device
         from molgan.retired import RetiredLeverError, drop_retired
 
-        device = resolve_device("auto" if device is None else str(device))
-        bundle = load_checkpoint(path, map_location=device)
-        vocab = Vocab.from_dict(bundle["vocab"])
-        config = build_config(GeneratorConfig, bundle["generator_config"])
-        generator = Generator(config, vocab)
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-        key = "generator_ema" if weights == "average" and "generator_ema" in bundle else "generator"
-        generator.load_state_dict(bundle[key])
-        try:
-            trained = drop_retired("TrainConfig", bundle.get("config", {}).get("train", {}))
-        except RetiredLeverError as exc:
-            raise CheckpointError(str(exc)) from None
+        device = resolve_device("auto" if device is None else str(device))
+        bundle = load_checkpoint(path, map_location=device)
+        with bundle_contents(path):
+            vocab = Vocab.from_dict(bundle["vocab"])
+            config = build_config(GeneratorConfig, bundle["generator_config"])
+            generator = Generator(config, vocab)
+            key = ("generator_ema" if weights == "average" and "generator_ema" in bundle
+                   else "generator")
+            generator.load_state_dict(bundle[key])
+            try:
+                trained = drop_retired("TrainConfig", bundle.get("config", {}).get("train", {}))
+            except RetiredLeverError as exc:
+                raise CheckpointError(str(exc)) from None
         if kwargs.get("decode") is None:
             kwargs["decode"] = trained.get("decode", "argmax")
         if kwargs.get("temperature") is None:
@@ -153,30 +163,31 @@ class Sampler:
 
 def write_samples(smiles: list[str | None], path: str | Path, valid_only: bool = False) -> int:
     """Write samples to ``.smi`` (an empty line for an invalid one), ``.csv`` (``index, smiles,
-    valid``) or ``.sdf`` (an empty record for an invalid one). Returns the rows written."""
+    valid``) or ``.sdf`` (an empty record for an invalid one), all or nothing (a temporary file
+    renamed when complete). Returns the rows written."""
     import csv
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [(i, s) for i, s in enumerate(smiles) if s or not valid_only]
     suffix = path.suffix.lower()
-    if suffix in (".smi", ".txt", ".smiles"):
-        path.write_text("".join((s or "") + "\n" for _, s in rows))
-    elif suffix == ".csv":
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["index", "smiles", "valid"])
-            writer.writerows((i, s or "", int(bool(s))) for i, s in rows)
-    elif suffix == ".sdf":
-        from rdkit import Chem
-
-        writer = Chem.SDWriter(str(path))
-        for i, s in rows:
-            mol = Chem.MolFromSmiles(s) if s else Chem.Mol()
-            mol.SetProp("_Name", f"sample {i}")
-            mol.SetIntProp("valid", int(bool(s)))
-            writer.write(mol)
-        writer.close()
-    else:
+    if suffix not in SAMPLE_SUFFIXES:
         raise ValueError(f"unknown sample file type {suffix!r}: use .smi, .csv or .sdf")
+    rows = [(i, s) for i, s in enumerate(smiles) if s or not valid_only]
+    with atomic_output(path) as tmp:
+        if suffix in (".smi", ".txt", ".smiles"):
+            tmp.write_text("".join((s or "") + "\n" for _, s in rows))
+        elif suffix == ".csv":
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["index", "smiles", "valid"])
+                writer.writerows((i, s or "", int(bool(s))) for i, s in rows)
+        else:
+            from rdkit import Chem
+
+            writer = Chem.SDWriter(str(tmp))
+            for i, s in rows:
+                mol = Chem.MolFromSmiles(s) if s else Chem.Mol()
+                mol.SetProp("_Name", f"sample {i}")
+                mol.SetIntProp("valid", int(bool(s)))
+                writer.write(mol)
+            writer.close()
     return len(rows)

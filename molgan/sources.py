@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,16 @@ class SmilesTable:
     ids: np.ndarray
     name: str
     content_hash: str
+
+
+def require_file(path: Path) -> None:
+    """Raise :class:`DataError` unless ``path`` is a readable file (saying what it is instead)."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a .smi, .txt, .csv or .sdf file")
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"cannot read {path} (permission denied)")
 
 
 def qm9_files() -> list[Path]:
@@ -83,8 +94,7 @@ def source_fingerprint(source: str, smiles_column: str | None = None) -> tuple[s
     if source.lower() == "qm9":
         return "qm9", _qm9_fingerprint(qm9_files())
     path = Path(source)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    require_file(path)
     return path.stem, _hash_files([path], extra=f"{path.suffix.lower()}:{smiles_column}")
 
 
@@ -115,8 +125,7 @@ def read_smiles_file(path: str | Path, smiles_column: str | None = None) -> Smil
         DataError: missing, unreadable or empty file, unknown extension, or missing column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    require_file(path)
     suffix = path.suffix.lower()
     if suffix in (".smi", ".txt", ".smiles"):
         smiles = _read_smi(path)

@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from molgan.checkpoint import load_checkpoint, save_checkpoint
+from molgan.checkpoint import bundle_contents, load_checkpoint, save_checkpoint
 from molgan.config import RunConfig, TrainConfig
 from molgan.critic import Critic
 from molgan.dataset import MoleculeDataset
 from molgan.device import resolve_device
 from molgan.distributed import barrier, init_from_env, local_device
+from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
 from molgan.generator import Generator, relax
 from molgan.graph import DenseGraph, one_hot_graph
@@ -409,7 +410,9 @@ class Trainer:
 
     def resume(self) -> None:
         """Load ``ckpt.pt`` from the run dir and drop log records past its step."""
-        self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
+        bundle = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        with bundle_contents(self.checkpoint_path):
+            self.load_state_dict(bundle)
         metrics = self.out_dir / "metrics.jsonl"
         if metrics.is_file():
             kept = []
@@ -421,7 +424,7 @@ class Trainer:
                     break
                 if record is not None and record["step"] <= self.step:
                     kept.append(line)
-            metrics.write_text("".join(line + "\n" for line in kept))
+            write_text_atomic(metrics, "".join(line + "\n" for line in kept))
             if kept:
                 self.elapsed_before = float(json.loads(kept[-1])["seconds"])
 
@@ -518,7 +521,7 @@ class Trainer:
 
     def _write_config(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(json.dumps(
+        write_text_atomic(self.out_dir / "config.json", json.dumps(
             {**self.config.to_dict(), "vocab": self.vocab.to_dict(),
              "world_size": self.dist.world_size}, indent=2) + "\n")
 

@@ -28,7 +28,7 @@ def test_empty_or_missing_file_is_a_one_line_error(tmp_path, capsys):
     for path in (empty, tmp_path / "missing.smi"):
         code = main(["prepare", "--data", str(path), "--cache-dir", str(tmp_path)])
         err = capsys.readouterr().err.strip()
-        assert code == 1
+        assert code == 2
         assert len(err.splitlines()) == 1 and "Traceback" not in err
         assert err.startswith("molgan prepare: error:")
 

@@ -48,7 +48,7 @@ def test_sampling_temperature_on_the_command_line(tmp_path, capsys):
     args = ["sample", "--pretrained", "qm9", "-n", "100", "-o", str(out), "--temperature", "0.5"]
     assert main([*args, "--decode", "sample"]) == 0
     assert len(out.read_text().splitlines()) == 100
-    assert main([*args, "--decode", "argmax"]) == 1
+    assert main([*args, "--decode", "argmax"]) == 2
     assert "needs decode='sample'" in capsys.readouterr().err
     default = tmp_path / "default.smi"  # the model's own temperature, 2.0
     assert main(["sample", "--pretrained", "qm9", "-n", "100", "-o", str(default)]) == 0

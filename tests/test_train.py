@@ -138,7 +138,7 @@ def test_cli_train_writes_the_run_files(cache_dir, tmp_path, capsys, data):
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 50
     # a second train into the same dir without --resume is refused in one line
     assert main(["train", "--data", data, "--steps", "1", "--out", str(out),
-                 "--cache-dir", str(cache_dir)]) == 1
+                 "--cache-dir", str(cache_dir)]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
 
@@ -147,11 +147,11 @@ def test_cli_resume_rejects_model_changes_and_truncated_checkpoints(cache_dir, t
     args = ["train", "--data", str(QM9_FIXTURE), "--steps", "2", "--batch-size", "8",
             "--out", str(out), "--cache-dir", str(cache_dir)]
     assert main(args) == 0
-    assert main(args + ["--resume", "--z-dim", "64"]) == 1
+    assert main(args + ["--resume", "--z-dim", "64"]) == 2
     assert "cannot change z_dim" in capsys.readouterr().err
     ckpt = out / "ckpt.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
-    assert main(args + ["--resume", "--steps", "4"]) == 1
+    assert main(args + ["--resume", "--steps", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "truncated or corrupt" in err
 
