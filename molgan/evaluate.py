@@ -62,6 +62,10 @@ def load_reference(source: str = "qm9", split_seed: int = 0, test_ids: str | Non
     else:
         ids = read_split_file(test_ids, offset=test_ids_offset) if test_ids else None
         parts = data.split_indices(seed=split_seed, split_ids=ids)
+        if len(parts["test"]) == 0:
+            raise DataError(f"the test split of {source} is empty ({len(data)} molecules"
+                            f"{', none of the test ids among them' if ids else ''}): pass "
+                            "--whole to compare against all of it")
     return Reference(
         name=source,
         train=frozenset(data.smiles[parts["train"]].tolist()),
@@ -151,6 +155,9 @@ def evaluate(samples: Sequence[str | None], reference: Reference, fcd: bool = Tr
         enough = len(valid) >= 2 and len(reference.test) >= 2  # a covariance needs two
         result["fcd"] = (frechet_distance(chemnet_statistics(valid), reference.fcd_statistics())
                          if enough else float("nan"))
+        if not enough:
+            result["fcd_unavailable"] = (f"needs 2 valid samples and 2 test molecules, got "
+                                         f"{len(valid)} and {len(reference.test)}")
         timings["fcd"] = time.perf_counter() - t0
     result["reference"] = {"name": reference.name, "n_train": len(reference.train),
                            "n_test": len(reference.test)}
@@ -167,7 +174,9 @@ def format_table(result: dict[str, Any]) -> str:
             ("novelty (MOSES)", f"{result['novelty']:.4f}"),
             ("novelty_molgan", f"{result['novelty_molgan']:.4f}")]
     for key, label in (("fcd", "FCD vs test"), ("internal_diversity", "internal diversity")):
-        if key in result:
+        if f"{key}_unavailable" in result:
+            rows.append((label, f"unavailable ({result[f'{key}_unavailable']})"))
+        elif key in result:
             rows.append((label, f"{result[key]:.4f}"))
     for name in PROPERTIES:
         if f"{name}_mean" in result:

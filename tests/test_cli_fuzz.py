@@ -35,7 +35,11 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Bad and odd files, and damaged checkpoints, made once."""
-    root = tmp_path_factory.mktemp("fuzz")
+    return make_inputs(tmp_path_factory.mktemp("fuzz"))
+
+
+def make_inputs(root: Path) -> dict[str, Path]:
+    """Write the bad and odd files and damaged checkpoints of :data:`CASES` under ``root``."""
     files = {
         "empty.smi": b"", "empty.sdf": b"", "blank.smi": b"\n\n  \n",
         "junk.smi": b"not a smiles\n((((\nC1CC\n", "table.csv": b"name,weight\nx,1\n",
@@ -87,6 +91,8 @@ CASES = [
      "no molecules"),
     ("missing samples", case("evaluate", "{root}/nope.smi", "--train", FIXTURE), "not found"),
     ("empty samples", case("evaluate", "{empty.smi}", "--train", FIXTURE), "no samples"),
+    ("reference too small to split", case("evaluate", "{good.smi}", "--train", "{good.smi}"),
+     "--whole"),
     ("folder as samples", case("evaluate", "{adir}", "--train", FIXTURE), "is a folder"),
     ("missing score input", case("score", "pretrained", "{root}/nope.smi", "-o",
                                  "{root}/s.csv"), "not found"),

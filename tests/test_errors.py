@@ -95,3 +95,23 @@ def test_bytes_that_are_not_utf8_make_an_invalid_row_in_every_command(tmp_path):
     csv.write_bytes(b"smiles\nCCO\nCC\xff\xfeO\n")
     assert len(read_samples(smi)) == 3 and len(read_smiles_file(smi).smiles) == 3
     assert read_samples(csv)[0] == "CCO" and len(read_samples(csv)) == 2
+
+
+class _Exploit:
+    """A pickle that would write a file when unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unexecuted(tmp_path, capsys):
+    import torch
+
+    marker = tmp_path / "pwned"
+    torch.save({"format_version": 1, "payload": _Exploit(str(marker))}, tmp_path / "evil.pt")
+    code = main(["sample", str(tmp_path / "evil.pt"), "-n", "2", "-o", str(tmp_path / "o.smi")])
+    assert code == 2 and "cannot read checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
