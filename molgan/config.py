@@ -167,11 +167,18 @@ class PenaltyConfig:
     fake graphs themselves, where the gradient penalty never looks."""
     valence_penalty: float = 1.0
     """Weight of the expected valence excess in the generator loss (0 = off)."""
+    steepness_every: int = 1
+    r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
+    critic update only, weighted k times there: lazy regularization (Karras et al. 2020,
+    StyleGAN2), the same penalty in expectation for about 1/k of its cost (each is a double
+    backward over the real and fake batch). 1: on every update."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             _check(value >= 0, f"{f.name} must be >= 0, got {value}")
+        _check(self.steepness_every >= 1,
+               f"steepness_every must be at least 1, got {self.steepness_every}")
 
 
 @dataclass

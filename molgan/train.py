@@ -183,6 +183,7 @@ class Trainer:
         self.critic_frozen: torch.nn.Module = self.critic  # the generator step's scorer
         self.noise = torch.Generator(device=self.device).manual_seed(tc.run.seed + 1)
         self._critic_loss: Callable[..., CriticLoss] = self._critic_objective
+        self.critic_updates = 0  # critic updates so far (steepness_every counts them)
         self.max_valence: torch.Tensor | None = None
         if tc.penalties.valence_penalty > 0:
             from molgan.chem import max_valences
@@ -255,16 +256,18 @@ class Trainer:
 
     # ---- one update each -------------------------------------------------------------------
     def _critic_objective(self, real: DenseGraph, fake: DenseGraph, epsilon: torch.Tensor,
-                          functional_penalty: bool = False) -> CriticLoss:
+                          steep: bool = True, functional_penalty: bool = False) -> CriticLoss:
         """:func:`molgan.loss.critic_loss` of this run's critic (the function that
-        :meth:`prepare_networks` compiles whole with ``compile=True``)."""
+        :meth:`prepare_networks` compiles whole with ``compile=True``). ``steep``: this update
+        takes the steepness penalties, weighted ``steepness_every`` times (else without)."""
         penalties = self.config.train.penalties
         wrapped = self.critic_ddp is not self.critic
+        lazy = penalties.steepness_every if steep else 0
         return critic_loss(self._fp32(self.critic_ddp), real, fake, penalties.lambda_gp,
                            epsilon=epsilon, grouped=self.config.critic.minibatch_distance,
-                           feature_penalty=penalties.feature_penalty,
+                           feature_penalty=penalties.feature_penalty * lazy,
                            num_features=self.critic.num_batch_features,
-                           data_penalty=penalties.data_penalty,
+                           data_penalty=penalties.data_penalty * lazy,
                            penalty_critic=self._fp32(self.critic),
                            steepness_critic=self._fp32(self.critic) if wrapped else None,
                            functional_penalty=functional_penalty)
@@ -277,8 +280,10 @@ class Trainer:
             fake = self.diversity.critic_batch(self._fake_batch(self._latents(), self.generator))
         epsilon = self._local(torch.rand(self.batches.batch_size, generator=self.noise,
                                          device=self.device))
+        steep = self.critic_updates % self.config.train.penalties.steepness_every == 0
+        self.critic_updates += 1
         with self._autocast():
-            parts = self._critic_loss(real, fake, epsilon)
+            parts = self._critic_loss(real, fake, epsilon, steep)
         self.opt_d.zero_grad(set_to_none=True)
         parts.loss.backward()
         self.opt_d.step()
@@ -380,6 +385,7 @@ class Trainer:
             self.property_rl.load_state_dict(bundle)
         self.diversity.load_state_dict(bundle)
         self.step = int(bundle["step"])
+        self.critic_updates = self.step * self.config.train.optim.n_critic
         rng = bundle["rng"]
         torch.set_rng_state(rng["torch"].cpu())
         self.noise.set_state(rng["noise"].cpu() if self.device.type == "cpu" else rng["noise"])

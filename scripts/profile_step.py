@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -125,9 +126,10 @@ def instrument(trainer: Trainer, timers: Timers) -> Callable[[], None]:
     return restore
 
 
-def profile(recipe: str, batch_size: int, steps: int, device: str) -> list[str]:
+def profile(recipe: str, batch_size: int, steps: int, device: str,
+            overrides: dict[str, Any]) -> list[str]:
     data = load_dataset("qm9")
-    config = load_recipe(recipe, batch_size=batch_size, device=device)
+    config = load_recipe(recipe, batch_size=batch_size, device=device, **overrides)
     trainer = Trainer(config, data, "/tmp/molgan-profile-unused")
     trainer.prepare_networks()
     n_critic = config.train.optim.n_critic
@@ -153,7 +155,7 @@ def profile(recipe: str, batch_size: int, steps: int, device: str) -> list[str]:
     finally:
         restore()
     seconds = time.perf_counter() - start
-    header = (f"recipe {recipe}, batch {batch_size}, {steps} steps of {n_critic} critic + 1 "
+    header = (f"recipe {recipe}{''.join(f', {k}={v}' for k, v in overrides.items())}, batch {batch_size}, {steps} steps of {n_critic} critic + 1 "
               f"generator updates, {torch.get_num_threads()} thread(s), {trainer.device}: "
               f"{1000 * seconds / steps:.1f} ms/step, "
               f"{steps * (n_critic + 1) * batch_size / seconds:,.0f} graphs/s")
@@ -167,11 +169,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="config fields set on top of the recipe")
     args = parser.parse_args()
+    overrides = {}
+    for pair in args.set:
+        name, _, text = pair.partition("=")
+        try:
+            overrides[name.replace("-", "_")] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[name.replace("-", "_")] = text
     if args.threads:
         torch.set_num_threads(args.threads)
     for batch_size in args.batch_size:
-        print("\n".join(profile(args.recipe, batch_size, args.steps, args.device)) + "\n")
+        print("\n".join(profile(args.recipe, batch_size, args.steps, args.device, overrides))
+              + "\n")
 
 
 if __name__ == "__main__":

@@ -394,3 +394,37 @@ def test_a_non_finite_loss_before_any_checkpoint_says_there_is_none(train_data, 
 
     with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
         trainer.fit(on_step)
+
+
+def test_lazy_steepness_penalties_come_every_kth_update_weighted_k_times(train_data, tmp_path,
+                                                                         monkeypatch):
+    import molgan.train
+
+    trainer = Trainer(config(10, steepness_every=3), train_data, tmp_path)
+    weights = []
+    real_loss = molgan.train.critic_loss
+
+    def recording(*args, **kwargs):
+        weights.append((kwargs["data_penalty"], kwargs["feature_penalty"]))
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(molgan.train, "critic_loss", recording)
+    for _ in range(6):
+        trainer.critic_step()
+    assert weights == [(30.0, 30.0), (0.0, 0.0), (0.0, 0.0)] * 2
+    # a steep update's loss is the plain loss plus k times the weighted penalties
+    real = trainer._real_batch()
+    with torch.no_grad():
+        fake = trainer._fake_batch(trainer._latents(), trainer.generator)
+        for parameter in trainer.critic.parameters():  # a steep critic: norms above 1
+            parameter.mul_(4)
+    epsilon = torch.full((real.x.shape[0],), 0.3)
+    lazy = trainer._critic_objective(real, fake, epsilon, steep=True)
+    plain = trainer._critic_objective(real, fake, epsilon, steep=False)
+    assert float(lazy.data_penalty) > 0 and float(plain.data_penalty) == 0
+    penalties = trainer.config.train.penalties
+    expected = plain.loss + 3 * (penalties.feature_penalty * lazy.feature_penalty
+                                 + penalties.data_penalty * lazy.data_penalty)
+    torch.testing.assert_close(lazy.loss, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="steepness_every"):
+        config(10, steepness_every=0)
