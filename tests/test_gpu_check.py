@@ -1,0 +1,32 @@
+"""``scripts/gpu_check.py --dry-run``: the GPU check works before a GPU is lent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_gpu_check_dry_run_writes_a_complete_report(tmp_path):
+    report_path = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--dry-run",
+                           "--out", str(report_path)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["dry_run"] and report["device"] == "cpu"
+    stages = report["stages"]
+    assert set(stages) == {"gpu tests", "throughput", "training and quality"}
+    assert all(stage["ok"] for stage in stages.values()), stages
+    assert {(row["recipe"], row["batch_size"]) for row in stages["throughput"]["rows"]} == {
+        (recipe, size) for recipe in ("molgan", "default") for size in (32, 128)}
+    decodings = stages["training and quality"]["decodings"]
+    assert set(decodings) == {"default", "no valence draw", "argmax"}
+    assert decodings["default"]["validity"] == 1.0  # the valence draw's promise
+    assert stages["training and quality"]["steps"] == 20
