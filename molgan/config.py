@@ -205,6 +205,11 @@ class DiversityConfig:
     """Share of each critic batch's fakes replaced by a graph drawn from each (0 = off)."""
     draw_realism: float = 0.5
     """Weight of the critic's standardized score of valid draws in their reward (0 = off)."""
+    realism_blocks: bool = False
+    """Score the draws for their realism block by block (``rl_draws`` batches of ``B``, one
+    draw of each fake: what a critic batch holds), instead of all ``rl_draws * B`` at once. A
+    critic with batch features then compares each draw with ``B - 1`` others, as in its
+    training, and its pairwise cost falls ``rl_draws``-fold."""
     repeat_window: int = 32768
     """Drawn graphs the repeat memory remembers."""
     repeat_threshold: float = 1.0

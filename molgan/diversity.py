@@ -153,12 +153,14 @@ class DiversityRL:
         generator: the trained generator (its valence draw settings are used).
         vocab: the run's vocabulary.
         noise: the trainer's seeded noise generator (draws are part of the run's stream).
-        score_draws: ``(x, adj) -> [B]`` fp32 scores of one-hot graphs by the frozen critic,
-            without gradient (used for the realism reward).
+        score_draws: ``(x, adj, groups) -> [B]`` fp32 scores of one-hot graphs by the frozen
+            critic, without gradient, the batch taken as ``groups`` equal batches (used for
+            the realism reward).
     """
 
     def __init__(self, config: DiversityConfig, generator: Generator, vocab: Vocab,
-                 noise: torch.Generator, score_draws: Callable[[Tensor, Tensor], Tensor]) -> None:
+                 noise: torch.Generator,
+                 score_draws: Callable[[Tensor, Tensor, int], Tensor]) -> None:
         self.config = config
         self.generator = generator
         self.vocab = vocab
@@ -230,7 +232,8 @@ class DiversityRL:
             if config.draw_realism > 0:
                 x, adj = one_hot_graph(*drawn, self.vocab.num_atom_types,
                                        self.vocab.num_bond_types)
-                realism = standardized_among(self.score_draws(x, adj), valid > 0)
+                blocks = config.rl_draws if config.realism_blocks else 1
+                realism = standardized_among(self.score_draws(x, adj, blocks), valid > 0)
                 rewards = rewards + config.draw_realism * realism
         return rewards
 

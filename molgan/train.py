@@ -249,10 +249,11 @@ class Trainer:
         """``network``'s scores as fp32 (bf16 under autocast), for losses and norms."""
         return lambda x, adj, *groups, **extra: network(x, adj, *groups, **extra).float()
 
-    def _score_draws(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """The frozen critic's fp32 scores ``[B]`` of one-hot draws, without gradient."""
+    def _score_draws(self, x: torch.Tensor, adj: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        """The frozen critic's fp32 scores ``[B]`` of one-hot draws, without gradient, the
+        batch taken as ``groups`` equal batches."""
         with torch.no_grad(), self._autocast():
-            return self._fp32(self.critic_frozen)(x, adj)
+            return self._fp32(self.critic_frozen)(x, adj, groups)
 
     # ---- one update each -------------------------------------------------------------------
     def _critic_objective(self, real: DenseGraph, fake: DenseGraph, epsilon: torch.Tensor,

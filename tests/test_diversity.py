@@ -105,6 +105,25 @@ def test_realism_adds_the_critics_standardized_score_among_valid_draws(train_dat
     torch.testing.assert_close(with_realism - plain, 2.0 * standardized_among(scores, valid))
 
 
+def test_realism_in_blocks_scores_each_block_of_draws_as_its_own_batch(train_data, tmp_path):
+    trainer = Trainer(config(1, draw_realism=1.0, rl_draws=4, realism_blocks=True), train_data,
+                      tmp_path)
+    fake = fakes(trainer)
+    drawn = trainer.diversity.draw(DenseGraph(fake.x.repeat(4, 1, 1),
+                                              fake.adj.repeat(4, 1, 1, 1)))
+    counts = torch.ones(64, dtype=torch.long)
+    with_realism = trainer.diversity.rewards(drawn, counts)
+    trainer.config.train.diversity.draw_realism = 0.0
+    plain = trainer.diversity.rewards(drawn, counts)
+    x, adj = one_hot_graph(*drawn, trainer.vocab.num_atom_types, trainer.vocab.num_bond_types)
+    with torch.no_grad():
+        by_block = torch.cat([trainer.critic(x[k * 16:(k + 1) * 16], adj[k * 16:(k + 1) * 16])
+                              for k in range(4)])
+        at_once = trainer.critic(x, adj)
+    assert not torch.allclose(by_block, at_once)  # batch features see other batch-mates
+    torch.testing.assert_close(with_realism - plain, standardized_among(by_block, plain > 0))
+
+
 def test_k_draws_per_fake_reach_the_policy_gradient_and_the_memory(train_data, tmp_path, monkeypatch):
     import molgan.diversity as diversity_module
 
