@@ -119,7 +119,9 @@ def mol_to_graph(mol: Chem.Mol) -> RawGraph:
 
     Raises:
         SkipMolecule: ``radical`` (unpaired electrons cannot be stored with implicit H),
-            ``kekulize_failed``, or ``unknown_bond`` (not single/double/triple after kekulization).
+            ``kekulize_failed``, ``unknown_bond`` (not single/double/triple after
+            kekulization), or ``unknown_atom`` for a dummy atom ``*`` (no element: it has no
+            valence a generator could learn).
     """
     from rdkit import Chem
 
@@ -130,6 +132,8 @@ def mol_to_graph(mol: Chem.Mol) -> RawGraph:
         raise SkipMolecule("kekulize_failed", str(exc)) from None
     atoms: list[AtomToken] = []
     for atom in mol.GetAtoms():
+        if atom.GetAtomicNum() == 0:
+            raise SkipMolecule("unknown_atom", "* (a dummy atom)")
         if atom.GetNumRadicalElectrons():
             raise SkipMolecule("radical", atom.GetSymbol())
         atoms.append((atom.GetAtomicNum(), atom.GetFormalCharge()))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import molgan.train
 from molgan.dataset import load_dataset
 from molgan.recipes import load_recipe, recipe_names
 from molgan.train import Trainer
+from bench_train import parse_overrides  # scripts/ is on sys.path when run as a script
 
 
 class Timers:
@@ -172,13 +172,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="config fields set on top of the recipe")
     args = parser.parse_args()
-    overrides = {}
-    for pair in args.set:
-        name, _, text = pair.partition("=")
-        try:
-            overrides[name.replace("-", "_")] = json.loads(text)
-        except json.JSONDecodeError:
-            overrides[name.replace("-", "_")] = text
+    overrides = parse_overrides(args.set)
     if args.threads:
         torch.set_num_threads(args.threads)
     for batch_size in args.batch_size:

@@ -201,3 +201,11 @@ def test_interrupted_featurization_resumes_without_redoing_finished_chunks(tmp_p
     assert resumed.smiles.tolist() == fresh.smiles.tolist()
     assert resumed.report["skipped"] == fresh.report["skipped"] == {"unparsable": 1}
     assert not list((tmp_path / "cache").glob("*.chunks-*"))  # removed once the cache is whole
+
+
+def test_a_dummy_atom_is_skipped_when_featurizing_not_found_in_training(tmp_path):
+    source = tmp_path / "star.smi"
+    source.write_text("CCO\n*CCO\nc1ccccc1\n")
+    data = load_dataset(str(source), cache_dir=tmp_path / "cache")
+    assert data.report["skipped"] == {"unknown_atom": 1} and len(data) == 2
+    assert "#0" not in data.vocab.atom_symbols
