@@ -36,7 +36,8 @@ from molgan.featurize import (
     Progress,
     featurize,
 )
-from molgan.sources import DataError, read_source, source_fingerprint
+from molgan.files import temporary_name
+from molgan.sources import DataError, hash_files, read_source, source_fingerprint
 from molgan.vocab import Vocab
 
 SPLITS = ("train", "valid", "test")
@@ -178,20 +179,10 @@ def cache_paths(cache_dir: Path, name: str, key: str) -> dict[str, Path]:
     entry = cache_dir / stem
     return {
         "entry": entry,
-        "arrays": entry,
         "report": entry / "report.json",
         "skipped": entry / "skipped.csv",
         "chunks": cache_dir / f"{stem}.chunks-{CHUNK_SIZE}",
     }
-
-
-def file_checksum(path: Path) -> str:
-    """BLAKE2b (16 bytes, hex) of a file's bytes, read in 4 MiB blocks."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_entry(entry: Path) -> None:
@@ -214,7 +205,7 @@ def verify_entry(entry: Path) -> None:
         if size != expected["bytes"]:
             raise DamagedEntry(f"{name} has {size:,} bytes, {expected['bytes']:,} expected")
     for name, expected in files.items():
-        if file_checksum(entry / name) != expected["blake2b"]:
+        if hash_files([entry / name]) != expected["blake2b"]:
             raise DamagedEntry(f"{name} does not match its checksum")
 
 
@@ -316,7 +307,7 @@ def _publish_entry(
     """
     entry = paths["entry"]
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    tmp = temporary_name(entry)
     try:
         tmp.mkdir()
         for name in _ARRAY_NAMES:
@@ -329,7 +320,7 @@ def _publish_entry(
                                                 skipped.details):
                 writer.writerow([row, int(source_ids[row]), smi, reason, detail])
         (tmp / "report.json").write_text(json.dumps(data.report, indent=2))
-        files = {path.name: {"bytes": path.stat().st_size, "blake2b": file_checksum(path)}
+        files = {path.name: {"bytes": path.stat().st_size, "blake2b": hash_files([path])}
                  for path in sorted(tmp.iterdir())}
         (tmp / _MANIFEST).write_text(json.dumps({"format": CACHE_FORMAT, "files": files},
                                                 indent=2))

@@ -60,7 +60,9 @@ def qm9_files() -> list[Path]:
     return paths
 
 
-def _hash_files(paths: list[Path], extra: str = "") -> str:
+def hash_files(paths: list[Path], extra: str = "") -> str:
+    """BLAKE2b (16 bytes, hex) of ``extra`` and the bytes of ``paths`` in order, read in
+    4 MiB blocks."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(extra.encode())
     for path in paths:
@@ -86,7 +88,7 @@ def _qm9_fingerprint(paths: list[Path]) -> str:
     if all(p.name in record for p in paths):
         text = ";".join(f"{p.name}:{record[p.name]}:{p.stat().st_size}" for p in paths)
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    return _hash_files(paths)
+    return hash_files(paths)
 
 
 def source_fingerprint(source: str, smiles_column: str | None = None) -> tuple[str, str]:
@@ -95,7 +97,7 @@ def source_fingerprint(source: str, smiles_column: str | None = None) -> tuple[s
         return "qm9", _qm9_fingerprint(qm9_files())
     path = Path(source)
     require_file(path)
-    return path.stem, _hash_files([path], extra=f"{path.suffix.lower()}:{smiles_column}")
+    return path.stem, hash_files([path], extra=f"{path.suffix.lower()}:{smiles_column}")
 
 
 def read_qm9() -> SmilesTable:
