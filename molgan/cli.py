@@ -39,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="qm9",
-                        help="'qm9' (embedded, default) or a .smi/.txt/.csv/.sdf file")
+                        help="'qm9' (embedded, default), 'moses' (MOSES's train split; needs "
+                             "the molsets wheel's data) or a .smi/.txt/.csv/.sdf file")
     parser.add_argument("--smiles-column", default=None,
                         help="CSV column with SMILES (default: the first of SMILES/smiles/...)")
     parser.add_argument("--max-atoms", type=_positive_int, default=None,
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="metrics of a SMILES sample file")
     evaluate.add_argument("samples", help=".smi/.txt, .csv or .sdf; empty rows count as invalid")
     evaluate.add_argument("--train", default="qm9",
-                          help="reference dataset: qm9 or a file (split as molgan train does)")
+                          help="reference dataset: qm9 or a file (split as molgan train does), "
+                               "or moses (its own splits; adds the MOSES metrics)")
     evaluate.add_argument("--smiles-column", default=None, help="SMILES column of a CSV")
     evaluate.add_argument("--split-seed", type=int, default=0, help="split seed (0)")
     evaluate.add_argument("--whole", action="store_true",
@@ -167,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="added to each id (1 for GDSS's 0-based QM9 row ids)")
     evaluate.add_argument("--no-fcd", action="store_true", help="skip FCD (ChemNet)")
     evaluate.add_argument("--no-properties", action="store_true", help="skip property metrics")
+    evaluate.add_argument("--moses-metrics", action="store_true",
+                          help="add the MOSES metrics (SNN, Frag, Scaf, IntDiv, Filters) against "
+                               "any reference; always on with --train moses")
     evaluate.add_argument("--json", default=None, help="write all metrics as JSON here")
     evaluate.add_argument("--plots", default=None, help="directory for property histograms")
     evaluate.add_argument("--cache-dir", default=None, help="cache directory")
@@ -393,7 +398,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                cache_dir=args.cache_dir)
     tables: dict[str, Any] = {}
     result = evaluate(samples, reference, fcd=not args.no_fcd,
-                      properties=not args.no_properties or bool(args.plots), tables=tables)
+                      properties=not args.no_properties or bool(args.plots), tables=tables,
+                      moses=True if args.moses_metrics else None)
     result["samples_file"] = str(args.samples)
     print(format_table(result))
     if args.json:

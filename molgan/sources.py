@@ -1,8 +1,12 @@
-"""Where molecules come from: the embedded QM9 (from the ``qm9pack`` wheel) or a user file.
+"""Where molecules come from: the embedded QM9 (``qm9pack`` wheel), MOSES (``molsets`` wheel,
+optional) or a user file.
 
 Every source is read on demand (never at import) into a :class:`SmilesTable`: the SMILES strings,
-one id per row (QM9's original ``Index`` 1..133885, or the 0-based row number of a user file), a
-name and a content hash that keys the featurization cache.
+one id per row (QM9's original ``Index`` 1..133885, or the 0-based row number of a MOSES split or
+a user file), a name and a content hash that keys the featurization cache.
+
+Source names: ``qm9``; ``moses`` (MOSES's train split, 1,584,663 molecules), ``moses:test``
+(176,074) and ``moses:test_scaffolds`` (176,226, scaffolds absent from train); else a path.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ import numpy as np
 
 QM9_PARTS = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
 SMILES_COLUMN_GUESSES = ("SMILES", "smiles", "Smiles", "canonical_smiles", "smi")
+#: MOSES source name -> file inside the ``molsets`` wheel's ``moses/dataset/data``.
+MOSES_SPLITS = {"moses": "train.csv.gz", "moses:test": "test.csv.gz",
+                "moses:test_scaffolds": "test_scaffolds.csv.gz"}
+#: molsets pins pomegranate 0.12, which does not build on current Python, and molgan needs only
+#: its data files: hence ``--no-deps``.
+MOSES_INSTALL = "pip install --no-deps molsets==0.3.1"
 
 
 class DataError(Exception):
@@ -49,15 +59,52 @@ def qm9_files() -> list[Path]:
     ``import qm9pack`` (and ``importlib.resources.files('qm9pack')``) runs its ``__init__``,
     which imports ``pkg_resources``, gone from current setuptools; ``find_spec`` only locates it.
     """
-    spec = importlib.util.find_spec("qm9pack")
-    if spec is None or not spec.submodule_search_locations:
+    package = package_folder("qm9pack")
+    if package is None:
         raise DataError("QM9 needs the 'qm9pack' package: pip install qm9pack")
-    root = Path(list(spec.submodule_search_locations)[0]) / "data"
+    root = package / "data"
     paths = [root / part for part in QM9_PARTS]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f"qm9pack is installed but its data files are missing: {missing}")
     return paths
+
+
+def package_folder(name: str) -> Path | None:
+    """Folder of the installed package ``name``, found without importing (executing) it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def is_moses(source: str) -> bool:
+    """Whether ``source`` names a MOSES split (``moses``, ``moses:test``, ...)."""
+    return source.lower() in MOSES_SPLITS
+
+
+def moses_folder() -> Path:
+    """``moses/`` of the installed ``molsets`` wheel (data and filter files), not imported:
+    ``import moses`` fails on pandas >= 2 and would pull its dependencies into the run."""
+    root = package_folder("moses")
+    if root is None:
+        raise DataError(f"MOSES needs the data files of the 'molsets' package (51 MB): "
+                        f"{MOSES_INSTALL}")
+    return root
+
+
+def moses_file(source: str) -> Path:
+    """The gzipped CSV of a MOSES split (see :data:`MOSES_SPLITS`)."""
+    if not is_moses(source):
+        raise DataError(f"unknown MOSES split {source!r}: use one of {sorted(MOSES_SPLITS)}")
+    path = moses_folder() / "dataset" / "data" / MOSES_SPLITS[source.lower()]
+    if not path.is_file():
+        raise DataError(f"a 'moses' package is installed at {path.parents[2]} but {path.name} "
+                        f"is not in it: {MOSES_INSTALL}")
+    return path
 
 
 def hash_files(paths: list[Path], extra: str = "") -> str:
@@ -72,16 +119,16 @@ def hash_files(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()
 
 
-def _qm9_fingerprint(paths: list[Path]) -> str:
-    """Hash of the QM9 CSVs from the wheel's RECORD (sha256 per file) and their sizes.
+def _wheel_fingerprint(distribution: str, paths: list[Path]) -> str:
+    """Hash of data files from their wheel's RECORD (sha256 per file) and their sizes.
 
-    Hashing the 217 MB of CSVs would take most of a second on every cache hit; the wheel's
+    Hashing the 217 MB of QM9 CSVs would take most of a second on every cache hit; the wheel's
     RECORD already holds a content hash of each file. Falls back to hashing the bytes.
     """
     from importlib import metadata
 
     try:
-        files = metadata.distribution("qm9pack").files or []
+        files = metadata.distribution(distribution).files or []
     except metadata.PackageNotFoundError:
         files = []
     record = {Path(str(f)).name: f.hash.value for f in files if f.hash is not None}
@@ -94,7 +141,10 @@ def _qm9_fingerprint(paths: list[Path]) -> str:
 def source_fingerprint(source: str, smiles_column: str | None = None) -> tuple[str, str]:
     """``(name, content_hash)`` of a source without parsing it (cheap: keys the cache)."""
     if source.lower() == "qm9":
-        return "qm9", _qm9_fingerprint(qm9_files())
+        return "qm9", _wheel_fingerprint("qm9pack", qm9_files())
+    if is_moses(source):
+        name = source.lower().replace(":", "-")
+        return name, _wheel_fingerprint("molsets", [moses_file(source)])
     path = Path(source)
     require_file(path)
     return path.stem, hash_files([path], extra=f"{path.suffix.lower()}:{smiles_column}")
@@ -111,8 +161,19 @@ def read_qm9() -> SmilesTable:
         smiles=table["SMILES"].fillna("").astype(str).tolist(),
         ids=table["Index"].to_numpy(dtype=np.int64),
         name="qm9",
-        content_hash=_qm9_fingerprint(paths),
+        content_hash=_wheel_fingerprint("qm9pack", paths),
     )
+
+
+def read_moses(source: str = "moses") -> SmilesTable:
+    """A MOSES split: the ``SMILES`` column of its CSV; ids are row numbers (0-based)."""
+    import pandas as pd
+
+    path = moses_file(source)
+    smiles = pd.read_csv(path, usecols=["SMILES"], dtype=str, keep_default_na=False)["SMILES"]
+    name, content_hash = source_fingerprint(source)
+    return SmilesTable(smiles=smiles.tolist(), ids=np.arange(len(smiles), dtype=np.int64),
+                       name=name, content_hash=content_hash)
 
 
 def read_smiles_file(path: str | Path, smiles_column: str | None = None) -> SmilesTable:
@@ -148,9 +209,11 @@ def read_smiles_file(path: str | Path, smiles_column: str | None = None) -> Smil
 
 
 def read_source(source: str, smiles_column: str | None = None) -> SmilesTable:
-    """``'qm9'`` for the embedded QM9, anything else is a file path."""
+    """``'qm9'`` for the embedded QM9, a MOSES split name, anything else is a file path."""
     if source.lower() == "qm9":
         return read_qm9()
+    if is_moses(source):
+        return read_moses(source)
     return read_smiles_file(source, smiles_column)
 
 
