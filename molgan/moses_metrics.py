@@ -76,11 +76,16 @@ def tanimoto_blocks(a: np.ndarray, b: np.ndarray,
 
     right = torch.from_numpy(np.ascontiguousarray(b)).float()
     right_bits = right.sum(1)
+    right_empty = bool((right_bits == 0).any())
     for start in range(0, len(a), block_rows):
         left = torch.from_numpy(np.ascontiguousarray(a[start:start + block_rows])).float()
-        both = left @ right.T
-        union = left.sum(1, keepdim=True) + right_bits[None, :] - both
-        similarity = torch.where(union > 0, both / union.clamp_min(1), torch.ones_like(both))
+        left_bits = left.sum(1, keepdim=True)
+        similarity = left @ right.T  # |a & b|, then turned into T in place (memory-bound)
+        union = (left_bits + right_bits[None, :]).sub_(similarity)
+        empty = (union == 0) if right_empty and bool((left_bits == 0).any()) else None
+        similarity.div_(union.clamp_(min=1))
+        if empty is not None:
+            similarity.masked_fill_(empty, 1.0)
         yield start, similarity
 
 

@@ -1,5 +1,7 @@
 """Quality benchmark: train a recipe under a step or wall-clock budget, sample 10,000 molecules
-with a fixed seed, evaluate them against QM9, append one JSON line per run to a results file.
+with a fixed seed, evaluate them against the data's reference (QM9's test split; MOSES's Test
+and TestSF with ``--data moses``, whose MOSES table is recorded too), append one JSON line per
+run to a results file.
 
     python scripts/bench_quality.py --name default --steps 2000 --repeats 3 \
         --results docs/quality.jsonl -- --relax softmax --batch-size 128
@@ -40,7 +42,8 @@ def git_commit() -> str:
 def run_once(args: argparse.Namespace, train_args: list[str], seed: int, commit: str) -> dict:
     """Train, sample and evaluate one seed; ``commit``: the code's commit, read at start."""
     out = Path(args.runs) / f"{args.name}-seed{seed}"
-    command = ["train", "--out", str(out), "--seed", str(seed), "--eval-every", "1000000"]
+    command = ["train", "--out", str(out), "--seed", str(seed), "--eval-every", "1000000",
+               "--data", args.data]
     if args.steps:
         command += ["--steps", str(args.steps)]
     if args.max_seconds:
@@ -58,7 +61,7 @@ def run_once(args: argparse.Namespace, train_args: list[str], seed: int, commit:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     sampler = Sampler.from_checkpoint(out, device=args.device)
     samples = sampler.sample(args.samples, seed=args.sample_seed).smiles
-    result = evaluate(samples, load_reference("qm9"))
+    result = evaluate(samples, load_reference(args.data))
     return {
         "name": args.name, "seed": seed, "train_args": train_args,
         "command": "molgan " + " ".join(command),
@@ -67,7 +70,8 @@ def run_once(args: argparse.Namespace, train_args: list[str], seed: int, commit:
         "decode": sampler.decode, "temperature": sampler.temperature,
         "device": str(sampler.device),
         "threads": torch.get_num_threads(), "machine": platform.machine(),
-        "git_commit": commit, "results": {k: result.get(k) for k in KEYS},
+        "git_commit": commit, "data": args.data, "results": {k: result.get(k) for k in KEYS},
+        **({"moses": result["moses"]} if "moses" in result else {}),
     }
 
 
@@ -75,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True)
+    parser.add_argument("--data", default="qm9", help="qm9, moses or a SMILES file")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--repeats", type=int, default=1)

@@ -127,8 +127,8 @@ def instrument(trainer: Trainer, timers: Timers) -> Callable[[], None]:
 
 
 def profile(recipe: str, batch_size: int, steps: int, device: str,
-            overrides: dict[str, Any]) -> list[str]:
-    data = load_dataset("qm9")
+            overrides: dict[str, Any], data_source: str = "qm9") -> list[str]:
+    data = load_dataset(data_source)
     config = load_recipe(recipe, batch_size=batch_size, device=device, **overrides)
     trainer = Trainer(config, data, "/tmp/molgan-profile-unused")
     trainer.prepare_networks()
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default="qm9", help="qm9, moses or a SMILES file")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="config fields set on top of the recipe")
     args = parser.parse_args()
@@ -176,7 +177,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     for batch_size in args.batch_size:
-        print("\n".join(profile(args.recipe, batch_size, args.steps, args.device, overrides))
+        print("\n".join(profile(args.recipe, batch_size, args.steps, args.device, overrides,
+                                 args.data))
               + "\n")
 
 
