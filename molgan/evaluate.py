@@ -206,17 +206,16 @@ def moses_results(result: dict[str, Any], canonical: Sequence[str | None], mols:
     """The MOSES table (names as MOSES prints them) from ``result`` (validity, novelty, FCD vs
     Test, property distances) and :func:`molgan.moses_metrics.moses_metrics` (the rest);
     ``sample_statistics`` are the samples' ChemNet statistics (``None``: no FCD)."""
-    from molgan.moses_metrics import filter_patterns, moses_metrics, reference_statistics
+    from molgan.featurize import default_workers
+    from molgan.moses_metrics import moses_metrics, reference_statistics
     from molgan.sources import package_folder
 
     valid = [s for s in canonical if s]
     sets = reference.test_sets()
     stats = {name: reference_statistics(smiles, reference.cache_dir)
              for name, smiles in sets.items()}
-    folder = package_folder("moses")
-    patterns = filter_patterns(folder) if folder is not None else None
     table: dict[str, Any] = {"valid": result["validity"]}
-    metrics = moses_metrics(valid, mols, stats, patterns)
+    metrics = moses_metrics(valid, mols, stats, package_folder("moses"), default_workers())
     table.update({k: v for k, v in metrics.items() if k.startswith("unique")})
     table["novelty"] = result["novelty"]
     for name, smiles in sets.items():

@@ -6,7 +6,7 @@ one id per row (QM9's original ``Index`` 1..133885, or the 0-based row number of
 a user file), a name and a content hash that keys the featurization cache.
 
 Source names: ``qm9``; ``moses`` (MOSES's train split, 1,584,663 molecules), ``moses:test``
-(176,074) and ``moses:test_scaffolds`` (176,226, scaffolds absent from train); else a path.
+(176,074) and ``moses:test_scaffolds`` (176,225, scaffolds absent from train); else a path.
 """
 
 from __future__ import annotations

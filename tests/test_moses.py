@@ -222,3 +222,15 @@ def test_real_moses_test_split_passes_its_own_filters() -> None:
     smiles = pd.read_csv(moses_file("moses:test"), nrows=300)["SMILES"].tolist()
     patterns = mm.filter_patterns(moses_folder())
     assert all(mm.passes_filters(Chem.MolFromSmiles(s), patterns) for s in smiles)
+
+
+def test_filters_in_worker_processes_match_one_process(fake_molsets: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    smiles = DRUGS + ["CC(=O)[O-]", "C1CCCCCCC1", "C=C(C)C#N"]
+    patterns = mm.filter_patterns(fake_molsets)
+    expected = sum(mm.passes_filters(Chem.MolFromSmiles(s), patterns) for s in smiles)
+    monkeypatch.setattr("molgan.featurize.FORK_MIN_ROWS", 1)
+    monkeypatch.setattr(mm, "CHUNK", 4)
+    assert mm.filter_fraction(smiles, fake_molsets, workers=2) == expected / len(smiles)
+    assert mm.filter_fraction(smiles, fake_molsets, workers=1) == expected / len(smiles)
+    assert math.isnan(mm.filter_fraction([], fake_molsets))
