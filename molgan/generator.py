@@ -204,15 +204,6 @@ def _draw_within_valence(scores: Tensor, capacity: Tensor, rows: list[int],
     return codes.to(torch.uint8)
 
 
-def _last_positions(first: Tensor, second: Tensor, n: int) -> Tensor:
-    """``[B, N]``: the last position in the drawing order of a pair touching each node, for
-    the nodes ``first``, ``second`` ``[B, M]`` of the pairs in that order."""
-    positions = torch.arange(first.shape[1], device=first.device).expand_as(first)
-    last = torch.zeros(first.shape[0], n, dtype=torch.long, device=first.device)
-    last = last.scatter_reduce(1, first, positions, "amax")
-    return last.scatter_reduce(1, second, positions, "amax")
-
-
 def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
                 no_isolated: bool = False) -> tuple[Tensor, Tensor]:
     r"""``(lowest, highest)``, each ``[B, M]``: the bond orders pair ``m`` of the upper
@@ -225,28 +216,38 @@ def bond_limits(x_idx: Tensor, adj_idx: Tensor, max_valence: Tensor,
       without a bond so far, and ``highest >= 1``), else 0.
 
     A function of the graph alone, so the log-probability of a drawn graph
-    can be taken afterwards (:func:`molgan.loss.graph_log_prob`)."""
+    can be taken afterwards (:func:`molgan.loss.graph_log_prob`).
+
+    In row-major order the pairs before :math:`(i, j)` that touch atom :math:`i` are
+    :math:`(k, i), k < i` and :math:`(i, l), i < l < j`; those that touch :math:`j` are
+    :math:`(k, j), k < i`. With :math:`U` the upper triangle of bond orders, both sums are
+    exclusive cumulative sums of :math:`U` down its columns and along its rows, so the
+    limits cost :math:`O(B N^2)`. An atom's last pair is :math:`(i, N-1)` for :math:`i < N-1`
+    and :math:`(N-2, N-1)` for atom :math:`N-1`."""
     b, n = x_idx.shape
     rows, cols = torch.triu_indices(n, n, offset=1, device=x_idx.device)
-    ordered = adj_idx[:, rows, cols].long().unsqueeze(-1)  # [B, M, 1], in drawing order
-    first, second = rows.expand(b, -1), cols.expand(b, -1)  # [B, M]
-    touches = (torch.nn.functional.one_hot(first, n)
-               + torch.nn.functional.one_hot(second, n))  # [B, M, N]
-    used = ordered * touches  # [B, M, N]
     capacity = max_valence[x_idx.long()].long()  # [B, N]
-    left = capacity.unsqueeze(1) - (used.cumsum(1) - used)
-    at = torch.stack([first, second], dim=-1)  # [B, M, 2]
-    highest = left.gather(2, at).min(-1).values  # [B, M]
+    upper = torch.triu(adj_idx.long(), diagonal=1)  # [B, N, N] orders of the pairs i < j
+    used_first, used_second = _touching_before(upper, rows, cols)
+    highest = torch.minimum(capacity[:, rows] - used_first, capacity[:, cols] - used_second)
     lowest = torch.zeros_like(highest)
-    if no_isolated:
-        bonds = (ordered > 0).long() * touches
-        bonded_before = (bonds.cumsum(1) - bonds).gather(2, at) > 0  # [B, M, 2]
-        is_atom = (capacity > 0).gather(1, at.flatten(1)).view_as(at)
-        last = _last_positions(first, second, n).gather(1, at.flatten(1)).view_as(at)
-        positions = torch.arange(rows.numel(), device=x_idx.device).view(1, -1, 1)
-        lonely = (last == positions) & ~bonded_before & is_atom
-        lowest = (lonely.any(-1) & (highest >= 1)).long()
+    if no_isolated and n > 1:
+        bonded_first, bonded_second = _touching_before((upper > 0).long(), rows, cols)
+        lonely_first = (bonded_first == 0) & (capacity[:, rows] > 0) & (cols == n - 1)
+        lonely_second = ((bonded_second == 0) & (capacity[:, cols] > 0)
+                         & (rows == n - 2) & (cols == n - 1))
+        lowest = ((lonely_first | lonely_second) & (highest >= 1)).long()
     return lowest, highest
+
+
+def _touching_before(upper: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+    """Two ``[B, M]``: the sums of ``upper [B, N, N]`` (zero on and below the diagonal) over
+    the pairs before each pair ``(rows[m], cols[m])`` in row-major order that touch its first
+    atom, and those that touch its second."""
+    above = upper.cumsum(1) - upper  # above[b, i, j] = sum over k < i of upper[b, k, j]
+    in_row = upper.cumsum(2) - upper  # in_row[b, i, j] = sum over l < j of upper[b, i, l]
+    first = above.diagonal(dim1=1, dim2=2)[:, rows] + in_row[:, rows, cols]
+    return first, above[:, rows, cols]
 
 
 def temper(probs: DenseGraph, temperature: float) -> DenseGraph:

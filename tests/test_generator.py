@@ -258,3 +258,52 @@ def test_sampler_draws_within_valences_when_the_model_does():
     assert (valence_of(x, adj) > cap[x.long()]).any()
     with pytest.raises(ValueError, match="valence_draw"):
         Sampler(net, VOCAB, valence_draw=True)  # argmax draws nothing
+
+
+def _limits_by_walking(x_idx: torch.Tensor, adj_idx: torch.Tensor, max_valence: torch.Tensor,
+                       no_isolated: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """bond_limits the slow way: walk the pairs in row-major order as the draw does."""
+    b, n = x_idx.shape
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    last = {node: m for m, pair in enumerate(pairs) for node in pair}
+    lowest = torch.zeros(b, len(pairs), dtype=torch.long)
+    highest = torch.zeros(b, len(pairs), dtype=torch.long)
+    for g in range(b):
+        remaining = [int(max_valence[int(t)]) for t in x_idx[g]]
+        lonely = [r > 0 for r in remaining]
+        for m, (i, j) in enumerate(pairs):
+            room = min(remaining[i], remaining[j])
+            highest[g, m] = room
+            if no_isolated and any(last[k] == m and lonely[k] for k in (i, j)) and room >= 1:
+                lowest[g, m] = 1
+            code = int(adj_idx[g, i, j])
+            remaining[i] -= code
+            remaining[j] -= code
+            if code:
+                lonely[i] = lonely[j] = False
+    return lowest, highest
+
+
+@pytest.mark.parametrize("n", [2, 3, 9, 14])
+def test_bond_limits_equal_walking_the_draw_order(n: int) -> None:
+    """The O(B N^2) limits equal the pair-by-pair walk, on graphs drawn within valences and
+    on random ones (limits are defined for any graph: they can go negative)."""
+    from molgan.chem import max_valences
+    from molgan.generator import bond_limits
+
+    max_valence = torch.tensor(max_valences(VOCAB))
+    rng = torch.Generator().manual_seed(n)
+    forced = False
+    logits = DenseGraph(torch.randn(24, n, VOCAB.num_atom_types, generator=rng),
+                        torch.randn(24, n, n, VOCAB.num_bond_types, generator=rng))
+    for no_isolated in (False, True):
+        drawn = draw_graph(logits, generator=rng, max_valence=max_valence,
+                           no_isolated=no_isolated)
+        random_adj = torch.randint(0, VOCAB.num_bond_types, (24, n, n), generator=rng)
+        random_adj = torch.triu(random_adj, 1) + torch.triu(random_adj, 1).transpose(1, 2)
+        for x_idx, adj_idx in (drawn, (drawn[0], random_adj.to(torch.uint8))):
+            fast = bond_limits(x_idx, adj_idx, max_valence, no_isolated)
+            slow = _limits_by_walking(x_idx, adj_idx, max_valence, no_isolated)
+            assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+            forced |= bool(slow[0].any())
+    assert forced or n == 2  # the case exercises the rule against isolated atoms
