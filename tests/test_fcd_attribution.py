@@ -1,0 +1,43 @@
+"""``scripts/fcd_attribution.py``: the reweighting that matches one descriptor's distribution,
+and the weighted statistics the FCD is taken from."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fcd_attribution.py"
+
+
+@pytest.fixture(scope="module")
+def attribution():
+    spec = importlib.util.spec_from_file_location("fcd_attribution", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_weights_give_the_samples_the_test_distribution(attribution) -> None:
+    samples = np.array([0, 0, 0, 1, 2, 2])  # frequencies 1/2, 1/6, 1/3
+    test = np.array([0, 1, 1, 1, 3])  # 1/5, 3/5, 0, and a value (3) the samples never have
+    weights, covered, tv = attribution.weights_matching(samples, test)
+    for value, share in ((0, 1 / 5), (1, 3 / 5), (2, 0.0)):
+        assert weights[samples == value].sum() / len(samples) == pytest.approx(share)
+    assert covered == pytest.approx(4 / 5)
+    assert tv == pytest.approx(0.5 * (abs(1 / 2 - 1 / 5) + abs(1 / 6 - 3 / 5) + 1 / 3 + 1 / 5))
+
+
+def test_weighted_statistics(attribution) -> None:
+    rng = np.random.default_rng(0)
+    activations = rng.normal(size=(50, 3))
+    mu, sigma = attribution.weighted_statistics(activations, np.ones(50))
+    np.testing.assert_allclose(mu, activations.mean(0))
+    np.testing.assert_allclose(sigma, np.cov(activations.T))
+    # integer weights weigh the mean as repeating the rows would
+    weights = rng.integers(1, 4, size=50).astype(float)
+    repeated = np.repeat(activations, weights.astype(int), axis=0)
+    mu_w, _ = attribution.weighted_statistics(activations, weights)
+    np.testing.assert_allclose(mu_w, repeated.mean(0))
