@@ -41,6 +41,8 @@ from molgan.sources import DataError, hash_files, read_source, source_fingerprin
 from molgan.vocab import Vocab
 
 SPLITS = ("train", "valid", "test")
+#: Sources at least this large announce their featurization (minutes) when no progress is shown.
+LARGE_SOURCE_ROWS = 100_000
 log = logging.getLogger(__name__)
 
 
@@ -254,6 +256,10 @@ def load_dataset(
             return cached
 
     table = read_source(source, smiles_column)
+    if progress is None and len(table.smiles) >= LARGE_SOURCE_ROWS:
+        log.info("featurizing %s (%s molecules) once, into the cache at %s: minutes for a set "
+                 "this large ('molgan prepare --data %s' shows progress)", name,
+                 f"{len(table.smiles):,}", directory, source)
 
     chunk_store = ChunkStore(paths["chunks"]) if use_cache else None
     result = featurize(table.smiles, vocab=vocab, max_atoms=max_atoms, atoms=atoms,
