@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw molecules from a trained generator")
     sample.add_argument("run", nargs="?", default=None, help="run directory or ckpt.pt")
     sample.add_argument("--pretrained", default=None, metavar="NAME",
-                        help="use a model shipped with the package instead (qm9)")
+                        help="use a model shipped with the package instead (qm9, moses)")
     sample.add_argument("-n", "--num-samples", type=_positive_int, default=10_000,
                         help="samples (10000)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=run_evaluate)
 
     score = sub.add_parser("score", help="score molecules with a trained critic")
-    score.add_argument("model", help="run directory, ckpt.pt, or 'pretrained' (shipped QM9)")
+    score.add_argument("model", help="run directory, ckpt.pt, 'pretrained' (the shipped QM9 "
+                       "model) or 'pretrained:NAME'")
     score.add_argument("input", help=".smi/.txt, .csv or .sdf of molecules")
     score.add_argument("-o", "--output", required=True, help="CSV: index,smiles,score,reason")
     score.add_argument("--smiles-column", default=None, help="SMILES column of a CSV input")
@@ -429,7 +430,9 @@ def run_score(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    model = pretrained_path("qm9") if args.model == "pretrained" else args.model
+    model = args.model
+    if model == "pretrained" or model.startswith("pretrained:"):
+        model = pretrained_path(model.partition(":")[2] or "qm9")
     critic = Critic.from_checkpoint(model, device=device)
     rows = read_samples(args.input, args.smiles_column)
     scored = 0

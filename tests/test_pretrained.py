@@ -114,3 +114,14 @@ def test_export_ships_a_run_generator_beside_another_models_critic(qm9, tmp_path
     assert Critic.from_checkpoint(out).config.minibatch_distance is False
     sampler = Sampler.from_checkpoint(out)  # draws at the exported temperature by default
     assert (sampler.decode, sampler.temperature) == ("sample", 1.1)
+
+
+def test_score_names_a_shipped_model(tmp_path, capsys):
+    data = tmp_path / "two.smi"
+    data.write_text("CCO\nc1ccncc1\n")
+    named, plain = tmp_path / "named.csv", tmp_path / "plain.csv"
+    assert main(["score", "pretrained:qm9", str(data), "-o", str(named)]) == 0
+    assert main(["score", "pretrained", str(data), "-o", str(plain)]) == 0
+    assert named.read_text() == plain.read_text()
+    assert main(["score", "pretrained:nothing", str(data), "-o", str(tmp_path / "x.csv")]) == 2
+    assert "no pretrained model 'nothing'" in capsys.readouterr().err
