@@ -59,7 +59,12 @@ def worker(args: argparse.Namespace) -> None:
         return time.perf_counter() - start
 
     window(3)  # warm-up
-    print("ready", flush=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from flop_count import count_flops
+
+    flops = count_flops(lambda: window(1))
+    print(json.dumps({"ready": True, "gflop_per_iteration": flops / (N_CRITIC + 1) / 1e9}),
+          flush=True)
     for line in sys.stdin:
         seconds = window(int(line))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -72,6 +77,9 @@ def bench(args: argparse.Namespace, batch_size: int, arrays: Path) -> dict:
     from molgan.dataset import load_dataset
     from molgan.recipes import load_recipe
     from molgan.train import Trainer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_train import flops_per_iteration
 
     data = load_dataset("qm9")
     config = load_recipe("molgan", batch_size=batch_size, device="cpu")
@@ -93,10 +101,11 @@ def bench(args: argparse.Namespace, batch_size: int, arrays: Path) -> dict:
                "--batch-size", str(batch_size), "--threads", str(args.threads)]
     peer = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert peer.stdin is not None and peer.stdout is not None
-    while (line := peer.stdout.readline()) and line.strip() != "ready":
+    while (line := peer.stdout.readline()) and not line.startswith('{"ready"'):
         pass
     if not line:
         raise SystemExit(f"the deepchem worker did not start: {' '.join(command)}")
+    peer_flops = json.loads(line)["gflop_per_iteration"]
     ours, theirs, peak = [], [], 0
     for _ in range(args.windows):
         ours.append(molgan_window(args.steps_per_window))
@@ -115,6 +124,8 @@ def bench(args: argparse.Namespace, batch_size: int, arrays: Path) -> dict:
             "molgan_graphs_per_s": round(molgan_rate, 1),
             "deepchem_graphs_per_s": round(deepchem_rate, 1),
             "ratio": round(molgan_rate / deepchem_rate, 3),
+            "molgan_gflop_per_iteration": round(flops_per_iteration(trainer) / 1e9, 4),
+            "deepchem_gflop_per_iteration": round(peer_flops, 4),
             "molgan_window_s": [round(t, 4) for t in ours],
             "deepchem_window_s": [round(t, 4) for t in theirs],
             "molgan_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

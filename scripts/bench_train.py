@@ -49,24 +49,9 @@ def matmul_ceiling(device: torch.device, size: int = 2048, repeats: int = 10,
 
 
 def flops_per_iteration(trainer: Trainer) -> float:
-    """Mean FLOPs of one update (n_critic critic steps + 1 generator step, divided).
-
-    Counts matmul-like ops with torch's FLOP formulas (``flop_counter.flop_registry``) in a
-    dispatch mode; ``FlopCounterMode`` itself cannot run ``autograd.grad`` (the penalty).
-    """
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class Counter(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            packet = func._overloadpacket
-            if packet in flop_registry:
-                Counter.total += flop_registry[packet](*args, **kwargs, out_val=out)
-            return out
+    """Mean FLOPs of one update (n_critic critic steps + 1 generator step, divided), counted
+    by :func:`flop_count.count_flops` on the plain networks."""
+    from flop_count import count_flops
 
     n_critic = trainer.config.train.optim.n_critic
     wrapped = (trainer.critic_ddp, trainer.generator_ddp, trainer.critic_frozen,
@@ -75,15 +60,18 @@ def flops_per_iteration(trainer: Trainer) -> float:
     trainer.critic_ddp = trainer.critic_frozen = trainer.critic
     trainer.generator_ddp = trainer.generator
     trainer._critic_loss = trainer._critic_objective
+
+    def update() -> None:
+        for _ in range(n_critic):
+            trainer.critic_step()
+        trainer.generator_step()
+
     try:
-        with Counter():
-            for _ in range(n_critic):
-                trainer.critic_step()
-            trainer.generator_step()
+        total = count_flops(update)
     finally:
         (trainer.critic_ddp, trainer.generator_ddp, trainer.critic_frozen,
          trainer._critic_loss) = wrapped
-    return Counter.total / (n_critic + 1)
+    return total / (n_critic + 1)
 
 
 def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
