@@ -6,6 +6,11 @@ published "Train" row (its README's table: the train set scored against Test and
 is what the train sample should reproduce; the Test sample scored against itself has SNN/Test
 = 1 and novelty 1 by construction. Filters are 1.0 for both: MOSES was built with them.
 
+First it compares molgan's reference statistics of ``Test`` with the ones the molsets wheel
+ships (``test_stats.npz``, computed by MOSES's own code): the FCD between the two ChemNet
+statistics, the share of identical fingerprint rows, the cosine of the fragment and scaffold
+counts, and the property means.
+
     python scripts/moses_reference_check.py --out /tmp/moses-check --json moses_check.jsonl
 """
 
@@ -25,6 +30,38 @@ PUBLISHED_TRAIN = {"valid": 1.0, "unique@1000": 1.0, "unique@10000": 1.0, "FCD/T
                    "Scaf/TestSF": 0.0, "IntDiv1": 0.8567, "IntDiv2": 0.8508, "Filters": 1.0}
 
 
+def compare_with_wheel_statistics(reference) -> dict:
+    """Print and return how molgan's statistics of MOSES's Test split match the wheel's."""
+    from collections import Counter
+
+    from molgan.fcd_stats import frechet_distance
+    from molgan.moses_metrics import cosine_similarity, reference_statistics
+    from molgan.sources import moses_folder
+
+    # MOSES stores its statistics as a pickled dict; this reads the installed wheel's own file
+    stored = np.load(moses_folder() / "dataset" / "data" / "test_stats.npz",
+                     allow_pickle=True)["stats"].item()
+    ours = reference_statistics(reference.test, reference.cache_dir)
+    properties = reference.property_arrays()
+    fingerprints = stored["SNN"]["fps"].astype(np.uint8)
+    same_rows = (fingerprints == ours.fingerprints).all(1) if (
+        fingerprints.shape == ours.fingerprints.shape) else np.zeros(1, dtype=bool)
+    comparison = {
+        "fcd_between_statistics": frechet_distance(reference.fcd_statistics(),
+                                                   (stored["FCD"]["mu"], stored["FCD"]["sigma"])),
+        "identical_fingerprint_rows": float(same_rows.mean()),
+        "fragment_cosine": cosine_similarity(ours.fragments, Counter(dict(stored["Frag"]["frag"]))),
+        "scaffold_cosine": cosine_similarity(ours.scaffolds, Counter(dict(stored["Scaf"]["scaf"]))),
+        **{f"{name}_mean_difference": float(np.mean(properties[key])
+                                            - np.mean(stored[name]["values"]))
+           for name, key in (("logP", "logp"), ("SA", "sa"), ("QED", "qed"),
+                             ("weight", "mol_weight"))},
+    }
+    for key, value in comparison.items():
+        print(f"{key:<28} {value:.7g}")
+    return comparison
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,6 +78,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reference = load_reference("moses")
+    compare_with_wheel_statistics(reference)
     rows = []
     for split in ("moses", "moses:test"):
         smiles = pd.read_csv(moses_file(split), usecols=["SMILES"])["SMILES"].to_numpy()
