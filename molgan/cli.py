@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw molecules from a trained generator")
     sample.add_argument("run", nargs="?", default=None, help="run directory or ckpt.pt")
     sample.add_argument("--pretrained", default=None, metavar="NAME",
-                        help="use a model shipped with the package instead (qm9, moses)")
+                        help="use a model shipped with the package instead (qm9)")
     sample.add_argument("-n", "--num-samples", type=_positive_int, default=10_000,
                         help="samples (10000)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")

@@ -167,12 +167,9 @@ def read_qm9() -> SmilesTable:
 
 def read_moses(source: str = "moses") -> SmilesTable:
     """A MOSES split: the ``SMILES`` column of its CSV; ids are row numbers (0-based)."""
-    import pandas as pd
-
-    path = moses_file(source)
-    smiles = pd.read_csv(path, usecols=["SMILES"], dtype=str, keep_default_na=False)["SMILES"]
+    smiles = read_csv_column(moses_file(source), "SMILES")
     name, content_hash = source_fingerprint(source)
-    return SmilesTable(smiles=smiles.tolist(), ids=np.arange(len(smiles), dtype=np.int64),
+    return SmilesTable(smiles=smiles, ids=np.arange(len(smiles), dtype=np.int64),
                        name=name, content_hash=content_hash)
 
 
