@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from molgan.l1_kernel import l1_kernel_sums
-from molgan.layers import GraphAggregation, RelationalGraphConv
+from molgan.layers import GraphAggregation, RelationalGraphConv, closed_walk_features
 from molgan.vocab import Vocab
 
 
@@ -25,6 +25,11 @@ class CriticConfig:
     """Width of the aggregated graph representation."""
     critic_mlp: tuple[int, ...] = (128, 64)
     """Widths of the MLP on the graph representation (tanh)."""
+    critic_walks: int = 0
+    """Longest closed walk whose weight each node's annotations carry (0 = none; 6 covers
+    rings of 3 to 6 atoms). Closed walks by length, over any bond and with a sign per multiple
+    bond, let the critic see ring sizes and alternating (Kekule) rings, which its
+    convolutions cannot (layers.closed_walk_features)."""
     #: What runs saved before a field existed used (see checkpoint.build_config).
     ABSENT_IN_OLDER_RUNS: ClassVar[dict[str, Any]] = {"minibatch_distance": False,
                                                        "minibatch_kernels": 0}
@@ -64,6 +69,7 @@ class Critic(nn.Module):
         self.config = config
         self.vocab = vocab
         t, relations = vocab.num_atom_types, vocab.num_bond_types - 1
+        t += self.num_walk_features
         convs = []
         width = 0
         for out in config.critic_conv:
@@ -86,6 +92,11 @@ class Critic(nn.Module):
             k, n = config.reference_size, vocab.max_atoms
             self.register_buffer("reference_x", torch.zeros(k, n, dtype=torch.uint8))
             self.register_buffer("reference_adj", torch.zeros(k, n, n, dtype=torch.uint8))
+    @property
+    def num_walk_features(self) -> int:
+        """Closed-walk features appended to each node's annotations (0 without critic_walks)."""
+        return 2 * (self.config.critic_walks - 1) if self.config.critic_walks else 0
+
     @property
     def num_batch_features(self) -> int:
         """Features a minibatch-distance critic appends to each representation from the other
@@ -132,6 +143,9 @@ class Critic(nn.Module):
         node_weight = 1.0 - x[..., 0]
         weight = node_weight.unsqueeze(-1)
         bonds = adj[..., 1:]
+        if self.config.critic_walks:
+            x = torch.cat([x, closed_walk_features(bonds, node_weight,
+                                                       self.config.critic_walks)], dim=-1)
         h = x.new_zeros(x.shape[0], x.shape[1], 0)
         for conv in self.convs:
             h = conv(torch.cat([h, x], dim=-1) * weight, bonds, node_weight)

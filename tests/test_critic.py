@@ -140,3 +140,29 @@ def test_capped_batch_feature_compares_graphs_within_blocks_of_consecutive_graph
     x = g.x.clone().requires_grad_(True)
     grad = torch.autograd.grad(capped(x, g.adj)[0], x)[0]
     assert grad[1:].abs().sum() == 0  # batch-mates still enter as constants
+
+
+def test_closed_walk_critic_is_permutation_invariant_and_sees_ring_closure():
+    torch.manual_seed(0)
+    c = Critic(CriticConfig(minibatch_distance=False, critic_walks=6), VOCAB).double()
+    assert c.num_walk_features == 10 and c.convs[0].in_channels == VOCAB.num_atom_types + 10
+    g = DenseGraph(*(t.double() for t in molecules()))
+    perm = torch.tensor([4, 2, 0, 5, 1, 3])
+    permuted = DenseGraph(g.x[:, perm], g.adj[:, perm][:, :, perm])
+    torch.testing.assert_close(c(*g), c(*permuted), rtol=0, atol=1e-12)
+    # six carbons as one 6-ring or as two 3-rings: every atom has two single bonds to carbons,
+    # so a convolutional critic sees the same atoms, but closed walks see the ring sizes
+    x = torch.zeros(2, 6, VOCAB.num_atom_types, dtype=torch.float64)
+    x[..., 1] = 1.0
+    adj = torch.zeros(2, 6, 6, VOCAB.num_bond_types, dtype=torch.float64)
+    adj[..., 0] = 1.0
+    single = torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    hexagon = [(i, (i + 1) % 6) for i in range(6)]
+    triangles = [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)]
+    for graph, pairs in enumerate([hexagon, triangles]):
+        for i, j in pairs:
+            adj[graph, i, j] = adj[graph, j, i] = single
+    blind = critic()(x, adj)
+    torch.testing.assert_close(blind[0], blind[1], rtol=0, atol=1e-12)
+    seeing = c(x, adj)
+    assert (seeing[0] - seeing[1]).abs() > 1e-6
