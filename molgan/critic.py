@@ -58,7 +58,9 @@ class Critic(nn.Module):
     ``i`` is an atom) multiply every node's input and output, so padded nodes contribute nothing
     and relaxed graphs are weighted softly. The gated aggregation sums over nodes, so the score
     is invariant to node order and a graph's score does not depend on its batch-mates (which
-    the per-sample gradient penalty requires).
+    the per-sample gradient penalty requires). With ``critic_walks = L``, ``x`` is extended by
+    each node's closed-walk features of lengths 2..L (:func:`molgan.layers.closed_walk_features`),
+    functions of the soft adjacency, so the gradient penalty sees them too.
     """
 
     #: Keys of this network's weights and config in a checkpoint bundle.

@@ -428,3 +428,18 @@ def test_lazy_steepness_penalties_come_every_kth_update_weighted_k_times(train_d
     torch.testing.assert_close(lazy.loss, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="steepness_every"):
         config(10, steepness_every=0)
+
+
+def test_a_closed_walk_critic_trains_saves_and_scores_molecules(train_data, tmp_path):
+    from molgan.critic import Critic, CriticConfig
+
+    run = RunConfig(config(3).train, critic=CriticConfig(critic_walks=6))
+    trainer = Trainer(run, train_data, tmp_path)
+    trainer.fit()
+    assert all(torch.isfinite(p).all() for p in trainer.critic.parameters())
+    critic = Critic.from_checkpoint(tmp_path)
+    assert critic.config.critic_walks == 6
+    for key, value in trainer.critic.state_dict().items():
+        torch.testing.assert_close(critic.state_dict()[key], value, msg=key)
+    scores = critic.score(["c1ccccc1", "C=CC=CC=C", "C1CC1C1CC1"])
+    assert torch.isfinite(scores).all() and scores.unique().numel() == 3
