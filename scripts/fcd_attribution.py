@@ -87,6 +87,28 @@ def weighted_statistics(activations: np.ndarray, weights: np.ndarray) -> tuple[n
     return mu, sigma
 
 
+def descriptor_rows(mols: list[Any], test_mols: list[Any], plain: float = float("nan"),
+                    matched_fcd: Callable[[np.ndarray], float] | None = None
+                    ) -> list[dict[str, Any]]:
+    """One row per descriptor: TV, covered share, sample and test means; with
+    ``matched_fcd`` (the FCD of reweighted samples) also ``fcd_matched`` and ``fcd_drop`` from
+    ``plain``. Sorted by the FCD drop, or without ``matched_fcd`` by TV, largest first."""
+    rows = []
+    for name, function in descriptors().items():
+        sample_values = np.array([function(m) for m in mols])
+        test_values = np.array([function(m) for m in test_mols])
+        weights, covered, tv = weights_matching(sample_values, test_values)
+        row = {"descriptor": name, "tv": round(tv, 4), "covered": round(covered, 4),
+               "sample_mean": round(float(sample_values.mean()), 3),
+               "test_mean": round(float(test_values.mean()), 3)}
+        if matched_fcd is not None:
+            matched = matched_fcd(weights)
+            row.update(fcd_matched=round(matched, 4), fcd_drop=round(plain - matched, 4))
+        rows.append(row)
+    key = "fcd_drop" if matched_fcd is not None else "tv"
+    return sorted(rows, key=lambda r: -r[key])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,22 +136,12 @@ def main() -> None:
         test_stats = reference.fcd_statistics()
         plain = frechet_distance(weighted_statistics(activations, np.ones(len(valid))),
                                  test_stats)
-    rows = []
-    for name, function in descriptors().items():
-        sample_values = np.array([function(m) for m in mols])
-        test_values = np.array([function(m) for m in test_mols])
-        weights, covered, tv = weights_matching(sample_values, test_values)
-        row = {"descriptor": name, "tv": round(tv, 4), "covered": round(covered, 4),
-               "sample_mean": round(float(sample_values.mean()), 3),
-               "test_mean": round(float(test_values.mean()), 3)}
-        if not args.descriptors_only:
-            matched = frechet_distance(weighted_statistics(activations, weights), test_stats)
-            row.update(fcd_matched=round(matched, 4), fcd_drop=round(plain - matched, 4))
-        rows.append(row)
-    if args.descriptors_only:
-        rows.sort(key=lambda r: -r["tv"])
-    else:
-        rows.sort(key=lambda r: -r["fcd_drop"])
+    matched_fcd = None
+    if not args.descriptors_only:
+        def matched_fcd(weights: np.ndarray) -> float:
+            return frechet_distance(weighted_statistics(activations, weights), test_stats)
+
+    rows = descriptor_rows(mols, test_mols, plain, matched_fcd)
     fcd_text = "descriptors only" if args.descriptors_only else f"FCD {plain:.4f}"
     print(f"valid samples {len(valid):,}; {fcd_text} against {len(reference.test):,} test "
           "molecules")
@@ -141,7 +153,8 @@ def main() -> None:
               f"{r.get('fcd_matched', float('nan')):>12.4f} {r.get('fcd_drop', float('nan')):>7.4f}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"samples": args.samples, "valid": len(valid), "fcd": plain,
+            json.dump({"samples": args.samples, "valid": len(valid),
+                       "fcd": None if args.descriptors_only else plain,
                        "rows": rows}, handle, indent=2)
 
 

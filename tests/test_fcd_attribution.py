@@ -41,3 +41,25 @@ def test_weighted_statistics(attribution) -> None:
     repeated = np.repeat(activations, weights.astype(int), axis=0)
     mu_w, _ = attribution.weighted_statistics(activations, weights)
     np.testing.assert_allclose(mu_w, repeated.mean(0))
+
+
+def test_descriptor_rows_give_means_and_distances_without_chemnet(attribution) -> None:
+    from rdkit import Chem
+
+    samples = [Chem.MolFromSmiles(s) for s in ("C1CC1C1CC1", "C1CC1", "CCO")]
+    test = [Chem.MolFromSmiles(s) for s in ("c1ccccc1", "CCO")]
+    rows = {r["descriptor"]: r for r in attribution.descriptor_rows(samples, test)}
+    assert rows["rings"]["sample_mean"] == 1.0 and rows["rings"]["test_mean"] == 0.5
+    assert rows["3-rings"]["tv"] == pytest.approx(2 / 3, abs=1e-4)
+    assert rows["aromatic bonds"]["test_mean"] == 3.0 and rows["aromatic bonds"]["covered"] == 0.5
+    assert "fcd_drop" not in rows["rings"]
+    ordered = [r["tv"] for r in attribution.descriptor_rows(samples, test)]
+    assert ordered == sorted(ordered, reverse=True)
+    # with an FCD of the reweighted samples, each row says what matching it would save
+    scored = attribution.descriptor_rows(samples, test, plain=2.0,
+                                         matched_fcd=lambda w: 2.0 - w.max())
+    rings = next(r for r in scored if r["descriptor"] == "rings")
+    # sample rings 2, 1, 0 (a third each), test 1, 0 (a half each): weights 0, 1.5, 1.5
+    assert rings["fcd_matched"] == 0.5 and rings["fcd_drop"] == 1.5
+    drops = [r["fcd_drop"] for r in scored]
+    assert drops == sorted(drops, reverse=True)
