@@ -60,8 +60,7 @@ def worker(args: argparse.Namespace) -> None:
         return time.perf_counter() - start
 
     window(3)  # warm-up
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from flop_count import count_flops
+    from flop_count import count_flops  # scripts/ is on sys.path when run as a script
 
     flops = count_flops(lambda: window(1))
     print(json.dumps({"ready": True, "gflop_per_iteration": flops / (N_CRITIC + 1) / 1e9}),
@@ -77,11 +76,11 @@ def bench(args: argparse.Namespace, batch_size: int, arrays: Path, data: Any) ->
     fed the same rows as ``arrays``."""
     import torch
 
+    # scripts/ is on sys.path when this file runs as a script
+    from bench_train import flops_per_iteration
+
     from molgan.recipes import load_recipe
     from molgan.train import Trainer
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_train import flops_per_iteration
 
     config = load_recipe("molgan", batch_size=batch_size, device="cpu")
     trainer = Trainer(config, data, "/tmp/molgan-bench-unused")

@@ -73,7 +73,7 @@ def main() -> None:
     import pandas as pd
 
     from molgan.evaluate import evaluate, load_reference
-    from molgan.sources import moses_file
+    from molgan.sources import read_moses
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ def main() -> None:
     compare_with_wheel_statistics(reference)
     rows = []
     for split in ("moses", "moses:test"):
-        smiles = pd.read_csv(moses_file(split), usecols=["SMILES"])["SMILES"].to_numpy()
+        smiles = np.asarray(read_moses(split).smiles)
         pick = np.sort(np.random.default_rng(args.seed).choice(len(smiles), args.n,
                                                                  replace=False))
         sample = smiles[pick].tolist()
