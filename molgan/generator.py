@@ -1,4 +1,5 @@
-"""Generator: latent ``z`` -> MLP -> logits of a dense molecular graph; relaxations for the critic."""
+"""Generator: latent ``z`` -> MLP (optionally per-atom embeddings refined by transformer layers)
+-> logits of a dense molecular graph; relaxations for the critic."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ class GeneratorConfig:
     """Latent size; ``z ~ N(0, I)`` (MolGAN: 32)."""
     gen_hidden: tuple[int, ...] = (128, 256, 512)
     """Widths of the MLP (tanh; MolGAN's)."""
+    gen_transformer: int = 0
+    """Transformer layers of the atom decoder; 0: the MLP's last layer maps to every logit
+    directly (MolGAN's decoder). With ``L > 0`` the MLP's output becomes one embedding per atom
+    slot (``[B, N, gen_node_dim]``), ``L`` pre-norm self-attention layers let the atoms
+    coordinate, and each pair's bond logits come from a symmetric function of its two atoms'
+    embeddings (:class:`AtomDecoder`). Still one forward pass."""
+    gen_node_dim: int = 128
+    """Width of the per-atom embeddings with ``gen_transformer > 0`` (4 attention heads)."""
     gen_valence_mask: bool = True
     """Mask bond orders above what either atom of the pair allows. By the argmax atom
     types of the same forward pass, such an order gets the logit ``-1e4``, so neither the
@@ -71,8 +80,13 @@ class Generator(nn.Module):
             width = hidden
         self.mlp = nn.Sequential(*layers)
         n, t, y = self.num_nodes, self.num_atom_types, self.num_bond_types
-        self.to_adj = nn.Linear(width, n * n * y)
-        self.to_x = nn.Linear(width, n * t)
+        self.atoms: AtomDecoder | None = None
+        if config.gen_transformer > 0:
+            self.atoms = AtomDecoder(width, n, config.gen_node_dim, config.gen_transformer, y)
+            self.to_x = nn.Linear(config.gen_node_dim, t)
+        else:
+            self.to_adj = nn.Linear(width, n * n * y)
+            self.to_x = nn.Linear(width, n * t)
         diagonal = torch.zeros(n, n, y)
         diagonal[torch.arange(n), torch.arange(n), 1:] = -_MASKED_LOGIT
         self.register_buffer("diagonal_bias", diagonal, persistent=False)
@@ -88,10 +102,14 @@ class Generator(nn.Module):
         """``z [B, Z]`` -> logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``."""
         h = self.mlp(z)
         b, n = z.shape[0], self.num_nodes
-        adj = self.to_adj(h).view(b, n, n, self.num_bond_types)
-        adj = (adj + adj.transpose(1, 2)) * 0.5
+        if self.atoms is not None:
+            nodes, adj = self.atoms(h)
+            x = self.to_x(nodes)
+        else:
+            adj = self.to_adj(h).view(b, n, n, self.num_bond_types)
+            adj = (adj + adj.transpose(1, 2)) * 0.5
+            x = self.to_x(h).view(b, n, self.num_atom_types)
         adj = adj * self.off_diagonal + self.diagonal_bias
-        x = self.to_x(h).view(b, n, self.num_atom_types)
         if self.config.gen_valence_mask:
             adj = self._mask_bond_orders(x, adj)
         return DenseGraph(x, adj)
@@ -118,6 +136,50 @@ class Generator(nn.Module):
         """``z ~ N(0, I)`` of shape ``[batch_size, Z]``."""
         device = device if device is not None else self.to_x.weight.device
         return torch.randn(batch_size, self.config.z_dim, generator=generator, device=device)
+
+
+class AtomDecoder(nn.Module):
+    r"""The MLP's output ``h [B, W]`` -> atom embeddings ``[B, N, D]`` and bond logits
+    ``[B, N, N, Y]`` (symmetric; the caller pins the diagonal).
+
+    - atom slots: :math:`e_i = (W_e h)_i + p_i`, one ``D``-vector per slot ``i`` from one linear
+      map of ``h`` plus a learned slot embedding ``p_i``;
+    - ``layers`` pre-norm transformer layers (4 heads, feed-forward ``2D``, GELU, no dropout)
+      over the ``N`` slots, then a layer norm;
+    - bonds: :math:`\ell_{ij} = W_b\,\mathrm{GELU}(U e_i + U e_j + (V e_i) \odot (V e_j))`,
+      symmetric in ``i, j`` by construction, so each bond is decided from both atoms' context
+      rather than independently of the other bonds as in the MLP decoder.
+    """
+
+    def __init__(self, width: int, num_nodes: int, dim: int, layers: int,
+                 num_bond_types: int) -> None:
+        super().__init__()
+        if dim % 4:
+            raise ValueError(f"gen_node_dim must be a multiple of the 4 attention heads, "
+                             f"got {dim}")
+        self.num_nodes, self.dim = num_nodes, dim
+        self.slots = nn.Linear(width, num_nodes * dim)
+        self.slot_embedding = nn.Parameter(torch.randn(num_nodes, dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, 4, 2 * dim, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.pair_sum = nn.Linear(dim, dim)
+        self.pair_product = nn.Linear(dim, dim, bias=False)
+        self.to_bonds = nn.Linear(dim, num_bond_types)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``h [B, W]`` -> ``(atoms [B, N, D], bond logits [B, N, N, Y])``."""
+        nodes = self.slots(h).view(-1, self.num_nodes, self.dim) + self.slot_embedding
+        for block in self.blocks:
+            nodes = block(nodes)
+        nodes = self.norm(nodes)
+        summed = self.pair_sum(nodes)
+        product = self.pair_product(nodes)
+        pairs = (summed.unsqueeze(2) + summed.unsqueeze(1)
+                 + product.unsqueeze(2) * product.unsqueeze(1))
+        return nodes, self.to_bonds(nn.functional.gelu(pairs))
 
 
 def _gumbel(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:

@@ -8,13 +8,15 @@ from molgan.graph import DenseGraph, argmax_graph
 from tests.graphs import VOCAB
 
 
-def generator():
+def generator(transformer: int = 0):
     torch.manual_seed(0)
-    return Generator(GeneratorConfig(z_dim=8, gen_hidden=(16, 32)), VOCAB)
+    return Generator(GeneratorConfig(z_dim=8, gen_hidden=(16, 32), gen_transformer=transformer,
+                                     gen_node_dim=16), VOCAB)
 
 
-def test_generator_adjacency_is_symmetric_with_a_no_bond_diagonal():
-    g = generator()
+@pytest.mark.parametrize("transformer", [0, 2])
+def test_generator_adjacency_is_symmetric_with_a_no_bond_diagonal(transformer):
+    g = generator(transformer)
     logits = g(torch.randn(5, 8))
     assert logits.x.shape == (5, 6, VOCAB.num_atom_types)
     assert logits.adj.shape == (5, 6, 6, VOCAB.num_bond_types)
@@ -27,6 +29,41 @@ def test_generator_adjacency_is_symmetric_with_a_no_bond_diagonal():
     x_idx, adj_idx = argmax_graph(logits)
     assert (adj_idx == adj_idx.transpose(1, 2)).all()
     assert (adj_idx[:, torch.arange(6), torch.arange(6)] == 0).all()
+
+
+def test_atom_decoder_bonds_are_a_symmetric_function_of_both_atoms_in_context():
+    """The transformer decoder: every parameter learns; a bond's logits are exactly symmetric
+    before any symmetrization; permuting the atom slots' embeddings (after attention) permutes
+    the bond logits alike; and attention makes a bond depend on the other atoms."""
+    from molgan.generator import AtomDecoder
+
+    torch.manual_seed(1)
+    decoder = AtomDecoder(width=16, num_nodes=5, dim=16, layers=2, num_bond_types=4)
+    h = torch.randn(3, 16)
+    nodes, bonds = decoder(h)
+    assert nodes.shape == (3, 5, 16) and bonds.shape == (3, 5, 5, 4)
+    torch.testing.assert_close(bonds, bonds.transpose(1, 2), rtol=0, atol=0)
+    order = torch.tensor([3, 0, 4, 1, 2])
+    summed, product = decoder.pair_sum(nodes[:, order]), decoder.pair_product(nodes[:, order])
+    permuted = decoder.to_bonds(torch.nn.functional.gelu(
+        summed.unsqueeze(2) + summed.unsqueeze(1) + product.unsqueeze(2) * product.unsqueeze(1)))
+    torch.testing.assert_close(permuted, bonds[:, order][:, :, order])
+    # the bond (0, 1) depends on slot 4's embedding through attention
+    slots = decoder.slots(h).view(3, 5, 16).detach().requires_grad_(True)
+    x = slots + decoder.slot_embedding
+    for block in decoder.blocks:
+        x = block(x)
+    s, p = decoder.pair_sum(decoder.norm(x)), decoder.pair_product(decoder.norm(x))
+    bond = decoder.to_bonds(torch.nn.functional.gelu(s[:, 0] + s[:, 1] + p[:, 0] * p[:, 1]))
+    (grad,) = torch.autograd.grad(bond.sum(), slots)
+    assert grad[:, 4].abs().sum() > 0
+    g = generator(2)
+    logits = g(torch.randn(4, 8))
+    (logits.x.sum() + logits.adj.masked_fill(logits.adj.abs() > 1e3, 0).pow(2).sum()).backward()
+    for name, parameter in g.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    with pytest.raises(ValueError, match="multiple of the 4"):
+        AtomDecoder(width=16, num_nodes=5, dim=18, layers=1, num_bond_types=4)
 
 
 def test_relaxations_sum_to_one_and_hard_is_one_hot():

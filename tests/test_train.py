@@ -443,3 +443,21 @@ def test_a_closed_walk_critic_trains_saves_and_scores_molecules(train_data, tmp_
         torch.testing.assert_close(critic.state_dict()[key], value, msg=key)
     scores = critic.score(["c1ccccc1", "C=CC=CC=C", "C1CC1C1CC1"])
     assert torch.isfinite(scores).all() and scores.unique().numel() == 3
+
+
+def test_a_transformer_generator_trains_resumes_and_samples_from_its_checkpoint(train_data,
+                                                                                  tmp_path):
+    from molgan.generator import GeneratorConfig
+    from molgan.sample import Sampler
+
+    def run(steps):
+        return RunConfig(config(steps).train,
+                         generator=GeneratorConfig(gen_transformer=2, gen_node_dim=32))
+
+    straight, _ = train_straight_and_resumed(run, 6, train_data, tmp_path)
+    assert straight.generator.atoms is not None
+    sampler = Sampler.from_checkpoint(tmp_path / "straight")
+    assert sampler.generator.config.gen_transformer == 2
+    first = sampler.sample(40, seed=5).smiles
+    assert first == Sampler.from_checkpoint(tmp_path / "split").sample(40, seed=5).smiles
+    assert len(first) == 40
