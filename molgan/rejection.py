@@ -99,16 +99,6 @@ def fit_calibration(real_scores: Tensor, fake_scores: Tensor, quantile: float) -
     return Calibration(slope, intercept, float(torch.quantile(log_ratios, quantile)))
 
 
-def calibrate(critic: Critic, sampler: Sampler, real_x: np.ndarray, real_adj: np.ndarray,
-              draws: int = 10_000, quantile: float = 0.95, seed: int = 0) -> Calibration:
-    """:func:`fit_calibration` on held-out real graphs (index arrays) against ``draws`` of
-    ``sampler`` (its own decoding) with seed ``seed`` (keep it apart from the seeds of the
-    draws to be filtered)."""
-    fake_x, fake_adj = sampler.sample_graphs(draws, seed)
-    return fit_calibration(critic_scores(critic, real_x, real_adj),
-                           critic_scores(critic, fake_x, fake_adj), quantile)
-
-
 @dataclass
 class RejectionResult:
     """Accepted samples and how many draws it took."""

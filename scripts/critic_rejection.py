@@ -33,13 +33,9 @@ def auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
     """Probability that a random ``positive`` score exceeds a random ``negative`` one (ties
     count one half): the Mann-Whitney statistic over ``len(positive) * len(negative)``."""
     scores = torch.cat([positive, negative]).double()
-    ranks = torch.empty_like(scores)
-    order = scores.argsort()
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
-    for value in scores.unique():  # ties share their mean rank
-        tied = scores == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
+    _, group, counts = scores.unique(return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()  # 1-based rank of each distinct value's last copy
+    ranks = (ends - (counts - 1) / 2)[group]  # ties share their mean rank
     m, n = len(positive), len(negative)
     return float((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
 

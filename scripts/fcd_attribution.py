@@ -129,6 +129,7 @@ def main() -> None:
     valid = [s for s in canonical if s]
     test_mols = [mol_from_smiles(s) for s in reference.test]
     plain = float("nan")
+    matched_fcd = None
     if not args.descriptors_only:
         import fcd
 
@@ -136,8 +137,7 @@ def main() -> None:
         test_stats = reference.fcd_statistics()
         plain = frechet_distance(weighted_statistics(activations, np.ones(len(valid))),
                                  test_stats)
-    matched_fcd = None
-    if not args.descriptors_only:
+
         def matched_fcd(weights: np.ndarray) -> float:
             return frechet_distance(weighted_statistics(activations, weights), test_stats)
 
