@@ -187,10 +187,11 @@ class DiversityConfig:
 
     From each relaxed fake, ``rl_draws`` graphs are drawn as ``molgan sample`` draws them
     (at ``rl_temperature``, within valences); each earns
-    :math:`r = v - \max(0, \log(c / \tau)) + \rho\, v\, z_D`: 1 if RDKit reads it as one
-    valid molecule, minus its repeat weight (``c`` its count among the last ``repeat_window``
-    draws, :math:`\tau` = ``repeat_threshold``), plus ``draw_realism`` times the critic's
-    standardized score among the valid draws. The generator ascends its policy gradient
+    :math:`r = v - \max(0, \log(c / \tau)) + \rho\, v\, z_D + \mu\, v\, m`: 1 if RDKit
+    reads it as one valid molecule, minus its repeat weight (``c`` its count among the last
+    ``repeat_window`` draws, :math:`\tau` = ``repeat_threshold``), plus ``draw_realism`` times
+    the critic's standardized score among the valid draws, plus ``motif_reward`` times its
+    ring-motif reward :math:`m` (:mod:`molgan.motifs`). The generator ascends its policy gradient
     with a leave-one-out baseline. ``critic_draws`` of each critic batch's fakes are such
     draws, so the critic learns what the samples look like.
     """
@@ -205,6 +206,10 @@ class DiversityConfig:
     """Share of each critic batch's fakes replaced by a graph drawn from each (0 = off)."""
     draw_realism: float = 0.5
     """Weight of the critic's standardized score of valid draws in their reward (0 = off)."""
+    motif_reward: float = 0.0
+    """Weight of the ring-motif reward of valid draws (:mod:`molgan.motifs`): the log ratio of
+    the data's to the recent draws' share of their cell of (aromatic rings, 3-rings, 4-rings,
+    rings, spiro atoms); its policy gradient lowers KL(draws || data) of that cell (0 = off)."""
     realism_blocks: bool = False
     """Score the draws for their realism block by block (``rl_draws`` batches of ``B``, one
     draw of each fake: what a critic batch holds), instead of all ``rl_draws * B`` at once. A
@@ -223,6 +228,7 @@ class DiversityConfig:
         _check(0 <= self.critic_draws <= 1,
                f"critic_draws must lie in [0, 1], got {self.critic_draws}")
         _check(self.draw_realism >= 0, f"draw_realism must be >= 0, got {self.draw_realism}")
+        _check(self.motif_reward >= 0, f"motif_reward must be >= 0, got {self.motif_reward}")
         _check(self.repeat_window >= 1,
                f"repeat_window must be at least 1, got {self.repeat_window}")
         _check(self.repeat_threshold >= 1,

@@ -8,10 +8,12 @@ graphs over and over, which a critic that sees one batch at a time cannot notice
    draws them (:func:`molgan.generator.draw_graph` at ``rl_temperature``, within valences).
 2. **Repeat memory.** A ring of the keys of the last ``repeat_window`` drawn graphs with a
    running count per key (:class:`RepeatMemory`): how often each new draw was made lately.
-3. **Rewards.** :math:`r = v - \max(0, \log(c / \tau)) + \rho\, v\, z_D`: 1 if RDKit
-   reads the draw as one valid molecule, minus its repeat weight, plus ``draw_realism``
-   times the critic's score standardized among the valid draws (REINVENT's diversity filter,
-   Blaschke et al. 2020, as a reward).
+3. **Rewards.** :math:`r = v - \max(0, \log(c / \tau)) + \rho\, v\, z_D + \mu\, v\, m`:
+   1 if RDKit reads the draw as one valid molecule, minus its repeat weight (REINVENT's
+   diversity filter, Blaschke et al. 2020, as a reward), plus ``draw_realism`` times the
+   critic's score standardized among the valid draws, plus ``motif_reward`` times the
+   ring-motif reward (:class:`molgan.motifs.MotifBalance`, which lowers the divergence of the
+   draws' ring motifs from the data's).
 4. **Gradient.** REINFORCE with a leave-one-out baseline over the draws of each fake
    (:func:`molgan.loss.policy_gradient`).
 
@@ -31,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,6 +41,7 @@ from molgan.config import DiversityConfig
 from molgan.generator import Generator, draw_graph, temper
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.loss import policy_gradient
+from molgan.motifs import MotifBalance, graph_cells
 from molgan.vocab import Vocab
 
 _PRIME = 2**31 - 1
@@ -156,11 +160,14 @@ class DiversityRL:
         score_draws: ``(x, adj, groups) -> [B]`` fp32 scores of one-hot graphs by the frozen
             critic, without gradient, the batch taken as ``groups`` equal batches (used for
             the realism reward).
+        motif_log_law: the data's ``log p`` of the motif cell
+            (:func:`molgan.motifs.data_log_law`); required when ``motif_reward`` is on.
     """
 
     def __init__(self, config: DiversityConfig, generator: Generator, vocab: Vocab,
                  noise: torch.Generator,
-                 score_draws: Callable[[Tensor, Tensor, int], Tensor]) -> None:
+                 score_draws: Callable[[Tensor, Tensor, int], Tensor],
+                 motif_log_law: np.ndarray | None = None) -> None:
         self.config = config
         self.generator = generator
         self.vocab = vocab
@@ -168,8 +175,14 @@ class DiversityRL:
         self.score_draws = score_draws
         self.memory = RepeatMemory(config.repeat_window) if config.diversity_rl > 0 else None
         device = generator.to_x.weight.device
+        self.motifs: MotifBalance | None = None
+        if config.motif_reward > 0 and config.diversity_rl > 0:
+            if motif_log_law is None:
+                raise ValueError("motif_reward needs the data's law of the motif cell")
+            self.motifs = MotifBalance(motif_log_law, device)
         self.repeated = torch.zeros((), device=device)  # share of the draws discounted
         self.drawn_valid = torch.zeros((), device=device)  # share of single valid draws
+        self.motif_divergence = torch.zeros((), device=device)  # KL(draws || data), nats
         self.rdkit_seconds = 0.0  # RDKit checks of draws, this process
 
     def draw(self, fake: DenseGraph) -> tuple[Tensor, Tensor]:
@@ -224,7 +237,11 @@ class DiversityRL:
         config = self.config
         with torch.no_grad():
             start = time.perf_counter()
-            flags = single_molecules(drawn[0].cpu().numpy(), drawn[1].cpu().numpy(), self.vocab)
+            x_idx, adj_idx = drawn[0].cpu().numpy(), drawn[1].cpu().numpy()
+            if self.motifs is None:
+                flags = single_molecules(x_idx, adj_idx, self.vocab)
+            else:
+                flags, cells = graph_cells(x_idx, adj_idx, self.vocab)
             self.rdkit_seconds += time.perf_counter() - start
             valid = torch.as_tensor(flags, dtype=torch.float32, device=counts.device)
             self.drawn_valid = valid.mean()
@@ -235,14 +252,26 @@ class DiversityRL:
                 blocks = config.rl_draws if config.realism_blocks else 1
                 realism = standardized_among(self.score_draws(x, adj, blocks), valid > 0)
                 rewards = rewards + config.draw_realism * realism
+            if self.motifs is not None:
+                rewards = rewards + config.motif_reward * self.motifs.rewards(cells)
+                self.motif_divergence = torch.tensor(self.motifs.divergence(),
+                                                     device=counts.device)
         return rewards
 
     def state_dict(self) -> dict[str, Any]:
-        """The repeat memory's state (empty when the term is off)."""
-        return {} if self.memory is None else {"repeats": self.memory.state()}
+        """The repeat memory's and the motif histogram's state (empty when the term is off)."""
+        state = {} if self.memory is None else {"repeats": self.memory.state()}
+        if self.motifs is not None:
+            state["motifs"] = self.motifs.state()
+        return state
 
     def load_state_dict(self, bundle: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` from a checkpoint bundle (absent: the memory starts
         empty)."""
         if self.memory is not None and "repeats" in bundle:
             self.memory.load_state(bundle["repeats"])
+        if self.motifs is not None:
+            if "motifs" not in bundle:
+                raise ValueError("the checkpoint has no motif histogram; --motif-reward cannot "
+                                 "be added when resuming")
+            self.motifs.load_state(bundle["motifs"])

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "loss_r", "reward")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward")
 
 
 class TrainingDiverged(RuntimeError):
@@ -191,11 +191,21 @@ class Trainer:
             self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
                                             dtype=torch.float32)
         self.diversity = DiversityRL(tc.diversity, self.generator, self.vocab, self.noise,
-                                     self._score_draws)
+                                     self._score_draws, self._motif_log_law(train))
         self.property_rl = self._property_rl(train)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
+
+    def _motif_log_law(self, train: MoleculeDataset) -> np.ndarray | None:
+        """The training graphs' law of the ring-motif cell when the motif reward is on."""
+        diversity = self.config.train.diversity
+        if diversity.motif_reward <= 0 or diversity.diversity_rl <= 0:
+            return None
+        from molgan.motifs import data_log_law
+
+        return data_log_law(train.x_idx, train.adj_idx, self.vocab,
+                            seed=self.config.train.run.seed)
 
     def _property_rl(self, train: MoleculeDataset) -> Any:
         """MolGAN's property reward network and RL term when ``--reward`` is given, else None."""
@@ -345,7 +355,8 @@ class Trainer:
                 "gp": parts.gradient_penalty, "real_score": parts.real_score,
                 "feature_gp": parts.feature_penalty, "data_gp": parts.data_penalty,
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
-                "drawn_valid": self.diversity.drawn_valid, "loss_r": loss_r, "reward": reward}
+                "drawn_valid": self.diversity.drawn_valid,
+                "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -520,6 +531,8 @@ class Trainer:
             record.update(repeated=round(means["repeated"], 4),
                           drawn_valid=round(means["drawn_valid"], 4),
                           rdkit_seconds=round(self.diversity.rdkit_seconds, 3))
+            if self.diversity.motifs is not None:
+                record["motif_kl"] = round(means["motif_kl"], 4)
         if self.property_rl is not None:
             record.update(loss_r=means["loss_r"], reward=means["reward"],
                           rl=self.property_rl.active(self.step - 1),
