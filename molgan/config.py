@@ -206,7 +206,7 @@ class DiversityConfig:
     """Share of each critic batch's fakes replaced by a graph drawn from each (0 = off)."""
     draw_realism: float = 0.5
     """Weight of the critic's standardized score of valid draws in their reward (0 = off)."""
-    motif_reward: float = 0.0
+    motif_reward: float = 2.0
     """Weight of the ring-motif reward of valid draws (:mod:`molgan.motifs`): the log ratio of
     the data's to the recent draws' share of their cell of (aromatic rings, 3-rings, 4-rings,
     rings, spiro atoms); its policy gradient lowers KL(draws || data) of that cell (0 = off)."""
@@ -308,7 +308,8 @@ class TrainConfig:
                                                        "generator_ema": 0.0,
                                                        "feature_penalty": 0.0,
                                                        "data_penalty": 0.0,
-                                                       "lr_g": None}
+                                                       "lr_g": None,
+                                                       "motif_reward": 0.0}
 
     run: RunSettings = field(default_factory=RunSettings)
     optim: OptimizerConfig = field(default_factory=OptimizerConfig)

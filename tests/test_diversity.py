@@ -92,7 +92,7 @@ def test_critic_batches_get_draws_in_front_and_relaxed_fakes_behind(train_data, 
 
 
 def test_realism_adds_the_critics_standardized_score_among_valid_draws(train_data, tmp_path):
-    trainer = Trainer(config(1, draw_realism=2.0), train_data, tmp_path)
+    trainer = Trainer(config(1, draw_realism=2.0, motif_reward=0.0), train_data, tmp_path)
     drawn = trainer.diversity.draw(fakes(trainer))
     counts = torch.ones(16, dtype=torch.long)
     with_realism = trainer.diversity.rewards(drawn, counts)
@@ -106,8 +106,8 @@ def test_realism_adds_the_critics_standardized_score_among_valid_draws(train_dat
 
 
 def test_realism_in_blocks_scores_each_block_of_draws_as_its_own_batch(train_data, tmp_path):
-    trainer = Trainer(config(1, draw_realism=1.0, rl_draws=4, realism_blocks=True), train_data,
-                      tmp_path)
+    trainer = Trainer(config(1, draw_realism=1.0, rl_draws=4, realism_blocks=True,
+                             motif_reward=0.0), train_data, tmp_path)
     fake = fakes(trainer)
     drawn = trainer.diversity.draw(DenseGraph(fake.x.repeat(4, 1, 1),
                                               fake.adj.repeat(4, 1, 1, 1)))

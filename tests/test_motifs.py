@@ -126,7 +126,7 @@ def test_training_with_the_motif_reward_logs_its_divergence_and_resumes_exactly(
               .read_text().splitlines()]
     assert all(r["motif_kl"] > 0 for r in logged)
     # a run without the reward cannot be resumed with it
-    Trainer(config(2, repeat_window=64), train_data, tmp_path / "plain").fit()
+    Trainer(config(2, repeat_window=64, motif_reward=0.0), train_data, tmp_path / "plain").fit()
     with_reward = Trainer(config(4, repeat_window=64, motif_reward=1.0), train_data,
                           tmp_path / "plain")
     with pytest.raises(CheckpointError, match="no motif histogram"):
