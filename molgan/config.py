@@ -239,6 +239,11 @@ class DiversityConfig:
         """Whether draws are taken at all (for the RL term or for the critic)."""
         return self.diversity_rl > 0 or self.critic_draws > 0
 
+    @property
+    def motifs_active(self) -> bool:
+        """Whether the ring-motif reward is on (it is part of the RL term's reward)."""
+        return self.motif_reward > 0 and self.diversity_rl > 0
+
 
 @dataclass
 class PropertyConfig:

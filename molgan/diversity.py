@@ -176,7 +176,7 @@ class DiversityRL:
         self.memory = RepeatMemory(config.repeat_window) if config.diversity_rl > 0 else None
         device = generator.to_x.weight.device
         self.motifs: MotifBalance | None = None
-        if config.motif_reward > 0 and config.diversity_rl > 0:
+        if config.motifs_active:
             if motif_log_law is None:
                 raise ValueError("motif_reward needs the data's law of the motif cell")
             self.motifs = MotifBalance(motif_log_law, device)

@@ -199,8 +199,7 @@ class Trainer:
 
     def _motif_log_law(self, train: MoleculeDataset) -> np.ndarray | None:
         """The training graphs' law of the ring-motif cell when the motif reward is on."""
-        diversity = self.config.train.diversity
-        if diversity.motif_reward <= 0 or diversity.diversity_rl <= 0:
+        if not self.config.train.diversity.motifs_active:
             return None
         from molgan.motifs import data_log_law
 
