@@ -210,6 +210,9 @@ class DiversityConfig:
     """Weight of the ring-motif reward of valid draws (:mod:`molgan.motifs`): the log ratio of
     the data's to the recent draws' share of their cell of (aromatic rings, 3-rings, 4-rings,
     rings, spiro atoms); its policy gradient lowers KL(draws || data) of that cell (0 = off)."""
+    motif_floor: bool = False
+    """Give a draw that is not one valid molecule the batch's lowest ring-motif reward of a
+    valid draw instead of 0 (their mean), so that no cell is worse than being invalid."""
     realism_blocks: bool = False
     """Score the draws for their realism block by block (``rl_draws`` batches of ``B``, one
     draw of each fake: what a critic batch holds), instead of all ``rl_draws * B`` at once. A

@@ -253,7 +253,8 @@ class DiversityRL:
                 realism = standardized_among(self.score_draws(x, adj, blocks), valid > 0)
                 rewards = rewards + config.draw_realism * realism
             if self.motifs is not None:
-                rewards = rewards + config.motif_reward * self.motifs.rewards(cells)
+                rewards = rewards + config.motif_reward * self.motifs.rewards(
+                    cells, floor=config.motif_floor)
                 self.motif_divergence = torch.tensor(self.motifs.divergence(),
                                                      device=counts.device)
         return rewards

@@ -88,6 +88,21 @@ def test_rewards_are_the_centered_clipped_log_ratio_before_the_batch_is_counted(
         restored.load_state({"drawn": torch.zeros(5)})
 
 
+def test_the_floor_gives_invalid_draws_the_lowest_valid_reward_of_their_batch():
+    log_p = np.log(np.full(NUM_CELLS, 1.0 / NUM_CELLS))
+    log_p[0] = math.log(0.5)
+    log_p[1:] = math.log(0.5 / (NUM_CELLS - 1))
+    plain, floored = MotifBalance(log_p), MotifBalance(log_p)
+    cells = np.array([0, -1, 5, 9, -1])
+    without, with_floor = plain.rewards(cells), floored.rewards(cells, floor=True)
+    valid = torch.tensor([True, False, True, True, False])
+    assert torch.equal(with_floor[valid], without[valid])
+    assert torch.equal(without[~valid], torch.zeros(2))
+    assert with_floor[0] > 0 and torch.all(with_floor[~valid] == with_floor[valid].min())
+    assert torch.equal(plain.drawn, floored.drawn)
+    assert torch.equal(floored.rewards(np.array([-1, -1]), floor=True), torch.zeros(2))
+
+
 def test_its_policy_gradient_moves_a_categorical_towards_the_data_law():
     """REINFORCE on softmax(theta) over the cells with the motif reward alone: the
     divergence KL(q || p) of the policy from a skewed data law falls at least fourfold."""
