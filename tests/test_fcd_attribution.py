@@ -3,21 +3,15 @@ and the weighted statistics the FCD is taken from."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fcd_attribution.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def attribution():
-    spec = importlib.util.spec_from_file_location("fcd_attribution", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fcd_attribution")
 
 
 def test_weights_give_the_samples_the_test_distribution(attribution) -> None:

@@ -75,13 +75,9 @@ def test_rejection_says_so_when_it_accepts_too_little():
 
 
 def test_auc_counts_ties_as_one_half():
-    import importlib.util
-    from pathlib import Path
+    from tests.scripts import load_script
 
-    path = Path(__file__).parents[1] / "scripts" / "critic_rejection.py"
-    spec = importlib.util.spec_from_file_location("critic_rejection", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("critic_rejection")
     assert script.auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
     assert script.auc(torch.tensor([0.0]), torch.tensor([1.0])) == 0.0
     assert script.auc(torch.tensor([1.0, 1.0]), torch.tensor([1.0])) == 0.5

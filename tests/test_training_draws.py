@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "training_draws.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def training_draws():
-    spec = importlib.util.spec_from_file_location("training_draws", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("training_draws")
 
 
 def test_draws_with_replacement_repeat_as_the_birthday_formula_says(training_draws) -> None:
