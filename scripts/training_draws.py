@@ -36,15 +36,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", default="qm9", help="data set, split as evaluate splits it")
     parser.add_argument("--no-replace", action="store_true", help="draw distinct molecules")
-    parser.add_argument("-o", "--out", required=True, help="SMILES file to write")
+    parser.add_argument("-o", "--out", required=True, help="sample file to write (.smi, .csv or .sdf)")
     args = parser.parse_args(argv)
 
     from molgan.evaluate import load_reference
+    from molgan.sample import write_samples
 
     train = load_reference(args.train).train
     drawn = draw(train, args.n, args.seed, replace=not args.no_replace)
-    with open(args.out, "w") as handle:
-        handle.write("\n".join(drawn) + "\n")
+    write_samples(list(drawn), args.out)
     print(f"{len(drawn)} of {len(train)} training molecules -> {args.out} "
           f"({len(set(drawn)) / len(drawn):.3f} unique)")
 
