@@ -159,7 +159,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
                 grouped: bool = False, feature_penalty: float = 0.0, num_features: int = 0,
                 data_penalty: float = 0.0, penalty_critic: CriticFn | None = None,
                 steepness_critic: CriticFn | None = None,
-                functional_penalty: bool = False, one_call: bool = True) -> CriticLoss:
+                functional_penalty: bool = False) -> CriticLoss:
     r"""The WGAN-GP critic loss; ``fake`` is detached here.
 
     Real and fake graphs are scored in one critic call on the concatenated batch
@@ -167,11 +167,7 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
     independent of its batch-mates; a critic with a minibatch feature needs ``grouped=True``,
     and is then called as ``critic(x, adj, 2)`` (two groups: reals are compared with reals,
     fakes with fakes). The penalty keeps its own call: putting the interpolates in the same
-    batch would make the double backward run over all ``3B`` graphs (1.5x the FLOPs), unless
-    the data penalty below already takes one over the real and fake graphs: then real, fake
-    and interpolated graphs go through one call (``critic(x, adj, 3)`` when grouped, each
-    group compared only with itself) and one double backward, the same values from fewer,
-    larger ops (``one_call=False``: two calls, for comparison).
+    batch would make the double backward run over all ``3B`` graphs (1.5x the FLOPs).
     ``epsilon [B]`` (or drawn with ``generator``): see :func:`gradient_penalty`.
     ``penalty_critic`` (default ``critic``) computes the penalty: the same network, unwrapped,
     when ``critic`` is a DistributedDataParallel wrapper (DDP supports ``backward`` but not
@@ -212,28 +208,13 @@ def critic_loss(critic: CriticFn, real: DenseGraph, fake: DenseGraph, lambda_gp:
             data_norms.append(result.graph)
         return critic(x, adj, *groups) if separate else result.scores
 
-    b = real.x.shape[0]
-    if one_call and steep_graph and steepness_critic is None:
-        if epsilon is None:
-            epsilon = torch.rand(b, generator=generator, device=real.x.device,
-                                 dtype=real.x.dtype)
-        mixed = interpolate(real, fake, epsilon)
-        result = scores_and_gradient_norms(
-            critic, torch.cat([real.x, fake.x, mixed.x]),
-            torch.cat([real.adj, fake.adj, mixed.adj]), *((3,) if grouped else ()),
-            graph=True, num_features=steep_features, functional=functional_penalty)
-        s_real, s_fake, _ = result.scores.split(b)
-        data_norms.append(result.graph[:2 * b])
-        if result.features is not None:
-            feature_norms.append(result.features[:2 * b])
-        penalty = (result.graph[2 * b:] - 1.0).pow(2).mean()
-    else:
-        both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
-        s_real, s_fake = (score(*both, 2) if grouped else score(*both)).split(b)
-        penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, epsilon,
-                                   functional_penalty)
+    both = (torch.cat([real.x, fake.x]), torch.cat([real.adj, fake.adj]))
+    scores = score(*both, 2) if grouped else score(*both)
+    s_real, s_fake = scores.split(real.x.shape[0])
     real_score = s_real.mean()
     wasserstein = real_score - s_fake.mean()
+    penalty = gradient_penalty(penalty_critic or critic, real, fake, generator, epsilon,
+                               functional_penalty)
     loss = -wasserstein + lambda_gp * penalty
     steep_at_features = one_sided(feature_norms) if feature_norms else penalty.new_zeros(())
     steep_at_data = one_sided(data_norms) if data_norms else penalty.new_zeros(())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import platform
 import resource
@@ -26,7 +25,6 @@ import torch
 
 from molgan.dataset import load_dataset
 from molgan.l1_kernel import l1_kernel_sums_autograd
-from molgan.loss import critic_loss
 from molgan.recipes import load_recipe, recipe_names
 from molgan.train import Trainer
 
@@ -199,27 +197,18 @@ def main() -> None:
                              "differentiated by plain autograd (before/after comparisons)")
     parser.add_argument("--flush-denormal", nargs="+", default=["off"], choices=("off", "on"),
                         help="torch.set_flush_denormal during the timed steps")
-    parser.add_argument("--penalty-calls", nargs="+", default=["one"], choices=("one", "two"),
-                        help="with the data penalty, the interpolates in the scoring call "
-                             "(one) or in a call of their own (two; before/after comparisons)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = parse_overrides(args.set)
     for batch_size in args.batch_size:
-        for adam, precision, recipe, compiled, l1_kernel, denormal, calls in [
-                (a, p, r, c, k, d, n) for a in args.adam for p in args.precision
+        for adam, precision, recipe, compiled, l1_kernel, denormal in [
+                (a, p, r, c, k, d) for a in args.adam for p in args.precision
                 for r in args.recipe for c in args.compile for k in args.l1_kernel
-                for d in args.flush_denormal for n in args.penalty_calls]:
+                for d in args.flush_denormal]:
             torch.set_flush_denormal(denormal == "on")
-            with contextlib.ExitStack() as patches:
-                if l1_kernel == "autograd":
-                    patches.enter_context(mock.patch("molgan.critic.l1_kernel_sums",
-                                                     l1_kernel_sums_autograd))
-                if calls == "two":
-                    patches.enter_context(mock.patch(
-                        "molgan.train.critic_loss", functools.partial(critic_loss,
-                                                                      one_call=False)))
+            with mock.patch("molgan.critic.l1_kernel_sums", l1_kernel_sums_autograd) \
+                    if l1_kernel == "autograd" else contextlib.nullcontext():
                 result = bench(batch_size, args.device, args.windows, args.steps_per_window,
                                args.cache_dir, adam, args.data, precision, recipe,
                                compiled == "on", args.n_critic, overrides)
@@ -227,7 +216,6 @@ def main() -> None:
             result["l1_kernel"] = l1_kernel
             result["compile_mode"] = compiled
             result["flush_denormal"] = denormal == "on"
-            result["penalty_calls"] = calls
             line = json.dumps(result)
             print(line)
             sys.stdout.flush()

@@ -179,48 +179,6 @@ def test_gradient_norms_of_the_real_critic_match_its_mlp_gradient_and_the_penalt
                                   graph.x.float(), graph.adj.float(), num_features=1)
 
 
-@pytest.mark.parametrize("batch_feature, functional", [
-    ({"minibatch_distance": False}, False), ({"minibatch_distance": False}, True),
-    ({"minibatch_distance": True, "minibatch_kernels": 0}, False),
-    ({"minibatch_distance": True, "minibatch_kernels": 0}, True),
-    ({"minibatch_distance": True, "minibatch_kernels": 4, "minibatch_others": 3}, False),
-])
-def test_interpolates_in_the_scoring_call_give_the_loss_and_gradients_of_two_calls(
-        batch_feature, functional):
-    """With the data penalty on, real, fake and interpolated graphs share one critic call
-    and one double backward (three groups for a batch feature); every part of the loss and
-    every parameter gradient equal those of the scoring call and the penalty's own call.
-    (``functional``, the compiled form, traces the kernels' plain definition instead.)"""
-    from molgan.critic import Critic, CriticConfig
-    from molgan.vocab import Vocab
-
-    torch.manual_seed(0)
-    critic = Critic(CriticConfig(**batch_feature), Vocab.from_symbols(["C", "N"], max_atoms=5))
-    critic = critic.double()
-    with torch.no_grad():  # steep at the data, so that the one-sided terms are not all 0
-        for p in critic.mlp.parameters():
-            p.mul_(4)
-    real = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=0)))
-    fake = DenseGraph(*(t.double() for t in random_graphs(b=6, n=5, t=3, y=4, seed=1)))
-    results = []
-    for one_call in (True, False):
-        critic.zero_grad()
-        parts = critic_loss(critic, real, fake, 10.0, torch.Generator().manual_seed(3),
-                            grouped=batch_feature["minibatch_distance"], feature_penalty=10.0,
-                            num_features=critic.num_batch_features, data_penalty=10.0,
-                            functional_penalty=functional, one_call=one_call)
-        parts.loss.backward()
-        results.append((parts, [p.grad.clone() for p in critic.parameters()]))
-    (merged, merged_grads), (apart, apart_grads) = results
-    assert merged.gradient_penalty.item() > 1e-3 and merged.data_penalty.item() > 0
-    if critic.num_batch_features:
-        assert merged.feature_penalty.item() > 0
-    for a, b in zip(merged, apart):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    for a, b in zip(merged_grads, apart_grads):  # summed in another order (see below)
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.parametrize("batch_feature", [
     {"minibatch_distance": False},
     {"minibatch_distance": True, "minibatch_kernels": 0},
