@@ -210,9 +210,10 @@ class DiversityConfig:
     """Weight of the ring-motif reward of valid draws (:mod:`molgan.motifs`): the log ratio of
     the data's to the recent draws' share of their cell of (aromatic rings, 3-rings, 4-rings,
     rings, spiro atoms); its policy gradient lowers KL(draws || data) of that cell (0 = off)."""
-    motif_floor: bool = False
-    """Give a draw that is not one valid molecule the batch's lowest ring-motif reward of a
-    valid draw instead of 0 (their mean), so that no cell is worse than being invalid."""
+    motif_floor: float = 0.0
+    """Share of the batch's lowest ring-motif reward of a valid draw that a draw which is not
+    one valid molecule earns: 0 gives it the valid draws' mean, 1 the lowest, so that no cell
+    is worse than being invalid (a saved ``true`` reads as 1)."""
     realism_blocks: bool = False
     """Score the draws for their realism block by block (``rl_draws`` batches of ``B``, one
     draw of each fake: what a critic batch holds), instead of all ``rl_draws * B`` at once. A
@@ -232,6 +233,8 @@ class DiversityConfig:
                f"critic_draws must lie in [0, 1], got {self.critic_draws}")
         _check(self.draw_realism >= 0, f"draw_realism must be >= 0, got {self.draw_realism}")
         _check(self.motif_reward >= 0, f"motif_reward must be >= 0, got {self.motif_reward}")
+        _check(0 <= self.motif_floor <= 1,
+               f"motif_floor must be in [0, 1], got {self.motif_floor}")
         _check(self.repeat_window >= 1,
                f"repeat_window must be at least 1, got {self.repeat_window}")
         _check(self.repeat_threshold >= 1,

@@ -23,8 +23,9 @@ the policy gradient of :math:`\mathbb{E}_q[\log p - \log q]` is that of
 :math:`-\mathrm{KL}(q \,\|\, p)`: the reward moves the generator's law of the cell towards
 the data's, and is 0 in expectation once they agree. It does not reward a motif for itself,
 so it cannot overshoot the data's share of aromatic rings. A draw that is not one valid
-molecule earns 0, the valid draws' mean; with ``floor`` (``--motif-floor``) it earns the
-batch's lowest valid reward instead, so a rare cell is never worse than an invalid graph.
+molecule earns 0, the valid draws' mean; with a ``floor`` share :math:`s` (``--motif-floor``)
+it earns :math:`s \min_{\text{valid}} r`, and at :math:`s = 1` the batch's lowest valid reward,
+so a rare cell is never worse than an invalid graph.
 """
 
 from __future__ import annotations
@@ -131,12 +132,13 @@ class MotifBalance:
         counts = self.drawn + DRAW_SMOOTHING
         return (counts / counts.sum()).log()
 
-    def rewards(self, cells: Sequence[int] | np.ndarray, floor: bool = False) -> Tensor:
+    def rewards(self, cells: Sequence[int] | np.ndarray, floor: float = 0.0) -> Tensor:
         """``[B]`` float32 rewards of draws in ``cells [B]`` (-1: not a valid molecule): the
         clipped log ratio, centered over the valid draws, from the histogram before this
         batch; the batch is then added to the histogram. A draw that is not a valid molecule
-        earns 0 (the valid draws' mean), or with ``floor`` the lowest reward of a valid draw
-        in the batch, so that no motif reward ranks it above a valid draw."""
+        earns ``floor`` times the lowest reward of a valid draw in the batch (a share in
+        [0, 1]): 0 is the valid draws' mean, and at 1 no motif reward ranks it above a valid
+        draw."""
         cells_t = torch.as_tensor(np.asarray(cells), dtype=torch.int64)
         valid = cells_t >= 0
         rewards = torch.zeros(len(cells_t), dtype=torch.float64)
@@ -145,7 +147,7 @@ class MotifBalance:
             ratio = (self.log_p[chosen] - self.log_q()[chosen]).clamp(-CLIP, CLIP)
             rewards[valid] = ratio - ratio.mean()
             if floor:
-                rewards[~valid] = float(rewards[valid].min())
+                rewards[~valid] = float(floor) * float(rewards[valid].min())
             n = int(valid.sum())
             self.drawn = (self.drawn * math.exp(-n / HORIZON)
                           + torch.bincount(chosen, minlength=NUM_CELLS).double())

@@ -33,6 +33,14 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
 def _converter(hint: Any) -> Any:
     optional = False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -46,14 +54,21 @@ def _converter(hint: Any) -> Any:
 
         base: Any = parse_tuple
     elif hint is bool:
-        def parse_bool(text: str) -> bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+        base = _parse_bool
+    elif hint is float:
+        def parse_float(text: str) -> float:
+            """A number; a switch word (``true``, ``off``, ...) reads as 1 or 0, so that a
+            weight or a share that was once a switch keeps its flag's old spelling."""
+            try:
+                return float(text)
+            except ValueError:
+                pass
+            try:
+                return float(_parse_bool(text))
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
-        base = parse_bool
+        base = parse_float
     else:
         base = hint
     if not optional:

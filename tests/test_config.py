@@ -122,3 +122,17 @@ def test_cli_recipe_and_config_file_compose(cache_dir, tmp_path, small_smi):
     saved = json.loads((out / "config.json").read_text())
     assert saved["train"]["n_critic"] == 3 and saved["generator"]["z_dim"] == 16
     assert saved["train"]["decode"] == "argmax" and saved["train"]["lr"] == 1e-4
+
+
+def test_a_share_flag_reads_numbers_and_the_switch_words_it_once_was(tmp_path):
+    from molgan.cli import build_parser
+
+    parser = build_parser()
+    for text, share in (("0.5", 0.5), ("true", 1.0), ("false", 0.0)):
+        args = parser.parse_args(["train", "--motif-floor", text])
+        assert args.motif_floor == share
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--motif-floor", "half"])
+    with pytest.raises(ValueError, match="motif_floor must be in"):
+        RunConfig.from_flat({"motif_floor": 1.5})
+    assert RunConfig.from_dict({"train": {"motif_floor": True}}).to_flat()["motif_floor"] == 1

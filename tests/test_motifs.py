@@ -103,6 +103,20 @@ def test_the_floor_gives_invalid_draws_the_lowest_valid_reward_of_their_batch():
     assert torch.equal(floored.rewards(np.array([-1, -1]), floor=True), torch.zeros(2))
 
 
+def test_a_floor_share_gives_invalid_draws_that_share_of_the_lowest_valid_reward():
+    log_p = np.log(np.full(NUM_CELLS, 1.0 / NUM_CELLS))
+    log_p[0] = math.log(0.5)
+    log_p[1:] = math.log(0.5 / (NUM_CELLS - 1))
+    full, half = MotifBalance(log_p), MotifBalance(log_p)
+    cells = np.array([0, -1, 5, 9, -1])
+    at_one, at_half = full.rewards(cells, floor=1.0), half.rewards(cells, floor=0.5)
+    valid = torch.tensor([True, False, True, True, False])
+    assert torch.equal(at_half[valid], at_one[valid])
+    lowest = float(at_one[valid].min())
+    assert lowest < 0
+    torch.testing.assert_close(at_half[~valid], torch.full((2,), 0.5 * lowest))
+
+
 def test_its_policy_gradient_moves_a_categorical_towards_the_data_law():
     """REINFORCE on softmax(theta) over the cells with the motif reward alone: the
     divergence KL(q || p) of the policy from a skewed data law falls at least fourfold."""
