@@ -210,7 +210,7 @@ class DiversityConfig:
     """Weight of the ring-motif reward of valid draws (:mod:`molgan.motifs`): the log ratio of
     the data's to the recent draws' share of their cell of (aromatic rings, 3-rings, 4-rings,
     rings, spiro atoms); its policy gradient lowers KL(draws || data) of that cell (0 = off)."""
-    motif_floor: float = 0.0
+    motif_floor: float = 0.2
     """Share of the batch's lowest ring-motif reward of a valid draw that a draw which is not
     one valid molecule earns: 0 gives it the valid draws' mean, 1 the lowest, so that no cell
     is worse than being invalid (a saved ``true`` reads as 1)."""
@@ -320,7 +320,8 @@ class TrainConfig:
                                                        "feature_penalty": 0.0,
                                                        "data_penalty": 0.0,
                                                        "lr_g": None,
-                                                       "motif_reward": 0.0}
+                                                       "motif_reward": 0.0,
+                                                       "motif_floor": 0.0}
 
     run: RunSettings = field(default_factory=RunSettings)
     optim: OptimizerConfig = field(default_factory=OptimizerConfig)
