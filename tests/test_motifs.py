@@ -65,10 +65,15 @@ def test_graph_cells_match_the_molecules_and_flag_invalid_graphs():
         motifs.data_log_law(x_idx[3:], adj_idx[3:], vocab)
 
 
-def test_rewards_are_the_centered_clipped_log_ratio_before_the_batch_is_counted():
-    log_p = np.log(np.full(NUM_CELLS, 1.0 / NUM_CELLS))
+def half_on_the_first_cell() -> np.ndarray:
+    """A data law ``log p [NUM_CELLS]`` with half its mass on cell 0, the rest spread evenly."""
+    log_p = np.full(NUM_CELLS, math.log(0.5 / (NUM_CELLS - 1)))
     log_p[0] = math.log(0.5)
-    log_p[1:] = math.log(0.5 / (NUM_CELLS - 1))
+    return log_p
+
+
+def test_rewards_are_the_centered_clipped_log_ratio_before_the_batch_is_counted():
+    log_p = half_on_the_first_cell()
     balance = MotifBalance(log_p)
     cells = np.array([0, 5, -1, 5])
     ratio = torch.tensor([log_p[0], log_p[5], log_p[5]]) - balance.log_q()[[0, 5, 5]].float()
@@ -89,9 +94,7 @@ def test_rewards_are_the_centered_clipped_log_ratio_before_the_batch_is_counted(
 
 
 def test_the_floor_gives_invalid_draws_the_lowest_valid_reward_of_their_batch():
-    log_p = np.log(np.full(NUM_CELLS, 1.0 / NUM_CELLS))
-    log_p[0] = math.log(0.5)
-    log_p[1:] = math.log(0.5 / (NUM_CELLS - 1))
+    log_p = half_on_the_first_cell()
     plain, floored = MotifBalance(log_p), MotifBalance(log_p)
     cells = np.array([0, -1, 5, 9, -1])
     without, with_floor = plain.rewards(cells), floored.rewards(cells, floor=True)
@@ -104,9 +107,7 @@ def test_the_floor_gives_invalid_draws_the_lowest_valid_reward_of_their_batch():
 
 
 def test_a_floor_share_gives_invalid_draws_that_share_of_the_lowest_valid_reward():
-    log_p = np.log(np.full(NUM_CELLS, 1.0 / NUM_CELLS))
-    log_p[0] = math.log(0.5)
-    log_p[1:] = math.log(0.5 / (NUM_CELLS - 1))
+    log_p = half_on_the_first_cell()
     full, half = MotifBalance(log_p), MotifBalance(log_p)
     cells = np.array([0, -1, 5, 9, -1])
     at_one, at_half = full.rewards(cells, floor=1.0), half.rewards(cells, floor=0.5)
