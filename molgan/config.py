@@ -202,6 +202,10 @@ class DiversityConfig:
     """Graphs drawn from each fake (leave-one-out baseline when above 1)."""
     rl_temperature: float = 1.6
     """Temperature of the draws: softmax(log p / T) of the relaxed fakes p."""
+    free_draws: int = 0
+    """Of the ``rl_draws`` graphs drawn from each fake, how many are drawn without the
+    valence constraint (as ``--valence-draw false`` samples are), so that the reward for a
+    valid molecule teaches the network valences itself; at most ``rl_draws``."""
     critic_draws: float = 0.25
     """Share of each critic batch's fakes replaced by a graph drawn from each (0 = off)."""
     draw_realism: float = 0.5
@@ -227,6 +231,8 @@ class DiversityConfig:
     def __post_init__(self) -> None:
         _check(self.diversity_rl >= 0, f"diversity_rl must be >= 0, got {self.diversity_rl}")
         _check(self.rl_draws >= 1, f"rl_draws must be at least 1, got {self.rl_draws}")
+        _check(0 <= self.free_draws <= self.rl_draws,
+               f"free_draws must lie in [0, rl_draws = {self.rl_draws}], got {self.free_draws}")
         _check(self.rl_temperature > 0,
                f"rl_temperature must be positive, got {self.rl_temperature}")
         _check(0 <= self.critic_draws <= 1,

@@ -5,7 +5,8 @@ graphs over and over, which a critic that sees one batch at a time cannot notice
 :class:`DiversityRL` is everything the trainer needs to push back, in one object:
 
 1. **Draws.** From each relaxed fake, ``rl_draws`` graphs are drawn as ``molgan sample``
-   draws them (:func:`molgan.generator.draw_graph` at ``rl_temperature``, within valences).
+   draws them (:func:`molgan.generator.draw_graph` at ``rl_temperature``, within valences;
+   ``free_draws`` of them without the constraint, as ``--valence-draw false`` draws).
 2. **Repeat memory.** A ring of the keys of the last ``repeat_window`` drawn graphs with a
    running count per key (:class:`RepeatMemory`): how often each new draw was made lately.
 3. **Rewards.** :math:`r = v - \max(0, \log(c / \tau)) + \rho\, v\, z_D + \mu\, v\, m`:
@@ -185,17 +186,26 @@ class DiversityRL:
         self.motif_divergence = torch.zeros((), device=device)  # KL(draws || data), nats
         self.rdkit_seconds = 0.0  # RDKit checks of draws, this process
 
-    def draw(self, fake: DenseGraph) -> tuple[Tensor, Tensor]:
+    def draw(self, fake: DenseGraph, free: int = 0) -> tuple[Tensor, Tensor]:
         """One graph ``(x_idx [B, N], adj_idx [B, N, N])`` drawn from each relaxed fake's
         categorical distributions at ``rl_temperature``, within valences as the model's
         samples are (Gumbel-max with the trainer's noise): what ``decode='sample'`` makes of
-        the same logits."""
+        the same logits. The last ``free`` graphs are drawn without the valence constraint,
+        as ``--valence-draw false`` samples are."""
         with torch.no_grad():
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
-            return draw_graph(log_probs, self.config.rl_temperature, generator=self.noise,
-                              max_valence=self.generator.draw_valences,
-                              no_isolated=self.generator.config.draw_no_isolated)
+            held = log_probs.x.shape[0] - free
+            within = draw_graph(DenseGraph(log_probs.x[:held], log_probs.adj[:held]),
+                                self.config.rl_temperature, generator=self.noise,
+                                max_valence=self.generator.draw_valences,
+                                no_isolated=self.generator.config.draw_no_isolated)
+            if free == 0:
+                return within
+            unconstrained = draw_graph(DenseGraph(log_probs.x[held:], log_probs.adj[held:]),
+                                       self.config.rl_temperature, generator=self.noise)
+            return (torch.cat([within[0], unconstrained[0]]),
+                    torch.cat([within[1], unconstrained[1]]))
 
     def critic_batch(self, fake: DenseGraph) -> DenseGraph:
         """``fake`` with its first ``critic_draws * B`` graphs replaced by the one-hot graphs
@@ -218,7 +228,8 @@ class DiversityRL:
         k = config.rl_draws
         rl_fake = (DenseGraph(fake.x.repeat(k, 1, 1), fake.adj.repeat(k, 1, 1, 1)) if k > 1
                    else fake)
-        drawn = self.draw(rl_fake)
+        free = config.free_draws * fake.x.shape[0]
+        drawn = self.draw(rl_fake, free)
         with torch.no_grad():
             counts = self.memory.push_and_count(graph_keys(*drawn))
             self.repeated = (repeat_weights(counts, config.repeat_threshold) > 0).float().mean()
@@ -227,7 +238,7 @@ class DiversityRL:
             rl_fake = temper(rl_fake, config.rl_temperature)
         return config.diversity_rl * policy_gradient(
             rl_fake, *drawn, rewards, self.generator.draw_valences,
-            self.generator.config.draw_no_isolated, k)
+            self.generator.config.draw_no_isolated, k, free)
 
     def rewards(self, drawn: tuple[Tensor, Tensor], counts: Tensor) -> Tensor:
         """``[B]`` rewards of ``drawn`` graphs with repeat-memory ``counts [B]`` (module

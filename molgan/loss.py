@@ -285,7 +285,7 @@ def leave_one_out_advantages(rewards: Tensor, draws: int) -> Tensor:
 
 def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: Tensor,
                     max_valence: Tensor | None = None, no_isolated: bool = False,
-                    draws: int = 1) -> Tensor:
+                    draws: int = 1, free: int = 0) -> Tensor:
     r"""REINFORCE surrogate for graphs ``x_idx``, ``adj_idx`` drawn from ``fake``, minimized
     by the generator: :math:`-\frac{1}{B}\sum_b a_b \log p(G_b)` (:func:`graph_log_prob`;
     ``rewards [B]`` are constants) with advantages :math:`a_b = r_b - \bar r`, the batch
@@ -294,10 +294,15 @@ def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: T
     :func:`leave_one_out_advantages`. Its gradient is the policy gradient of the expected
     reward: it raises the probability of the drawn graphs that scored above their baseline
     and lowers the others'. ``max_valence``: the graphs were drawn within valences, with
-    ``no_isolated`` (see :func:`graph_log_prob`)."""
+    ``no_isolated`` (see :func:`graph_log_prob`), except the last ``free`` graphs, drawn
+    without the constraint (plain categorical log-probabilities)."""
     advantage = leave_one_out_advantages(rewards, draws).detach()
-    log_p = graph_log_prob(fake, x_idx, adj_idx, max_valence=max_valence,
-                           no_isolated=no_isolated)
+    held = x_idx.shape[0] - free
+    log_p = graph_log_prob(DenseGraph(fake.x[:held], fake.adj[:held]), x_idx[:held],
+                           adj_idx[:held], max_valence=max_valence, no_isolated=no_isolated)
+    if free:
+        log_p = torch.cat([log_p, graph_log_prob(DenseGraph(fake.x[held:], fake.adj[held:]),
+                                                 x_idx[held:], adj_idx[held:])])
     return -(advantage * log_p).mean()
 
 

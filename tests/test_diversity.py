@@ -77,6 +77,27 @@ def test_valence_draws_respect_every_valence(train_data, tmp_path):
     assert (valence <= cap[x_idx.long()]).all()
 
 
+def test_free_draws_are_the_last_ones_and_drawn_without_the_valence_constraint(train_data,
+                                                                             tmp_path):
+    from molgan.chem import max_valences
+
+    trainer = Trainer(config(1), train_data, tmp_path)
+    fake = fakes(trainer)
+    # every pair leaning to the highest bond order: unconstrained draws overfill valences
+    leaning = fake.adj.clone()
+    leaning[..., -1] += 10.0
+    fake = DenseGraph(fake.x, leaning / leaning.sum(-1, keepdim=True))
+    half = fake.x.shape[0] // 2
+    noise = trainer.noise.get_state()
+    x_idx, adj_idx = trainer.diversity.draw(fake, free=half)
+    cap = torch.tensor(max_valences(trainer.vocab))
+    excess = (adj_idx.long() * (x_idx > 0)[:, None, :]).sum(-1) > cap[x_idx.long()]
+    assert not excess[:-half].any() and excess[-half:].any(1).all()
+    trainer.noise.set_state(noise)
+    within = trainer.diversity.draw(DenseGraph(fake.x[:-half], fake.adj[:-half]))
+    assert torch.equal(within[1], adj_idx[:-half])  # the noise goes to the held draws first
+
+
 def test_critic_batches_get_draws_in_front_and_relaxed_fakes_behind(train_data, tmp_path):
     trainer = Trainer(config(1, critic_draws=0.5), train_data, tmp_path)
     fake = fakes(trainer)
@@ -158,7 +179,8 @@ def test_training_with_the_term_logs_it_and_resumes_exactly(train_data, tmp_path
 
 
 @pytest.mark.parametrize("field, value", [("rl_draws", 0), ("rl_temperature", 0.0),
-                                          ("critic_draws", 1.5), ("repeat_threshold", 0.5)])
+                                          ("critic_draws", 1.5), ("repeat_threshold", 0.5),
+                                          ("free_draws", 5)])
 def test_invalid_settings_are_refused_with_their_name(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig.from_flat({field: value})

@@ -294,3 +294,24 @@ def test_policy_gradient_raises_the_drawn_graphs_that_beat_the_batch_mean():
     assert bool((logits.grad[0, :, 1] < 0).all())  # graph 0's drawn atoms made likelier
     assert logits.grad[1, 0, 1] > 0 and logits.grad[1, 1, 0] > 0  # graph 1's made rarer
     assert policy_gradient(fake, drawn_x, drawn_adj, torch.ones(2)).item() == 0
+
+
+def test_free_draws_in_the_policy_gradient_take_plain_log_probabilities():
+    from molgan.loss import graph_log_prob, policy_gradient
+
+    # two atom slots of token 1 whose valence is 1: a double bond is out of reach within
+    # valences, so the constrained draw renormalizes over no bond and single
+    fake = DenseGraph(torch.tensor([[[0.2, 0.8]] * 2] * 2),
+                      torch.zeros(2, 2, 2, 3))
+    fake.adj[:, 0, 1] = fake.adj[:, 1, 0] = torch.tensor([0.5, 0.3, 0.2])
+    x_idx = torch.ones(2, 2, dtype=torch.long)
+    adj_idx = torch.tensor([[[0, 1], [1, 0]]] * 2)
+    valence = torch.tensor([0, 1])
+    within = graph_log_prob(fake, x_idx, adj_idx, max_valence=valence)
+    plain = graph_log_prob(fake, x_idx, adj_idx)
+    torch.testing.assert_close(within - plain, torch.full((2,), -math.log(0.8)))
+    rewards = torch.tensor([1.0, -1.0])
+    mixed = policy_gradient(fake, x_idx, adj_idx, rewards, valence, free=1)
+    assert mixed.item() == pytest.approx(-(within[0] - plain[1]).item() / 2)
+    assert policy_gradient(fake, x_idx, adj_idx, rewards, valence, free=2).item() == \
+        pytest.approx(policy_gradient(fake, x_idx, adj_idx, rewards).item())
