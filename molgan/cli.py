@@ -286,7 +286,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume and (Path(args.out) / "ckpt.pt").exists():
         raise UserError(f"{args.out} already holds a run; pass --resume or choose another --out")
     run = tc.run
-    from molgan.device import resolve_device
+    from molgan.device import native_bf16, resolve_device
 
     try:  # before any featurization
         resolve_device(run.device)
@@ -313,6 +313,10 @@ def run_train(args: argparse.Namespace) -> int:
                  if skipped else "", trainer.x_idx.shape[0], data.vocab, trainer.device,
                  trainer.step, trainer.total_steps,
                  f", {trainer.dist.world_size} processes" if trainer.dist.enabled else "")
+        if tc.run.precision == "bf16" and not native_bf16(trainer.device):
+            log.warning("--precision bf16: this %s has no native bf16 (AVX512-BF16 or AMX), "
+                        "so torch emulates it, several times slower than fp32; "
+                        "--precision fp32 is faster here", trainer.device.type.upper())
         if tc.penalties.feature_penalty > 0 and trainer.critic.num_batch_features == 0:
             log.info("--feature-penalty %g has no effect: this critic has no batch features "
                      "(--minibatch-distance false)", tc.penalties.feature_penalty)
