@@ -196,13 +196,13 @@ class DiversityRL:
             log_probs = DenseGraph(fake.x.float().clamp(min=1e-9).log(),
                                    fake.adj.float().clamp(min=1e-9).log())
             held = log_probs.x.shape[0] - free
-            within = draw_graph(DenseGraph(log_probs.x[:held], log_probs.adj[:held]),
+            within = draw_graph(log_probs.rows(slice(held)),
                                 self.config.rl_temperature, generator=self.noise,
                                 max_valence=self.generator.draw_valences,
                                 no_isolated=self.generator.config.draw_no_isolated)
             if free == 0:
                 return within
-            unconstrained = draw_graph(DenseGraph(log_probs.x[held:], log_probs.adj[held:]),
+            unconstrained = draw_graph(log_probs.rows(slice(held, None)),
                                        self.config.rl_temperature, generator=self.noise)
             return (torch.cat([within[0], unconstrained[0]]),
                     torch.cat([within[1], unconstrained[1]]))
@@ -213,7 +213,7 @@ class DiversityRL:
         k = int(self.config.critic_draws * fake.x.shape[0])
         if k == 0:
             return fake
-        drawn = one_hot_graph(*self.draw(DenseGraph(fake.x[:k], fake.adj[:k])),
+        drawn = one_hot_graph(*self.draw(fake.rows(slice(k))),
                               fake.x.shape[-1], fake.adj.shape[-1], dtype=fake.x.dtype)
         return DenseGraph(torch.cat([drawn.x, fake.x[k:]]), torch.cat([drawn.adj, fake.adj[k:]]))
 

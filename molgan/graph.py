@@ -23,6 +23,10 @@ class DenseGraph(NamedTuple):
     x: Tensor
     adj: Tensor
 
+    def rows(self, index: slice) -> DenseGraph:
+        """The graphs ``index`` selects along the batch axis: ``x[index]``, ``adj[index]``."""
+        return DenseGraph(self.x[index], self.adj[index])
+
 
 def one_hot_graph(x_idx: Tensor, adj_idx: Tensor, num_atom_types: int, num_bond_types: int,
                   dtype: torch.dtype = torch.float32) -> DenseGraph:

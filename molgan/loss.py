@@ -298,10 +298,10 @@ def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: T
     without the constraint (plain categorical log-probabilities)."""
     advantage = leave_one_out_advantages(rewards, draws).detach()
     held = x_idx.shape[0] - free
-    log_p = graph_log_prob(DenseGraph(fake.x[:held], fake.adj[:held]), x_idx[:held],
+    log_p = graph_log_prob(fake.rows(slice(held)), x_idx[:held],
                            adj_idx[:held], max_valence=max_valence, no_isolated=no_isolated)
     if free:
-        log_p = torch.cat([log_p, graph_log_prob(DenseGraph(fake.x[held:], fake.adj[held:]),
+        log_p = torch.cat([log_p, graph_log_prob(fake.rows(slice(held, None)),
                                                  x_idx[held:], adj_idx[held:])])
     return -(advantage * log_p).mean()
 
