@@ -285,7 +285,7 @@ class SamplingConfig:
     decode: str = "sample"
     """Decoding of samples: argmax, or sample (a categorical draw per node and pair); saved
     with the model as ``molgan sample``'s default."""
-    sample_temperature: float = 2.0
+    sample_temperature: float = 2.1
     """With decode=sample: draws from softmax(logits / T)."""
 
     def __post_init__(self) -> None:
