@@ -19,9 +19,14 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molgan.files import atomic_output, check_output, write_text_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+    from molgan.threads import ThreadPolicy
 
 log = logging.getLogger("molgan")
 
@@ -115,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=_positive_int, default=None,
                        help="processes for RDKit work (default: the usable CPUs)")
     train.add_argument("--threads", type=_positive_int, default=None,
-                       help="torch CPU threads (default: torch's choice)")
+                       help="torch CPU threads, fixed (default on a CPU: as many as the cores "
+                            "other processes leave free, re-chosen every 20 s; OMP_NUM_THREADS "
+                            "also fixes them)")
     for part, cls in PARTS.items():
         add_dataclass_flags(train.add_argument_group(PART_TITLES[part]), cls)
     add_dataclass_flags(train.add_argument_group(PART_TITLES["generator"]), GeneratorConfig)
@@ -270,6 +277,24 @@ def _run_config(args: argparse.Namespace) -> Any:
         raise UserError(str(exc)) from None
 
 
+def _thread_policy(args: argparse.Namespace, device: torch.device) -> ThreadPolicy | None:
+    """The started :class:`molgan.threads.ThreadPolicy` of a CPU run, or None where the
+    threads are fixed (``--threads``, ``OMP_NUM_THREADS``), the run is not on a CPU, or the
+    system gives no CPU times to measure (not Linux)."""
+    import os
+
+    from molgan.threads import ThreadPolicy
+
+    if args.threads or "OMP_NUM_THREADS" in os.environ or device.type != "cpu" \
+            or not ThreadPolicy.available():
+        return None
+    policy = ThreadPolicy()
+    policy.start()
+    log.info("%d CPU threads: other processes keep %.1f of %d cores busy (--threads fixes "
+             "the count)", policy.threads, policy.others_busy, len(policy.cpus))
+    return policy
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``molgan train``: featurize (cached), train, checkpoint, plot."""
     from tqdm.auto import tqdm
@@ -320,10 +345,14 @@ def run_train(args: argparse.Namespace) -> int:
         if tc.penalties.feature_penalty > 0 and trainer.critic.num_batch_features == 0:
             log.info("--feature-penalty %g has no effect: this critic has no batch features "
                      "(--minibatch-distance false)", tc.penalties.feature_penalty)
+    threads = _thread_policy(args, trainer.device)
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train", unit="step",
                file=sys.stderr, dynamic_ncols=True, disable=None if main_rank else True)
 
     def on_step(step: int, postfix: dict[str, Any]) -> None:
+        if threads is not None and threads.update() is not None:
+            log.info("%d CPU threads from step %d: other processes keep %.1f of %d cores busy",
+                     threads.threads, step, threads.others_busy, len(threads.cpus))
         bar.update(step - bar.n)
         if postfix:
             bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
