@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="processes for RDKit work (default: the usable CPUs)")
     train.add_argument("--threads", type=_positive_int, default=None,
                        help="torch CPU threads, fixed (default on a CPU: as many as the cores "
-                            "other processes leave free, re-chosen every 20 s; OMP_NUM_THREADS "
-                            "also fixes them)")
+                            "other processes leave free, re-chosen after 5 s, then every 20 s; "
+                            "OMP_NUM_THREADS also fixes them)")
     for part, cls in PARTS.items():
         add_dataclass_flags(train.add_argument_group(PART_TITLES[part]), cls)
     add_dataclass_flags(train.add_argument_group(PART_TITLES["generator"]), GeneratorConfig)
@@ -277,6 +277,10 @@ def _run_config(args: argparse.Namespace) -> Any:
         raise UserError(str(exc)) from None
 
 
+def _cpu_threads(count: int | None) -> str:
+    return f"{count} CPU thread{'' if count == 1 else 's'}"
+
+
 def _thread_policy(args: argparse.Namespace, device: torch.device) -> ThreadPolicy | None:
     """The started :class:`molgan.threads.ThreadPolicy` of a CPU run, or None where the
     threads are fixed (``--threads``, ``OMP_NUM_THREADS``), the run is not on a CPU, or the
@@ -290,8 +294,8 @@ def _thread_policy(args: argparse.Namespace, device: torch.device) -> ThreadPoli
         return None
     policy = ThreadPolicy()
     policy.start()
-    log.info("%d CPU threads: other processes keep %.1f of %d cores busy (--threads fixes "
-             "the count)", policy.threads, policy.others_busy, len(policy.cpus))
+    log.info("%s: other processes keep %.1f of %d cores busy (--threads fixes the count)",
+             _cpu_threads(policy.threads), policy.others_busy, len(policy.cpus))
     return policy
 
 
@@ -351,8 +355,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     def on_step(step: int, postfix: dict[str, Any]) -> None:
         if threads is not None and threads.update() is not None:
-            log.info("%d CPU threads from step %d: other processes keep %.1f of %d cores busy",
-                     threads.threads, step, threads.others_busy, len(threads.cpus))
+            log.info("%s from step %d: other processes keep %.1f of %d cores busy",
+                     _cpu_threads(threads.threads), step, threads.others_busy, len(threads.cpus))
         bar.update(step - bar.n)
         if postfix:
             bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)

@@ -8,9 +8,10 @@ the process's cores the *other* processes use,
 
     others = (busy time of the process's cores - the process's own CPU time) / elapsed time,
 
-and sets ``torch.set_num_threads(threads_for(cores, others))``: once before training, and
-again every ``interval_s`` of wall time while it runs, so a run that started alone steps
-down when another one starts beside it, and back up when that one ends.
+and sets ``torch.set_num_threads(threads_for(cores, others))``: once before training, again
+``first_interval_s`` later (two runs started together both find the machine idle), then every
+``interval_s`` of wall time while it runs, so a run that started alone steps down when
+another one starts beside it, and back up when that one ends.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ThreadPolicy:
     Args:
         cpus: the CPUs the process may run on (default: its affinity, ``os.sched_getaffinity``).
         interval_s: wall seconds between re-choices in :meth:`update`.
+        first_interval_s: wall seconds from :meth:`start` to the first re-choice.
         read_stat: returns the text of ``/proc/stat`` (replaced in tests).
         own_seconds: the process's CPU seconds, all threads (``time.process_time``).
         clock: wall seconds (``time.monotonic``).
@@ -71,12 +73,14 @@ class ThreadPolicy:
     """
 
     def __init__(self, cpus: Iterable[int] | None = None, interval_s: float = 20.0,
+                 first_interval_s: float = 5.0,
                  read_stat: Callable[[], str] = _read_proc_stat,
                  own_seconds: Callable[[], float] = time.process_time,
                  clock: Callable[[], float] = time.monotonic,
                  set_threads: Callable[[int], None] | None = None) -> None:
         self.cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
         self.interval_s = interval_s
+        self._wait_s = min(first_interval_s, interval_s)
         self._read_stat, self._own_seconds, self._clock = read_stat, own_seconds, clock
         if set_threads is None:
             import torch
@@ -104,12 +108,14 @@ class ThreadPolicy:
         return self.threads
 
     def update(self) -> int | None:
-        """Re-chooses when ``interval_s`` has passed since the last choice; returns the new
-        count when it changed, else None. Cheap to call every step."""
+        """Re-chooses when ``first_interval_s`` (after :meth:`start`), then ``interval_s``,
+        has passed since the last choice; returns the new count when it changed, else None.
+        Cheap to call every step."""
         if self._last is None:
             raise RuntimeError("ThreadPolicy.update before start")
-        if self._clock() - self._last[0] < self.interval_s:
+        if self._clock() - self._last[0] < self._wait_s:
             return None
+        self._wait_s = self.interval_s
         before = self.threads
         self._choose(self._sample())
         return self.threads if self.threads != before else None

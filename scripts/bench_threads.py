@@ -52,7 +52,7 @@ def run_together(setting: str, runs: int, steps: int, data: str, workdir: Path,
         _, stderr = process.communicate()
         if process.returncode != 0:
             raise RuntimeError(f"molgan train failed ({process.returncode}):\n{stderr[-2000:]}")
-        chosen = [line.strip() for line in stderr.splitlines() if "CPU threads" in line]
+        chosen = [line.strip() for line in stderr.splitlines() if "CPU thread" in line]
         records.append({"setting": setting, "runs_together": runs, "steps": steps,
                         "steps_per_s": round(steps_per_second(out / "metrics.jsonl"), 3),
                         "thread_choices": chosen})

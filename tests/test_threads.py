@@ -67,8 +67,12 @@ def test_the_policy_steps_down_when_another_process_starts_and_back_up_when_it_e
     policy = machine.policy()
     assert policy.start(sleep=lambda s: machine.run(s, others=0.05, own=0.0)) == 2
     assert policy.others_busy == pytest.approx(0.05, abs=0.03)
+    machine.run(3, others=0.0, own=2.0)
+    assert policy.update() is None  # before the first interval (5 s): not measured
+    machine.run(3, others=0.0, own=2.0)
+    assert policy.update() is None and policy.threads == 2  # measured: still alone
     machine.run(10, others=0.0, own=2.0)
-    assert policy.update() is None  # before the interval: not measured
+    assert policy.update() is None  # before the interval (20 s): not measured
     machine.run(15, others=0.9, own=1.1)  # another run starts; this one's work counts not
     assert policy.update() == 1
     assert policy.others_busy == pytest.approx(0.9 * 15 / 25, abs=0.02)
@@ -110,13 +114,13 @@ def test_train_chooses_its_threads_unless_told(cache_dir, tmp_path, small_smi, m
               "--eval-samples", "10"]
     with caplog.at_level(logging.INFO, logger="molgan"):
         assert main(common + ["--out", str(tmp_path / "auto")]) == 0
-    chosen = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
+    chosen = [r.getMessage() for r in caplog.records if "CPU thread" in r.getMessage()]
     assert len(chosen) == 1 and "--threads fixes the count" in chosen[0]
     assert 1 <= torch.get_num_threads() <= len(os.sched_getaffinity(0))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="molgan"):
         assert main(common + ["--out", str(tmp_path / "fixed"), "--threads", "1"]) == 0
-    assert not any("CPU threads" in r.getMessage() for r in caplog.records)
+    assert not any("CPU thread" in r.getMessage() for r in caplog.records)
     assert torch.get_num_threads() == 1
 
 
