@@ -3,8 +3,8 @@
 torch's default, one OpenMP thread per core, is the fastest choice on an idle machine and the
 slowest on a busy one: its threads spin at every barrier waiting for the one that lost its
 core, so two processes that each take every core run several times slower than one thread
-each (docs/benchmarks.md, "Threads"). :class:`ThreadPolicy` measures, on Linux, how much of
-the process's cores the *other* processes use,
+each (docs/benchmarks.md, "Threads on a shared machine"). :class:`ThreadPolicy` measures, on
+Linux, how much of the process's cores the *other* processes use,
 
     others = (busy time of the process's cores - the process's own CPU time) / elapsed time,
 
