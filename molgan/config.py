@@ -227,6 +227,12 @@ class DiversityConfig:
     """Drawn graphs the repeat memory remembers."""
     repeat_threshold: float = 1.0
     """Times a graph may occur in the repeat window before its reward is discounted."""
+    latent_coverage: float = 0.0
+    """Weight of the latent coverage term (:mod:`molgan.coverage`): each real graph of a batch
+    pulls the law of its likeliest latent, out of ``coverage_pool`` fresh latents per graph,
+    toward itself (implicit maximum likelihood; 0 = off)."""
+    coverage_pool: int = 4
+    """Fresh latents per real graph among which the latent coverage term picks the nearest."""
 
     def __post_init__(self) -> None:
         _check(self.diversity_rl >= 0, f"diversity_rl must be >= 0, got {self.diversity_rl}")
@@ -245,6 +251,10 @@ class DiversityConfig:
                f"repeat_window must be at least 1, got {self.repeat_window}")
         _check(self.repeat_threshold >= 1,
                f"repeat_threshold must be at least 1, got {self.repeat_threshold}")
+        _check(self.latent_coverage >= 0,
+               f"latent_coverage must be >= 0, got {self.latent_coverage}")
+        _check(self.coverage_pool >= 1,
+               f"coverage_pool must be at least 1, got {self.coverage_pool}")
 
     @property
     def active(self) -> bool:

@@ -34,6 +34,7 @@ import torch
 
 from molgan.checkpoint import bundle_contents, load_checkpoint, save_checkpoint
 from molgan.config import RunConfig, TrainConfig
+from molgan.coverage import coverage_loss, nearest_latents
 from molgan.critic import Critic
 from molgan.dataset import MoleculeDataset
 from molgan.device import resolve_device
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage_nll")
 
 
 class TrainingDiverged(RuntimeError):
@@ -193,6 +194,7 @@ class Trainer:
         self.diversity = DiversityRL(tc.diversity, self.generator, self.vocab, self.noise,
                                      self._score_draws, self._motif_log_law(train))
         self.property_rl = self._property_rl(train)
+        self.coverage_nll = torch.zeros((), device=self.device)  # last coverage term, unweighted
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -244,9 +246,28 @@ class Trainer:
         return self._local(self.generator.sample_z(self.batches.batch_size, generator=self.noise))
 
     def _fake_batch(self, z: torch.Tensor, generator: torch.nn.Module) -> DenseGraph:
-        logits = generator(z)
+        return self._relax(generator(z))
+
+    def _relax(self, logits: DenseGraph) -> DenseGraph:
         logits = DenseGraph(logits.x.float(), logits.adj.float())  # fp32 under bf16 autocast
         return relax(logits, self.config.train.sampling.relax, generator=self.noise)
+
+    def _fakes_and_coverage(self) -> tuple[DenseGraph, torch.Tensor | None]:
+        """This step's relaxed fakes ``[B]`` and, with ``latent_coverage > 0``, the coverage
+        term's mean log-likelihood loss (:mod:`molgan.coverage`) of a fresh real batch, both
+        from one generator call (the nearest latents appended to the batch's latents)."""
+        diversity = self.config.train.diversity
+        z = self._latents()
+        if diversity.latent_coverage <= 0:
+            return self._fake_batch(z, self.generator_ddp), None
+        real = self._real_batch()
+        pool = self._local(self.generator.sample_z(
+            diversity.coverage_pool * self.batches.batch_size, generator=self.noise))
+        chosen = nearest_latents(self.generator, real, pool)
+        logits = self.generator_ddp(torch.cat([z, chosen]))
+        b = z.shape[0]
+        fake = self._relax(DenseGraph(logits.x[:b], logits.adj[:b]))
+        return fake, coverage_loss(DenseGraph(logits.x[b:], logits.adj[b:]), real)
 
     def _autocast(self) -> Any:
         """bfloat16 autocast of the forward computations when ``precision='bf16'``."""
@@ -307,8 +328,11 @@ class Trainer:
         self.critic.requires_grad_(False)
         try:
             with self._autocast():
-                fake = self._fake_batch(self._latents(), self.generator_ddp)
+                fake, coverage = self._fakes_and_coverage()
                 loss = generator_loss(self._fp32(self.critic_frozen), fake)
+            if coverage is not None:
+                self.coverage_nll = coverage.detach()
+                loss = loss + tc.diversity.latent_coverage * coverage
             if self.property_rl is not None:
                 index = self._local(self.batches.next())
                 self.property_rl.update(self._real_batch(index),
@@ -355,7 +379,8 @@ class Trainer:
                 "feature_gp": parts.feature_penalty, "data_gp": parts.data_penalty,
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
                 "drawn_valid": self.diversity.drawn_valid,
-                "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward}
+                "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward,
+                "coverage_nll": self.coverage_nll}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -532,6 +557,8 @@ class Trainer:
                           rdkit_seconds=round(self.diversity.rdkit_seconds, 3))
             if self.diversity.motifs is not None:
                 record["motif_kl"] = round(means["motif_kl"], 4)
+        if tc.diversity.latent_coverage > 0:
+            record["coverage_nll"] = round(means["coverage_nll"], 4)
         if self.property_rl is not None:
             record.update(loss_r=means["loss_r"], reward=means["reward"],
                           rl=self.property_rl.active(self.step - 1),
