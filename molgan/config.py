@@ -233,6 +233,9 @@ class DiversityConfig:
     toward itself (implicit maximum likelihood; 0 = off)."""
     coverage_pool: int = 4
     """Fresh latents per real graph among which the latent coverage term picks the nearest."""
+    coverage_temperature: float = 1.0
+    """Temperature of the law the latent coverage term fits: softmax(logits / T), the law that
+    ``molgan sample --valence-draw false --temperature T`` draws from."""
 
     def __post_init__(self) -> None:
         _check(self.diversity_rl >= 0, f"diversity_rl must be >= 0, got {self.diversity_rl}")
@@ -255,6 +258,8 @@ class DiversityConfig:
                f"latent_coverage must be >= 0, got {self.latent_coverage}")
         _check(self.coverage_pool >= 1,
                f"coverage_pool must be at least 1, got {self.coverage_pool}")
+        _check(self.coverage_temperature > 0,
+               f"coverage_temperature must be positive, got {self.coverage_temperature}")
 
     @property
     def active(self) -> bool:

@@ -2,8 +2,9 @@ r"""Latent coverage: a generator term that gives every training graph a latent t
 
 Implicit maximum likelihood estimation (Li and Malik 2018) beside the WGAN loss. The
 generator's logits for a latent :math:`z` define a factorized law :math:`p(G \mid z)`: one
-categorical per atom slot (softmax of ``x``) and one per atom pair :math:`n < m` (softmax of
-``adj``), the law that ``molgan sample --valence-draw false`` draws from at temperature 1.
+categorical per atom slot (softmax of ``x / T``) and one per atom pair :math:`n < m` (softmax
+of ``adj / T``), the law that ``molgan sample --valence-draw false --temperature T`` draws
+from (``coverage_temperature``).
 For real graphs :math:`G_1 .. G_B` and a pool of :math:`K B` fresh latents, the mean
 log-likelihood per variable
 
@@ -15,7 +16,7 @@ log-likelihood per variable
 picks each real graph's nearest latent :math:`z^*_i = \arg\max_j \ell(G_i, z_j)` (without
 gradient), and the term is :math:`-\frac{1}{B} \sum_i \ell(G_i, z^*_i)`. Each real graph pulls
 the law of its nearest latent toward itself, so no region of the data goes without latents
-(the mode collapse that the WGAN loss alone leaves), and the law drawn at temperature 1 learns
+(the mode collapse that the WGAN loss alone leaves), and the law drawn at temperature T learns
 valences from valid graphs. Log-probabilities below ``floor`` are clipped there (and pass no
 gradient): bond orders that the generator's valence mask forbids have logits of ``-1e4``.
 Atom slots are compared in the data's order (no search over permutations).
@@ -32,12 +33,15 @@ LOG_FLOOR = -20.0
 """Lowest log-probability a variable contributes (masked bond orders sit near ``-1e4``)."""
 
 
-def _flat_log_probs(logits: DenseGraph, floor: float) -> tuple[Tensor, Tensor]:
-    """Log-probabilities of ``logits`` as ``x [M, N T]`` and upper-triangle ``adj [M, P Y]``."""
+def _flat_log_probs(logits: DenseGraph, floor: float,
+                    temperature: float) -> tuple[Tensor, Tensor]:
+    """Log-probabilities of ``logits / temperature`` as ``x [M, N T]`` and upper-triangle
+    ``adj [M, P Y]``."""
     n = logits.x.shape[1]
     rows, cols = torch.triu_indices(n, n, 1, device=logits.x.device)
-    log_x = torch.log_softmax(logits.x.float(), -1).clamp(min=floor)
-    log_adj = torch.log_softmax(logits.adj[:, rows, cols].float(), -1).clamp(min=floor)
+    log_x = torch.log_softmax(logits.x.float() / temperature, -1).clamp(min=floor)
+    log_adj = torch.log_softmax(logits.adj[:, rows, cols].float() / temperature,
+                                -1).clamp(min=floor)
     return log_x.flatten(1), log_adj.flatten(1)
 
 
@@ -52,34 +56,35 @@ def _variables(num_nodes: int) -> int:
     return num_nodes + num_nodes * (num_nodes - 1) // 2
 
 
-def pairwise_log_likelihoods(logits: DenseGraph, real: DenseGraph,
+def pairwise_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
                              floor: float = LOG_FLOOR) -> Tensor:
     r""":math:`\ell(G_i, z_j)` ``[B, M]`` of one-hot ``real`` graphs ``[B]`` under the laws of
-    ``logits [M]`` (``x [M, N, T]``, ``adj [M, N, N, Y]``)."""
-    log_x, log_adj = _flat_log_probs(logits, floor)
+    ``logits [M]`` (``x [M, N, T]``, ``adj [M, N, N, Y]``) at ``temperature``."""
+    log_x, log_adj = _flat_log_probs(logits, floor, temperature)
     real_x, real_adj = _flat_one_hots(real)
     return (real_x @ log_x.T + real_adj @ log_adj.T) / _variables(real.x.shape[1])
 
 
-def paired_log_likelihoods(logits: DenseGraph, real: DenseGraph,
+def paired_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
                            floor: float = LOG_FLOOR) -> Tensor:
-    r""":math:`\ell(G_i, z_i)` ``[B]`` of one-hot ``real [B]`` under ``logits [B]``,
-    differentiable in ``logits``."""
-    log_x, log_adj = _flat_log_probs(logits, floor)
+    r""":math:`\ell(G_i, z_i)` ``[B]`` of one-hot ``real [B]`` under ``logits [B]`` at
+    ``temperature``, differentiable in ``logits``."""
+    log_x, log_adj = _flat_log_probs(logits, floor, temperature)
     real_x, real_adj = _flat_one_hots(real)
     total = (real_x * log_x).sum(1) + (real_adj * log_adj).sum(1)
     return total / _variables(real.x.shape[1])
 
 
 @torch.no_grad()
-def nearest_latents(generator: torch.nn.Module, real: DenseGraph, pool: Tensor) -> Tensor:
+def nearest_latents(generator: torch.nn.Module, real: DenseGraph, pool: Tensor,
+                    temperature: float = 1.0) -> Tensor:
     r"""``z* [B, Z]``: for each of the ``B`` real graphs the latent of ``pool [M, Z]`` under
-    whose law it is likeliest (:func:`pairwise_log_likelihoods`)."""
-    best = pairwise_log_likelihoods(generator(pool), real).argmax(1)
+    whose law at ``temperature`` it is likeliest (:func:`pairwise_log_likelihoods`)."""
+    best = pairwise_log_likelihoods(generator(pool), real, temperature).argmax(1)
     return pool[best]
 
 
-def coverage_loss(chosen: DenseGraph, real: DenseGraph) -> Tensor:
+def coverage_loss(chosen: DenseGraph, real: DenseGraph, temperature: float = 1.0) -> Tensor:
     r"""The term :math:`-\frac{1}{B}\sum_i \ell(G_i, z^*_i)`, a scalar: ``chosen`` are the
     generator's logits ``[B]`` at :func:`nearest_latents` of ``real [B]``."""
-    return -paired_log_likelihoods(chosen, real).mean()
+    return -paired_log_likelihoods(chosen, real, temperature).mean()

@@ -263,11 +263,12 @@ class Trainer:
         real = self._real_batch()
         pool = self._local(self.generator.sample_z(
             diversity.coverage_pool * self.batches.batch_size, generator=self.noise))
-        chosen = nearest_latents(self.generator, real, pool)
+        chosen = nearest_latents(self.generator, real, pool, diversity.coverage_temperature)
         logits = self.generator_ddp(torch.cat([z, chosen]))
         b = z.shape[0]
         fake = self._relax(DenseGraph(logits.x[:b], logits.adj[:b]))
-        return fake, coverage_loss(DenseGraph(logits.x[b:], logits.adj[b:]), real)
+        return fake, coverage_loss(DenseGraph(logits.x[b:], logits.adj[b:]), real,
+                                   diversity.coverage_temperature)
 
     def _autocast(self) -> Any:
         """bfloat16 autocast of the forward computations when ``precision='bf16'``."""

@@ -96,3 +96,15 @@ def test_without_coverage_nothing_is_logged_or_drawn(train_data, tmp_path):
     trainer.fit()
     records = (tmp_path / "off" / "metrics.jsonl").read_text().splitlines()
     assert all("coverage_nll" not in json.loads(line) for line in records)
+
+
+def test_the_law_at_a_temperature_is_the_law_of_the_divided_logits():
+    torch.manual_seed(1)
+    logits = DenseGraph(torch.randn(3, 4, 3), torch.randn(3, 4, 4, 2))
+    upper = torch.randint(0, 2, (3, 4, 4)).triu(1)
+    real = one_hot_graph(torch.randint(0, 3, (3, 4)), upper + upper.transpose(1, 2), 3, 2)
+    divided = DenseGraph(logits.x / 2.1, logits.adj / 2.1)
+    assert torch.allclose(paired_log_likelihoods(logits, real, 2.1),
+                          paired_log_likelihoods(divided, real), atol=1e-6)
+    assert not torch.allclose(paired_log_likelihoods(logits, real, 2.1),
+                              paired_log_likelihoods(logits, real), atol=1e-3)
