@@ -236,6 +236,10 @@ class DiversityConfig:
     coverage_temperature: float = 1.0
     """Temperature of the law the latent coverage term fits: softmax(logits / T), the law that
     ``molgan sample --valence-draw false --temperature T`` draws from."""
+    coverage_score: str = "log"
+    """What the latent coverage term scores a real graph by under a latent's law: ``log``, its
+    log-likelihood per variable, or ``hits``, the expected share of its variables a draw gets
+    right (a sharp law per latent)."""
 
     def __post_init__(self) -> None:
         _check(self.diversity_rl >= 0, f"diversity_rl must be >= 0, got {self.diversity_rl}")
@@ -258,6 +262,8 @@ class DiversityConfig:
                f"latent_coverage must be >= 0, got {self.latent_coverage}")
         _check(self.coverage_pool >= 1,
                f"coverage_pool must be at least 1, got {self.coverage_pool}")
+        _check(self.coverage_score in ("log", "hits"),
+               f"coverage_score must be log or hits, got {self.coverage_score!r}")
         _check(self.coverage_temperature > 0,
                f"coverage_temperature must be positive, got {self.coverage_temperature}")
 

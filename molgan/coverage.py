@@ -20,6 +20,14 @@ the law of its nearest latent toward itself, so no region of the data goes witho
 valences from valid graphs. Log-probabilities below ``floor`` are clipped there (and pass no
 gradient): bond orders that the generator's valence mask forbids have logits of ``-1e4``.
 Atom slots are compared in the data's order (no search over permutations).
+
+The log-likelihood is a proper scoring rule: the law it fits to the graphs that share a
+latent is their mixture, as broad as they differ. With ``score="hits"`` the score is instead
+the expected share of variables a draw gets right,
+:math:`h(G, z) = \frac{1}{V} [\sum_n p(x_n \mid z) + \sum_{n<m} p(a_{nm} \mid z)]`, and the
+term :math:`1 - h`: the expected Hamming distance per variable, whose best law puts each
+variable's mass on its commonest value (a sharp law per latent, its diversity left to the
+latents).
 """
 
 from __future__ import annotations
@@ -29,20 +37,28 @@ from torch import Tensor
 
 from molgan.graph import DenseGraph
 
+SCORES = ("log", "hits")
+"""What the coverage term scores a real graph by under a latent's law (module docstring)."""
+
 LOG_FLOOR = -20.0
 """Lowest log-probability a variable contributes (masked bond orders sit near ``-1e4``)."""
 
 
-def _flat_log_probs(logits: DenseGraph, floor: float,
-                    temperature: float) -> tuple[Tensor, Tensor]:
-    """Log-probabilities of ``logits / temperature`` as ``x [M, N T]`` and upper-triangle
-    ``adj [M, P Y]``."""
+def _flat_log_probs(logits: DenseGraph, floor: float, temperature: float,
+                    score: str = "log") -> tuple[Tensor, Tensor]:
+    """Log-probabilities (``score="hits"``: probabilities) of ``logits / temperature`` as
+    ``x [M, N T]`` and upper-triangle ``adj [M, P Y]``."""
+    if score not in SCORES:
+        raise ValueError(f"coverage score must be one of {', '.join(SCORES)}, got {score!r}")
     n = logits.x.shape[1]
     rows, cols = torch.triu_indices(n, n, 1, device=logits.x.device)
-    log_x = torch.log_softmax(logits.x.float() / temperature, -1).clamp(min=floor)
-    log_adj = torch.log_softmax(logits.adj[:, rows, cols].float() / temperature,
-                                -1).clamp(min=floor)
-    return log_x.flatten(1), log_adj.flatten(1)
+    parts = []
+    for part in (logits.x.float(), logits.adj[:, rows, cols].float()):
+        if score == "log":
+            parts.append(torch.log_softmax(part / temperature, -1).clamp(min=floor).flatten(1))
+        else:
+            parts.append(torch.softmax(part / temperature, -1).flatten(1))
+    return parts[0], parts[1]
 
 
 def _flat_one_hots(real: DenseGraph) -> tuple[Tensor, Tensor]:
@@ -57,19 +73,21 @@ def _variables(num_nodes: int) -> int:
 
 
 def pairwise_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
-                             floor: float = LOG_FLOOR) -> Tensor:
+                             floor: float = LOG_FLOOR, score: str = "log") -> Tensor:
     r""":math:`\ell(G_i, z_j)` ``[B, M]`` of one-hot ``real`` graphs ``[B]`` under the laws of
-    ``logits [M]`` (``x [M, N, T]``, ``adj [M, N, N, Y]``) at ``temperature``."""
-    log_x, log_adj = _flat_log_probs(logits, floor, temperature)
+    ``logits [M]`` (``x [M, N, T]``, ``adj [M, N, N, Y]``) at ``temperature`` (with
+    ``score="hits"``: :math:`h(G_i, z_j)`)."""
+    log_x, log_adj = _flat_log_probs(logits, floor, temperature, score)
     real_x, real_adj = _flat_one_hots(real)
     return (real_x @ log_x.T + real_adj @ log_adj.T) / _variables(real.x.shape[1])
 
 
 def paired_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
-                           floor: float = LOG_FLOOR) -> Tensor:
+                           floor: float = LOG_FLOOR, score: str = "log") -> Tensor:
     r""":math:`\ell(G_i, z_i)` ``[B]`` of one-hot ``real [B]`` under ``logits [B]`` at
-    ``temperature``, differentiable in ``logits``."""
-    log_x, log_adj = _flat_log_probs(logits, floor, temperature)
+    ``temperature`` (with ``score="hits"``: :math:`h(G_i, z_i)`), differentiable in
+    ``logits``."""
+    log_x, log_adj = _flat_log_probs(logits, floor, temperature, score)
     real_x, real_adj = _flat_one_hots(real)
     total = (real_x * log_x).sum(1) + (real_adj * log_adj).sum(1)
     return total / _variables(real.x.shape[1])
@@ -77,14 +95,18 @@ def paired_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: fl
 
 @torch.no_grad()
 def nearest_latents(generator: torch.nn.Module, real: DenseGraph, pool: Tensor,
-                    temperature: float = 1.0) -> Tensor:
+                    temperature: float = 1.0, score: str = "log") -> Tensor:
     r"""``z* [B, Z]``: for each of the ``B`` real graphs the latent of ``pool [M, Z]`` under
-    whose law at ``temperature`` it is likeliest (:func:`pairwise_log_likelihoods`)."""
-    best = pairwise_log_likelihoods(generator(pool), real, temperature).argmax(1)
+    whose law at ``temperature`` it scores highest (:func:`pairwise_log_likelihoods`)."""
+    best = pairwise_log_likelihoods(generator(pool), real, temperature,
+                                    score=score).argmax(1)
     return pool[best]
 
 
-def coverage_loss(chosen: DenseGraph, real: DenseGraph, temperature: float = 1.0) -> Tensor:
-    r"""The term :math:`-\frac{1}{B}\sum_i \ell(G_i, z^*_i)`, a scalar: ``chosen`` are the
-    generator's logits ``[B]`` at :func:`nearest_latents` of ``real [B]``."""
-    return -paired_log_likelihoods(chosen, real, temperature).mean()
+def coverage_loss(chosen: DenseGraph, real: DenseGraph, temperature: float = 1.0,
+                  score: str = "log") -> Tensor:
+    r"""The term :math:`-\frac{1}{B}\sum_i \ell(G_i, z^*_i)` (``score="hits"``:
+    :math:`1 - \frac{1}{B}\sum_i h(G_i, z^*_i)`), a scalar: ``chosen`` are the generator's
+    logits ``[B]`` at :func:`nearest_latents` of ``real [B]``."""
+    scores = paired_log_likelihoods(chosen, real, temperature, score=score).mean()
+    return 1 - scores if score == "hits" else -scores

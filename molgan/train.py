@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage_nll")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage")
 
 
 class TrainingDiverged(RuntimeError):
@@ -194,7 +194,8 @@ class Trainer:
         self.diversity = DiversityRL(tc.diversity, self.generator, self.vocab, self.noise,
                                      self._score_draws, self._motif_log_law(train))
         self.property_rl = self._property_rl(train)
-        self.coverage_nll = torch.zeros((), device=self.device)  # last coverage term, unweighted
+        # the last latent coverage term, unweighted (0 while it is off)
+        self.coverage_term = torch.zeros((), device=self.device)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -254,7 +255,7 @@ class Trainer:
 
     def _fakes_and_coverage(self) -> tuple[DenseGraph, torch.Tensor | None]:
         """This step's relaxed fakes ``[B]`` and, with ``latent_coverage > 0``, the coverage
-        term's mean log-likelihood loss (:mod:`molgan.coverage`) of a fresh real batch, both
+        term (:mod:`molgan.coverage`, unweighted) of a fresh real batch, both
         from one generator call (the nearest latents appended to the batch's latents)."""
         diversity = self.config.train.diversity
         z = self._latents()
@@ -263,12 +264,13 @@ class Trainer:
         real = self._real_batch()
         pool = self._local(self.generator.sample_z(
             diversity.coverage_pool * self.batches.batch_size, generator=self.noise))
-        chosen = nearest_latents(self.generator, real, pool, diversity.coverage_temperature)
+        chosen = nearest_latents(self.generator, real, pool, diversity.coverage_temperature,
+                                 diversity.coverage_score)
         logits = self.generator_ddp(torch.cat([z, chosen]))
         b = z.shape[0]
         fake = self._relax(DenseGraph(logits.x[:b], logits.adj[:b]))
         return fake, coverage_loss(DenseGraph(logits.x[b:], logits.adj[b:]), real,
-                                   diversity.coverage_temperature)
+                                   diversity.coverage_temperature, diversity.coverage_score)
 
     def _autocast(self) -> Any:
         """bfloat16 autocast of the forward computations when ``precision='bf16'``."""
@@ -332,7 +334,7 @@ class Trainer:
                 fake, coverage = self._fakes_and_coverage()
                 loss = generator_loss(self._fp32(self.critic_frozen), fake)
             if coverage is not None:
-                self.coverage_nll = coverage.detach()
+                self.coverage_term = coverage.detach()
                 loss = loss + tc.diversity.latent_coverage * coverage
             if self.property_rl is not None:
                 index = self._local(self.batches.next())
@@ -381,7 +383,7 @@ class Trainer:
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
                 "drawn_valid": self.diversity.drawn_valid,
                 "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward,
-                "coverage_nll": self.coverage_nll}
+                "coverage": self.coverage_term}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -559,7 +561,7 @@ class Trainer:
             if self.diversity.motifs is not None:
                 record["motif_kl"] = round(means["motif_kl"], 4)
         if tc.diversity.latent_coverage > 0:
-            record["coverage_nll"] = round(means["coverage_nll"], 4)
+            record["coverage"] = round(means["coverage"], 4)
         if self.property_rl is not None:
             record.update(loss_r=means["loss_r"], reward=means["reward"],
                           rl=self.property_rl.active(self.step - 1),

@@ -4,6 +4,7 @@ law, the nearest latent, and the term in training."""
 import json
 import math
 
+import pytest
 import torch
 
 from molgan.coverage import (coverage_loss, nearest_latents, paired_log_likelihoods,
@@ -85,7 +86,7 @@ def test_training_with_coverage_lowers_the_logged_term_and_resumes_exactly(train
         return config(steps, latent_coverage=5.0, coverage_pool=2, log_every=10)
 
     train_straight_and_resumed(run, 40, train_data, tmp_path)
-    logged = [json.loads(line)["coverage_nll"] for line in (tmp_path / "straight" /
+    logged = [json.loads(line)["coverage"] for line in (tmp_path / "straight" /
               "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 4 and all(math.isfinite(v) and v > 0 for v in logged)
     assert logged[-1] < logged[0]
@@ -95,7 +96,7 @@ def test_without_coverage_nothing_is_logged_or_drawn(train_data, tmp_path):
     trainer = Trainer(config(5), train_data, tmp_path / "off")
     trainer.fit()
     records = (tmp_path / "off" / "metrics.jsonl").read_text().splitlines()
-    assert all("coverage_nll" not in json.loads(line) for line in records)
+    assert all("coverage" not in json.loads(line) for line in records)
 
 
 def test_the_law_at_a_temperature_is_the_law_of_the_divided_logits():
@@ -108,3 +109,16 @@ def test_the_law_at_a_temperature_is_the_law_of_the_divided_logits():
                           paired_log_likelihoods(divided, real), atol=1e-6)
     assert not torch.allclose(paired_log_likelihoods(logits, real, 2.1),
                               paired_log_likelihoods(logits, real), atol=1e-3)
+
+
+def test_the_hits_score_is_the_expected_share_of_variables_drawn_right():
+    # the hand case above: p = e / (1 + e), 1/2 and 1/2 for the three variables
+    x = torch.tensor([[[0.0, 1.0], [0.0, 0.0]]])
+    adj = torch.zeros(1, 2, 2, 3)
+    adj[0, 0, 1] = adj[0, 1, 0] = torch.tensor([0.0, math.log(2.0), 0.0])
+    real = two_atom_graph([1, 0], 1)
+    hits = (math.e / (1 + math.e) + 0.5 + 0.5) / 3
+    got = coverage_loss(DenseGraph(x, adj), real, score="hits")
+    assert torch.allclose(got, torch.tensor(1 - hits), atol=1e-6)
+    with pytest.raises(ValueError, match="log, hits"):
+        coverage_loss(DenseGraph(x, adj), real, score="brier")
