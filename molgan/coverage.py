@@ -44,7 +44,7 @@ LOG_FLOOR = -20.0
 """Lowest log-probability a variable contributes (masked bond orders sit near ``-1e4``)."""
 
 
-def _flat_log_probs(logits: DenseGraph, floor: float, temperature: float,
+def _flat_scores(logits: DenseGraph, floor: float, temperature: float,
                     score: str = "log") -> tuple[Tensor, Tensor]:
     """Log-probabilities (``score="hits"``: probabilities) of ``logits / temperature`` as
     ``x [M, N T]`` and upper-triangle ``adj [M, P Y]``."""
@@ -72,24 +72,24 @@ def _variables(num_nodes: int) -> int:
     return num_nodes + num_nodes * (num_nodes - 1) // 2
 
 
-def pairwise_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
+def pairwise_scores(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
                              floor: float = LOG_FLOOR, score: str = "log") -> Tensor:
     r""":math:`\ell(G_i, z_j)` ``[B, M]`` of one-hot ``real`` graphs ``[B]`` under the laws of
     ``logits [M]`` (``x [M, N, T]``, ``adj [M, N, N, Y]``) at ``temperature`` (with
     ``score="hits"``: :math:`h(G_i, z_j)`)."""
-    log_x, log_adj = _flat_log_probs(logits, floor, temperature, score)
+    per_x, per_adj = _flat_scores(logits, floor, temperature, score)
     real_x, real_adj = _flat_one_hots(real)
-    return (real_x @ log_x.T + real_adj @ log_adj.T) / _variables(real.x.shape[1])
+    return (real_x @ per_x.T + real_adj @ per_adj.T) / _variables(real.x.shape[1])
 
 
-def paired_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
+def paired_scores(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
                            floor: float = LOG_FLOOR, score: str = "log") -> Tensor:
     r""":math:`\ell(G_i, z_i)` ``[B]`` of one-hot ``real [B]`` under ``logits [B]`` at
     ``temperature`` (with ``score="hits"``: :math:`h(G_i, z_i)`), differentiable in
     ``logits``."""
-    log_x, log_adj = _flat_log_probs(logits, floor, temperature, score)
+    per_x, per_adj = _flat_scores(logits, floor, temperature, score)
     real_x, real_adj = _flat_one_hots(real)
-    total = (real_x * log_x).sum(1) + (real_adj * log_adj).sum(1)
+    total = (real_x * per_x).sum(1) + (real_adj * per_adj).sum(1)
     return total / _variables(real.x.shape[1])
 
 
@@ -97,8 +97,8 @@ def paired_log_likelihoods(logits: DenseGraph, real: DenseGraph, temperature: fl
 def nearest_latents(generator: torch.nn.Module, real: DenseGraph, pool: Tensor,
                     temperature: float = 1.0, score: str = "log") -> Tensor:
     r"""``z* [B, Z]``: for each of the ``B`` real graphs the latent of ``pool [M, Z]`` under
-    whose law at ``temperature`` it scores highest (:func:`pairwise_log_likelihoods`)."""
-    best = pairwise_log_likelihoods(generator(pool), real, temperature,
+    whose law at ``temperature`` it scores highest (:func:`pairwise_scores`)."""
+    best = pairwise_scores(generator(pool), real, temperature,
                                     score=score).argmax(1)
     return pool[best]
 
@@ -108,5 +108,5 @@ def coverage_loss(chosen: DenseGraph, real: DenseGraph, temperature: float = 1.0
     r"""The term :math:`-\frac{1}{B}\sum_i \ell(G_i, z^*_i)` (``score="hits"``:
     :math:`1 - \frac{1}{B}\sum_i h(G_i, z^*_i)`), a scalar: ``chosen`` are the generator's
     logits ``[B]`` at :func:`nearest_latents` of ``real [B]``."""
-    scores = paired_log_likelihoods(chosen, real, temperature, score=score).mean()
+    scores = paired_scores(chosen, real, temperature, score=score).mean()
     return 1 - scores if score == "hits" else -scores

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from molgan.coverage import (coverage_loss, nearest_latents, paired_log_likelihoods,
-                             pairwise_log_likelihoods)
+from molgan.coverage import (coverage_loss, nearest_latents, paired_scores,
+                             pairwise_scores)
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.train import Trainer
 from tests.test_train import config, train_straight_and_resumed
@@ -29,9 +29,9 @@ def test_the_log_likelihood_per_variable_matches_a_case_computed_by_hand():
     adj[0, 0, 1] = adj[0, 1, 0] = torch.tensor([0.0, math.log(2.0), 0.0])
     real = two_atom_graph([1, 0], 1)
     expected = (math.log(math.e / (1 + math.e)) + math.log(0.5) + math.log(0.5)) / 3
-    got = paired_log_likelihoods(DenseGraph(x, adj), real)
+    got = paired_scores(DenseGraph(x, adj), real)
     assert torch.allclose(got, torch.tensor([expected]), atol=1e-6)
-    assert torch.allclose(pairwise_log_likelihoods(DenseGraph(x, adj), real),
+    assert torch.allclose(pairwise_scores(DenseGraph(x, adj), real),
                           torch.tensor([[expected]]), atol=1e-6)
 
 
@@ -41,9 +41,9 @@ def test_pairwise_likelihoods_hold_every_paired_one():
     logits = DenseGraph(logits.x, (logits.adj + logits.adj.transpose(1, 2)) / 2)
     upper = torch.randint(0, 2, (5, 4, 4)).triu(1)
     real = one_hot_graph(torch.randint(0, 3, (5, 4)), upper + upper.transpose(1, 2), 3, 2)
-    matrix = pairwise_log_likelihoods(logits, real)
+    matrix = pairwise_scores(logits, real)
     assert matrix.shape == (5, 5)
-    assert torch.allclose(matrix.diagonal(), paired_log_likelihoods(logits, real), atol=1e-6)
+    assert torch.allclose(matrix.diagonal(), paired_scores(logits, real), atol=1e-6)
 
 
 class TableGenerator(torch.nn.Module):
@@ -105,10 +105,10 @@ def test_the_law_at_a_temperature_is_the_law_of_the_divided_logits():
     upper = torch.randint(0, 2, (3, 4, 4)).triu(1)
     real = one_hot_graph(torch.randint(0, 3, (3, 4)), upper + upper.transpose(1, 2), 3, 2)
     divided = DenseGraph(logits.x / 2.1, logits.adj / 2.1)
-    assert torch.allclose(paired_log_likelihoods(logits, real, 2.1),
-                          paired_log_likelihoods(divided, real), atol=1e-6)
-    assert not torch.allclose(paired_log_likelihoods(logits, real, 2.1),
-                              paired_log_likelihoods(logits, real), atol=1e-3)
+    assert torch.allclose(paired_scores(logits, real, 2.1),
+                          paired_scores(divided, real), atol=1e-6)
+    assert not torch.allclose(paired_scores(logits, real, 2.1),
+                              paired_scores(logits, real), atol=1e-3)
 
 
 def test_the_hits_score_is_the_expected_share_of_variables_drawn_right():
