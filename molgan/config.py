@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from molgan.coverage import SCORES
 from molgan.critic import CriticConfig
 from molgan.generator import RELAXATIONS, GeneratorConfig
 from molgan.sample import DECODINGS
@@ -262,8 +263,8 @@ class DiversityConfig:
                f"latent_coverage must be >= 0, got {self.latent_coverage}")
         _check(self.coverage_pool >= 1,
                f"coverage_pool must be at least 1, got {self.coverage_pool}")
-        _check(self.coverage_score in ("log", "hits"),
-               f"coverage_score must be log or hits, got {self.coverage_score!r}")
+        _check(self.coverage_score in SCORES,
+               f"coverage_score must be one of {SCORES}, got {self.coverage_score!r}")
         _check(self.coverage_temperature > 0,
                f"coverage_temperature must be positive, got {self.coverage_temperature}")
 
