@@ -1,0 +1,97 @@
+"""Two sampling-time variants of a trained generator, for measuring against plain sampling.
+
+    python scripts/sampling_variants.py RUN_OR_CKPT --latent-scale 1.25 -o samples.csv
+    python scripts/sampling_variants.py RUN_OR_CKPT --presence-temperature 1.0 -o samples.csv
+    molgan evaluate samples.csv --train qm9
+
+- ``--latent-scale s`` draws the latents from ``N(0, s^2 I)`` instead of ``N(0, I)``
+  (``s < 1`` is the truncation trick's direction, ``s > 1`` the opposite): does the network
+  hold more distinct molecules in the latent than the standard normal reaches?
+- ``--presence-temperature Tp`` draws whether a slot holds an atom at ``Tp`` and which
+  element it holds, and every bond, at the sampling temperature ``T``: the node law becomes
+  ``q(empty) = p_Tp(empty)``, ``q(e) = (1 - p_Tp(empty)) softmax(l / T)_e`` over the elements
+  ``e``, where ``p_Tp = softmax(l / Tp)``. A warm draw flattens the "no atom" logit too, so
+  it makes molecules smaller than the network's law at ``T = 1``; this keeps their size.
+
+Everything else is ``molgan sample``'s: the model's decoding, its valence draw (or
+``--valence-draw``), ``-n`` samples from one stream seeded with ``--seed``. With
+``--latent-scale 1`` and no ``--presence-temperature`` the samples are ``molgan sample``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import Tensor, nn
+
+from molgan.graph import DenseGraph
+from molgan.sample import Sampler, write_samples
+
+
+class SamplingVariant(nn.Module):
+    """A trained :class:`molgan.generator.Generator` seen through the two variants: latents
+    ``s z``, and node logits ``l [B, N, T]`` replaced by ``T log q`` (so that the sampler's
+    draw from ``softmax(. / T)`` draws from ``q``, see the module's docstring). Token 0 of
+    the nodes is "no atom"."""
+
+    def __init__(self, generator: nn.Module, latent_scale: float = 1.0,
+                 presence_temperature: float | None = None, temperature: float = 1.0) -> None:
+        super().__init__()
+        if not latent_scale > 0:
+            raise ValueError(f"the latent scale must be > 0, got {latent_scale}")
+        if presence_temperature is not None and not presence_temperature > 0:
+            raise ValueError(f"the presence temperature must be > 0, got {presence_temperature}")
+        self.generator = generator
+        self.config = generator.config
+        self.latent_scale = latent_scale
+        self.presence_temperature = presence_temperature
+        self.temperature = temperature
+
+    def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> Tensor:
+        """``s z`` with ``z ~ N(0, I)`` of shape ``[batch_size, Z]``."""
+        return self.generator.sample_z(batch_size, generator=generator,
+                                       device=device) * self.latent_scale
+
+    def forward(self, z: Tensor) -> DenseGraph:
+        """Logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``, nodes re-weighted."""
+        logits = self.generator(z)
+        if self.presence_temperature is None:
+            return logits
+        x = logits.x
+        empty = torch.softmax(x / self.presence_temperature, dim=-1)[..., :1]  # [B, N, 1]
+        elements = torch.softmax(x[..., 1:] / self.temperature, dim=-1) * (1 - empty)
+        law = torch.cat([empty, elements], dim=-1).clamp_min(torch.finfo(x.dtype).tiny)
+        return DenseGraph(self.temperature * law.log(), logits.adj)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="run directory or ckpt.pt (molgan/pretrained/qm9.pt)")
+    parser.add_argument("-n", type=int, default=10000, help="samples")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature (default: the model's)")
+    parser.add_argument("--valence-draw", choices=("true", "false"), default=None)
+    parser.add_argument("--latent-scale", type=float, default=1.0)
+    parser.add_argument("--presence-temperature", type=float, default=None)
+    parser.add_argument("-o", "--output", required=True, help=".smi, .csv or .sdf")
+    args = parser.parse_args()
+    valence = None if args.valence_draw is None else args.valence_draw == "true"
+    plain = Sampler.from_checkpoint(args.run, device="cpu", decode="sample",
+                                    temperature=args.temperature, valence_draw=valence)
+    variant = SamplingVariant(plain.generator, args.latent_scale, args.presence_temperature,
+                              plain.temperature)
+    sampler = Sampler(variant, plain.vocab, "cpu", decode="sample",
+                      temperature=plain.temperature, valence_draw=plain.max_valence is not None)
+    result = sampler.sample(args.n, seed=args.seed)
+    written = write_samples(result.smiles, args.output)
+    valid = sum(s is not None for s in result.smiles)
+    print(f"{written} samples ({valid} valid) at T {plain.temperature}, latent scale "
+          f"{args.latent_scale}, presence temperature {args.presence_temperature} -> "
+          f"{args.output}")
+
+
+if __name__ == "__main__":
+    main()
