@@ -79,11 +79,11 @@ def main() -> None:
     parser.add_argument("-o", "--output", required=True, help=".smi, .csv or .sdf")
     args = parser.parse_args()
     valence = None if args.valence_draw is None else args.valence_draw == "true"
-    plain = Sampler.from_checkpoint(args.run, device="cpu", decode="sample",
+    plain = Sampler.from_checkpoint(args.run, decode="sample",
                                     temperature=args.temperature, valence_draw=valence)
     variant = SamplingVariant(plain.generator, args.latent_scale, args.presence_temperature,
                               plain.temperature)
-    sampler = Sampler(variant, plain.vocab, "cpu", decode="sample",
+    sampler = Sampler(variant, plain.vocab, plain.device, decode="sample",
                       temperature=plain.temperature, valence_draw=plain.max_valence is not None)
     result = sampler.sample(args.n, seed=args.seed)
     written = write_samples(result.smiles, args.output)
