@@ -168,10 +168,6 @@ class PenaltyConfig:
     fake graphs themselves, where the gradient penalty never looks."""
     valence_penalty: float = 1.0
     """Weight of the expected valence excess in the generator loss (0 = off)."""
-    valence_temperature: float = 1.0
-    r"""Temperature T of the law the valence excess is taken under: softmax(log p / T) of
-    the relaxed fakes p (1: p itself; the sampling temperature: the law that unconstrained
-    samples are drawn from)."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,
@@ -184,8 +180,6 @@ class PenaltyConfig:
             _check(value >= 0, f"{f.name} must be >= 0, got {value}")
         _check(self.steepness_every >= 1,
                f"steepness_every must be at least 1, got {self.steepness_every}")
-        _check(self.valence_temperature > 0,
-               f"valence_temperature must be positive, got {self.valence_temperature}")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from molgan.generator import bond_limits, temper
+from molgan.generator import bond_limits
 from molgan.graph import DenseGraph
 
 CriticFn = Callable[..., Tensor]
@@ -306,7 +306,7 @@ def policy_gradient(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor, rewards: T
     return -(advantage * log_p).mean()
 
 
-def valence_excess(fake: DenseGraph, max_valence: Tensor, temperature: float = 1.0) -> Tensor:
+def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     r"""Expected bond order above each atom's allowed valence, summed over nodes, mean over
     graphs (a scalar, minimized by the generator; 0 for a valid one-hot graph).
 
@@ -319,13 +319,8 @@ def valence_excess(fake: DenseGraph, max_valence: Tensor, temperature: float = 1
         L_{val} = \mathbb{E}_G \Big[\sum_i \max(0, \mathbb{E}[v_i] - \bar v_i)\Big].
 
     Bonds to "no atom" slots count in full (allowed valence 0). A training-time constraint
-    inside the generator's objective; samples are never corrected afterwards. With
-    ``temperature`` T other than 1 the expectation is taken under the tempered law
-    :math:`\mathrm{softmax}(\log p / T)` (:func:`molgan.generator.temper`): at the sampling
-    temperature, the law that ``molgan sample --valence-draw false`` draws from.
+    inside the generator's objective; samples are never corrected afterwards.
     """
-    if temperature != 1.0:
-        fake = temper(fake, temperature)
     orders = torch.arange(fake.adj.shape[-1], device=fake.adj.device, dtype=fake.adj.dtype)
     expected = (fake.adj * orders).sum(dim=(2, 3))  # [B, N]
     allowed = fake.x @ max_valence.to(fake.x.dtype)  # [B, N]

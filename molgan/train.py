@@ -345,8 +345,8 @@ class Trainer:
                     loss = self.property_rl.generator_loss(loss, fake, self._autocast)
             loss = loss + self.diversity.generator_term(fake)
             if self.max_valence is not None:
-                loss = loss + tc.penalties.valence_penalty * valence_excess(
-                    fake, self.max_valence, tc.penalties.valence_temperature)
+                loss = loss + tc.penalties.valence_penalty * valence_excess(fake,
+                                                                            self.max_valence)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()

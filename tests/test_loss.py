@@ -256,38 +256,6 @@ def test_valence_excess_counts_bond_order_above_the_allowed_valence_by_hand():
     assert valence_excess(DenseGraph(x, adj), table).item() == pytest.approx(1.0)
 
 
-def test_valence_excess_at_a_temperature_is_taken_under_the_tempered_law():
-    from molgan.chem import max_valences
-    from molgan.loss import valence_excess
-    from molgan.vocab import Vocab
-
-    vocab = Vocab.from_symbols(["C", "O"], 4)
-    table = torch.tensor(max_valences(vocab), dtype=torch.float32)  # empty 0, C 4, O 2
-    x = torch.zeros(1, 4, 3)
-    x[..., 2] = 1.0  # four oxygens
-    adj = torch.zeros(1, 4, 4, 4)
-    adj[..., 0] = 1.0
-    pair = torch.tensor([0.8, 0.0, 0.2, 0.0])  # no bond 0.8, double bond 0.2
-    for j in (1, 2, 3):
-        adj[0, 0, j] = adj[0, j, 0] = pair
-    graph = DenseGraph(x, adj)
-    # T = 1: the central O carries 3 * 0.2 * 2 = 1.2 <= 2
-    assert valence_excess(graph, table).item() == 0.0
-    # T = 3, by hand: every probability (clamped at 1e-9) to the power 1/3, renormalized
-    t, eps = 3.0, 1e-9
-    w = [max(p, eps) ** (1 / t) for p in pair.tolist()]
-    expected_order = sum(o * wo for o, wo in enumerate(w)) / sum(w)  # per pair, ~0.775
-    wx = [eps ** (1 / t), eps ** (1 / t), 1.0]
-    allowed = (wx[1] * 4 + wx[2] * 2) / sum(wx)  # an O, with a little mass on C
-    e = eps ** (1 / t)
-    no_bond_order = (1 * e + 2 * e + 3 * e) / (1 + 3 * e)  # a certain "no bond", tempered
-    # only the central O exceeds its valence: three bonding pairs and its own (diagonal) pair
-    by_hand = 3 * expected_order + no_bond_order - allowed
-    assert by_hand > 0.3
-    assert valence_excess(graph, table, temperature=t).item() == pytest.approx(by_hand,
-                                                                               rel=1e-4)
-
-
 def test_leave_one_out_advantages_subtract_the_mean_of_the_other_draws_of_each_fake():
     from molgan.loss import leave_one_out_advantages
 
