@@ -50,7 +50,7 @@ def test_sampling_temperature_on_the_command_line(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 100
     assert main([*args, "--decode", "argmax"]) == 2
     assert "needs decode='sample'" in capsys.readouterr().err
-    default = tmp_path / "default.smi"  # the model's own temperature, 2.1
+    default = tmp_path / "default.smi"  # the model's own temperature, 2.15
     assert main(["sample", "--pretrained", "qm9", "-n", "100", "-o", str(default)]) == 0
     assert out.read_text() != default.read_text()
 
