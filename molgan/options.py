@@ -80,6 +80,25 @@ def _converter(hint: Any) -> Any:
     return parse_optional
 
 
+def parse_field(name: str, text: str) -> Any:
+    """``text`` as the value of run-config field ``name`` (any section: training, generator,
+    critic), parsed as the field's flag parses it: ``gen_hidden=256,512,1024`` gives a tuple
+    of ints, ``compile=on`` a bool.
+
+    Raises:
+        ValueError: no such field, or ``text`` is not a value of its type (one line).
+    """
+    from molgan.config import PARTS, CriticConfig, GeneratorConfig
+
+    for cls in (*PARTS.values(), GeneratorConfig, CriticConfig):
+        if name in {f.name for f in fields(cls)}:
+            try:
+                return _converter(typing.get_type_hints(cls)[name])(text)
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise ValueError(f"{name}={text!r}: {exc}") from None
+    raise ValueError(f"no config field {name!r}")
+
+
 def short_help(doc: str) -> str:
     """The first sentence of a field docstring, without reST markup: one line of help."""
     import re

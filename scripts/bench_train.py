@@ -25,6 +25,7 @@ import torch
 
 from molgan.dataset import load_dataset
 from molgan.l1_kernel import l1_kernel_sums_autograd
+from molgan.options import parse_field
 from molgan.recipes import load_recipe, recipe_names
 from molgan.train import Trainer
 
@@ -154,16 +155,14 @@ def bench(batch_size: int, device: str, windows: int, steps_per_window: int,
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``FIELD=VALUE`` pairs (``--set``) as config fields, values parsed as JSON when they
-    can be (numbers, true/false, null), else kept as strings."""
-    fields = {}
+    """``FIELD=VALUE`` pairs (``--set``) as config fields, each value parsed as the field's
+    own flag parses it (``gen_hidden=256,512,1024``, ``compile=on``, ``diversity_rl=0``)."""
+    overrides = {}
     for pair in pairs:
         name, _, text = pair.partition("=")
-        try:
-            fields[name.replace("-", "_")] = json.loads(text)
-        except json.JSONDecodeError:
-            fields[name.replace("-", "_")] = text
-    return fields
+        name = name.replace("-", "_")
+        overrides[name] = parse_field(name, text)
+    return overrides
 
 
 def main() -> None:

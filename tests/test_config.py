@@ -136,3 +136,28 @@ def test_a_share_flag_reads_numbers_and_the_switch_words_it_once_was(tmp_path):
     with pytest.raises(ValueError, match="motif_floor must be in"):
         RunConfig.from_flat({"motif_floor": 1.5})
     assert RunConfig.from_dict({"train": {"motif_floor": True}}).to_flat()["motif_floor"] == 1
+
+
+def test_a_field_value_parses_as_its_flag_would_in_any_section():
+    from molgan.options import parse_field
+
+    assert parse_field("gen_hidden", "256,512,1024") == (256, 512, 1024)
+    assert parse_field("compile", "on") is True
+    assert parse_field("diversity_rl", "0") == 0.0
+    assert parse_field("critic_conv", "128,64") == (128, 64)
+    with pytest.raises(ValueError, match="no config field 'gen_hiden'"):
+        parse_field("gen_hiden", "1")
+    with pytest.raises(ValueError, match="n_critic='two'"):
+        parse_field("n_critic", "two")
+
+
+def test_benchmark_overrides_build_the_config_they_name():
+    from tests.scripts import load_script
+
+    overrides = load_script("bench_train").parse_overrides(
+        ["gen_hidden=256,512,1024", "latent-coverage=3", "compile=on"])
+    assert overrides == {"gen_hidden": (256, 512, 1024), "latent_coverage": 3.0,
+                         "compile": True}
+    config = load_recipe("default", **overrides)
+    assert config.generator.gen_hidden == (256, 512, 1024)
+    assert config.train.diversity.latent_coverage == 3.0
