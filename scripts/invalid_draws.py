@@ -90,13 +90,10 @@ def classify(x_idx: np.ndarray, adj_idx: np.ndarray, vocab: Vocab) -> dict[str, 
 
 
 def main() -> None:
+    from sampling_variants import add_model_arguments  # scripts/ is on sys.path when run
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="run directory or ckpt.pt (molgan/pretrained/qm9.pt)")
-    parser.add_argument("-n", type=int, default=10000, help="graphs")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="sampling temperature (default: the model's)")
-    parser.add_argument("--valence-draw", choices=("true", "false"), default="false")
+    add_model_arguments(parser, counted="graphs", valence_draw="false")
     parser.add_argument("--decode", choices=("sample", "argmax"), default="sample")
     parser.add_argument("--top", type=int, default=12, help="patterns printed")
     parser.add_argument("--json", default=None, help="write the report here")

@@ -66,14 +66,22 @@ class SamplingVariant(nn.Module):
         return DenseGraph(self.temperature * law.log(), logits.adj)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_model_arguments(parser: argparse.ArgumentParser, counted: str = "samples",
+                        valence_draw: str | None = None) -> None:
+    """The arguments every script that draws from a trained model shares with ``molgan
+    sample``: the model, ``-n``, ``--seed``, ``--temperature`` and ``--valence-draw``
+    (``valence_draw``: its default, None for the model's own)."""
     parser.add_argument("run", help="run directory or ckpt.pt (molgan/pretrained/qm9.pt)")
-    parser.add_argument("-n", type=int, default=10000, help="samples")
+    parser.add_argument("-n", type=int, default=10000, help=counted)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--temperature", type=float, default=None,
                         help="sampling temperature (default: the model's)")
-    parser.add_argument("--valence-draw", choices=("true", "false"), default=None)
+    parser.add_argument("--valence-draw", choices=("true", "false"), default=valence_draw)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_arguments(parser)
     parser.add_argument("--latent-scale", type=float, default=1.0)
     parser.add_argument("--presence-temperature", type=float, default=None)
     parser.add_argument("-o", "--output", required=True, help=".smi, .csv or .sdf")

@@ -64,3 +64,22 @@ def test_an_ion_is_held_to_the_valence_of_its_isoelectronic_element():
     report = script.classify(x, adj, vocab)
     assert report["classes"] == ["molecule", "over_valence", "over_valence"]
     assert report["over_patterns"] == {"N:1,1,1,1": 1, "F:2": 1}
+
+
+def test_the_script_reports_the_shipped_models_unconstrained_draws(tmp_path, monkeypatch):
+    import json
+    import sys
+    from pathlib import Path
+
+    script = load_script("invalid_draws")
+    model = Path(__file__).resolve().parents[1] / "molgan" / "pretrained" / "qm9.pt"
+    out = tmp_path / "why.json"
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    monkeypatch.setattr(sys, "argv", ["invalid_draws.py", str(model), "-n", "64",
+                                      "--temperature", "2.15", "--json", str(out)])
+    script.main()
+    report = json.loads(out.read_text())
+    assert sum(report["counts"].values()) == 64
+    assert report["valence_draw"] is False and report["temperature"] == 2.15
+    assert sum(report["over_patterns"].values()) == sum(report["over_atoms"].values())
+    assert report["counts"]["over_valence"] == sum(report["over_atoms_per_graph"].values())
