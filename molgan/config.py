@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from molgan.coverage import SCORES
 from molgan.critic import CriticConfig
 from molgan.generator import RELAXATIONS, GeneratorConfig
+from molgan.loss import VALENCE_EXCESS_FORMS
 from molgan.sample import DECODINGS
 
 PRECISIONS = ("fp32", "bf16")
@@ -168,6 +169,10 @@ class PenaltyConfig:
     fake graphs themselves, where the gradient penalty never looks."""
     valence_penalty: float = 1.0
     """Weight of the expected valence excess in the generator loss (0 = off)."""
+    valence_excess: str = "mean"
+    """Form of that excess: ``mean``, the excess of each atom's expected valence
+    (:func:`molgan.loss.valence_excess`); ``drawn``, the expected excess of an unconstrained
+    draw at T 1, exact under the factorized law (:func:`molgan.loss.drawn_valence_excess`)."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,
@@ -177,9 +182,13 @@ class PenaltyConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            _check(value >= 0, f"{f.name} must be >= 0, got {value}")
+            if not isinstance(value, str):
+                _check(value >= 0, f"{f.name} must be >= 0, got {value}")
         _check(self.steepness_every >= 1,
                f"steepness_every must be at least 1, got {self.steepness_every}")
+        _check(self.valence_excess in VALENCE_EXCESS_FORMS,
+               f"valence_excess must be one of {VALENCE_EXCESS_FORMS}, "
+               f"got {self.valence_excess!r}")
 
 
 @dataclass

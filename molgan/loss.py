@@ -22,6 +22,10 @@ from torch import Tensor
 from molgan.generator import bond_limits
 from molgan.graph import DenseGraph
 
+#: Forms of the valence excess in the generator loss: the excess of the expected valence
+#: (:func:`valence_excess`) or the expected excess of a draw (:func:`drawn_valence_excess`).
+VALENCE_EXCESS_FORMS = ("mean", "drawn")
+
 CriticFn = Callable[..., Tensor]
 """``critic(x, adj)`` -> scores (``critic(x, adj, groups)`` for a grouped fused loss)."""
 
@@ -325,6 +329,57 @@ def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     expected = (fake.adj * orders).sum(dim=(2, 3))  # [B, N]
     allowed = fake.x @ max_valence.to(fake.x.dtype)  # [B, N]
     return torch.relu(expected - allowed).sum(1).mean()
+
+
+def drawn_valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
+    r"""Expected bond order above the allowed valence of a graph drawn from the relaxed fakes'
+    factorized law, summed over the atoms, mean over graphs (a scalar, minimized by the
+    generator; 0 for a valid one-hot graph).
+
+    ``molgan sample --valence-draw false --temperature 1`` draws every node type and every
+    pair's bond independently from ``fake.x [B, N, T]`` and ``fake.adj [B, N, N, Y]`` and drops
+    the bonds of "no atom" slots (type 0). Atom i's drawn valence is then
+    :math:`v_i = \sum_{j \ne i} [X_j \ne 0]\, o(A_{ij})` with bond orders
+    :math:`o_y = y`, a sum of independent terms with
+
+    .. math::
+        P(o_{ij} = y) = (1 - p(X_j = 0))\, p(A_{ij} = y) \quad (y \ge 1),
+
+    and the loss is, with :math:`a_t` = ``max_valence[t]``,
+
+    .. math::
+        L = \mathbb{E}_G \Big[\sum_i \sum_{t \ge 1} p(X_i = t)\,
+            \mathbb{E}[\max(0, v_i - a_t)]\Big], \qquad
+        \mathbb{E}[\max(0, v - a)] = \mathbb{E}[v] - a + \sum_{k < a} (a - k)\, P(v = k),
+
+    exact under that law: :math:`P(v_i = k)` for :math:`k < \max_t a_t` comes from convolving
+    the pairs' laws one neighbour at a time. Where every slot holds an atom, Jensen's inequality
+    puts it above the excess of the expected valence (:func:`valence_excess`), which is 0 as
+    soon as
+    :math:`\mathbb{E}[v_i] \le a` however often a draw breaks the valence.
+    """
+    n, y = fake.adj.shape[2], fake.adj.shape[3]
+    present = 1 - fake.x[..., 0]  # [B, N]: slot j holds an atom
+    others = present.unsqueeze(1) * (1 - torch.eye(n, device=present.device,
+                                                   dtype=present.dtype))  # [B, N, N]
+    bonded = fake.adj[..., 1:] * others.unsqueeze(-1)  # [B, N, N, Y-1]: P(o_ij = y), y >= 1
+    unbonded = 1 - bonded.sum(-1)  # [B, N, N]: P(o_ij = 0)
+    limit = max(int(max_valence.max().item()), 1)
+    pmf = torch.zeros(*present.shape, limit, device=present.device, dtype=present.dtype)
+    pmf[..., 0] = 1  # P(v_i = k) for k < limit, before any neighbour
+    for j in range(n):
+        step = unbonded[:, :, j, None] * pmf
+        for order in range(1, min(y, limit)):
+            shifted = torch.nn.functional.pad(pmf[..., :limit - order], (order, 0))
+            step = step + bonded[:, :, j, order - 1, None] * shifted
+        pmf = step
+    orders = torch.arange(1, y, device=present.device, dtype=present.dtype)
+    mean = (bonded * orders).sum(dim=(2, 3))  # [B, N]: E[v_i]
+    allowed = max_valence.to(present.dtype)  # [T]
+    levels = torch.arange(limit, device=present.device, dtype=present.dtype)
+    shortfall = torch.relu(allowed.unsqueeze(0) - levels.unsqueeze(1))  # [limit, T]
+    excess = mean.unsqueeze(-1) - allowed + pmf @ shortfall  # [B, N, T]: E[max(0, v_i - a_t)]
+    return (fake.x[..., 1:] * excess[..., 1:]).sum(dim=(1, 2)).mean()
 
 
 def combined_generator_loss(wgan: Tensor, predicted_reward: Tensor, lam: float) -> Tensor:

@@ -43,7 +43,8 @@ from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
 from molgan.generator import Generator, relax
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import CriticLoss, critic_loss, generator_loss, valence_excess
+from molgan.loss import (CriticLoss, critic_loss, drawn_valence_excess, generator_loss,
+                         valence_excess)
 from molgan.vocab import Vocab
 
 __all__ = ["FitResult", "RunConfig", "TrainConfig", "Trainer", "TrainingDiverged"]
@@ -345,8 +346,9 @@ class Trainer:
                     loss = self.property_rl.generator_loss(loss, fake, self._autocast)
             loss = loss + self.diversity.generator_term(fake)
             if self.max_valence is not None:
-                loss = loss + tc.penalties.valence_penalty * valence_excess(fake,
-                                                                            self.max_valence)
+                excess = (drawn_valence_excess if tc.penalties.valence_excess == "drawn"
+                          else valence_excess)
+                loss = loss + tc.penalties.valence_penalty * excess(fake, self.max_valence)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()

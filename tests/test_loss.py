@@ -256,6 +256,79 @@ def test_valence_excess_counts_bond_order_above_the_allowed_valence_by_hand():
     assert valence_excess(DenseGraph(x, adj), table).item() == pytest.approx(1.0)
 
 
+def _enumerated_drawn_excess(x: torch.Tensor, adj: torch.Tensor, table: torch.Tensor) -> float:
+    """E[sum of valence excess over the atoms] of one graph by listing every joint draw."""
+    import itertools
+
+    n, t, y = x.shape[0], x.shape[1], adj.shape[-1]
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    total = 0.0
+    for types in itertools.product(range(t), repeat=n):
+        p_types = float(torch.prod(torch.stack([x[i, types[i]] for i in range(n)])))
+        for orders in itertools.product(range(y), repeat=len(pairs)):
+            p = p_types * float(torch.prod(torch.stack([adj[i, j, o] for (i, j), o
+                                                        in zip(pairs, orders)])))
+            valence = [0] * n
+            for (i, j), o in zip(pairs, orders):
+                if types[i] and types[j]:  # bonds of "no atom" slots are dropped
+                    valence[i] += o
+                    valence[j] += o
+            total += p * sum(max(0.0, valence[i] - float(table[types[i]]))
+                             for i in range(n) if types[i])
+    return total
+
+
+def test_drawn_valence_excess_equals_the_excess_averaged_over_every_joint_draw():
+    from molgan.chem import max_valences
+    from molgan.loss import drawn_valence_excess, valence_excess
+    from molgan.vocab import Vocab
+
+    vocab = Vocab.from_symbols(["C", "O"], 4)
+    table = torch.tensor(max_valences(vocab), dtype=torch.float64)  # [0, 4, 2]
+    torch.manual_seed(0)
+    for _ in range(3):
+        x = torch.softmax(torch.randn(1, 4, 3, dtype=torch.float64) * 2, -1)
+        logits = torch.randn(1, 4, 4, 4, dtype=torch.float64) * 2
+        adj = torch.softmax(logits + logits.transpose(1, 2), -1)
+        adj[:, torch.arange(4), torch.arange(4)] = torch.tensor([1.0, 0, 0, 0], dtype=adj.dtype)
+        expected = _enumerated_drawn_excess(x[0], adj[0], table)
+        got = drawn_valence_excess(DenseGraph(x, adj), table).item()
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        # every slot an atom: Jensen's inequality puts the mean form below
+        atoms = x.clone()
+        atoms[..., 0] = 0
+        atoms = atoms / atoms.sum(-1, keepdim=True)
+        assert (drawn_valence_excess(DenseGraph(atoms, adj), table).item()
+                >= valence_excess(DenseGraph(atoms, adj), table).item() - 1e-12)
+    # a valid one-hot graph draws itself: no excess; the C=O=O chain breaks one valence
+    x_idx = torch.tensor([[1, 2, 2, 0]])
+    adj_idx = torch.zeros(1, 4, 4, dtype=torch.long)
+    adj_idx[0, 0, 1] = adj_idx[0, 1, 0] = 2
+    assert drawn_valence_excess(one_hot_graph(x_idx, adj_idx, 3, 4, torch.float64),
+                                table).item() == pytest.approx(0.0, abs=1e-12)
+    adj_idx[0, 1, 2] = adj_idx[0, 2, 1] = 2
+    adj_idx[0, 2, 3] = adj_idx[0, 3, 2] = 3  # to the empty slot: dropped by the draw
+    assert drawn_valence_excess(one_hot_graph(x_idx, adj_idx, 3, 4, torch.float64),
+                                table).item() == pytest.approx(2.0)
+
+
+def test_drawn_valence_excess_sees_a_valence_broken_by_chance_that_the_mean_form_misses():
+    from molgan.loss import drawn_valence_excess, valence_excess
+
+    table = torch.tensor([0.0, 1.0])  # one atom type of valence 1
+    x = torch.tensor([[[0.0, 1.0]] * 3])
+    adj = torch.zeros(1, 3, 3, 4)
+    adj[..., 0] = 1.0
+    half = torch.tensor([0.5, 0.5, 0.0, 0.0])  # each pair single-bonded with probability 1/2
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        adj[0, i, j] = adj[0, j, i] = half
+    graph = DenseGraph(x, adj)
+    # every atom's expected valence is 1 = allowed; a draw puts 2 on an atom with p = 1/4,
+    # an excess of 1 there: 3 atoms * 1/4
+    assert valence_excess(graph, table).item() == pytest.approx(0.0)
+    assert drawn_valence_excess(graph, table).item() == pytest.approx(0.75)
+
+
 def test_leave_one_out_advantages_subtract_the_mean_of_the_other_draws_of_each_fake():
     from molgan.loss import leave_one_out_advantages
 
