@@ -461,3 +461,29 @@ def test_a_transformer_generator_trains_resumes_and_samples_from_its_checkpoint(
     first = sampler.sample(40, seed=5).smiles
     assert first == Sampler.from_checkpoint(tmp_path / "split").sample(40, seed=5).smiles
     assert len(first) == 40
+
+
+@pytest.mark.parametrize("form", ["mean", "drawn"])
+def test_the_valence_excess_form_picks_the_generators_penalty(train_data, tmp_path, monkeypatch,
+                                                              form):
+    """``valence_excess`` chooses which excess the generator's loss adds, on its relaxed fakes
+    and the vocabulary's valences; an unknown form is refused with the field's name."""
+    import molgan.train
+
+    calls = {"mean": [], "drawn": []}
+    for name, attribute in (("mean", "valence_excess"), ("drawn", "drawn_valence_excess")):
+        original = getattr(molgan.train, attribute)
+
+        def record(fake, max_valence, _name=name, _original=original):
+            calls[_name].append((tuple(fake.adj.shape), max_valence.tolist()))
+            return _original(fake, max_valence)
+
+        monkeypatch.setattr(molgan.train, attribute, record)
+    trainer = Trainer(config(2, valence_excess=form), train_data, tmp_path / form)
+    trainer.fit()
+    other = "mean" if form == "drawn" else "drawn"
+    assert len(calls[form]) == 2 and not calls[other]
+    shape, valences = calls[form][0]
+    assert shape[0] == 16 and valences[0] == 0 and len(valences) == len(trainer.vocab.atoms) + 1
+    with pytest.raises(ValueError, match="valence_excess must be one of"):
+        config(1, valence_excess="sampled")
