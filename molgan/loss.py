@@ -355,8 +355,7 @@ def drawn_valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     exact under that law: :math:`P(v_i = k)` for :math:`k < \max_t a_t` comes from convolving
     the pairs' laws one neighbour at a time. Where every slot holds an atom, Jensen's inequality
     puts it above the excess of the expected valence (:func:`valence_excess`), which is 0 as
-    soon as
-    :math:`\mathbb{E}[v_i] \le a` however often a draw breaks the valence.
+    soon as :math:`\mathbb{E}[v_i] \le a`, however often a draw breaks the valence.
     """
     n, y = fake.adj.shape[2], fake.adj.shape[3]
     present = 1 - fake.x[..., 0]  # [B, N]: slot j holds an atom
