@@ -153,8 +153,9 @@ class PenaltyConfig:
 
     Critic: :math:`\lambda\,\mathbb{E}[(\lVert\nabla D(\hat G)\rVert_2 - 1)^2]` at
     interpolates, plus the one-sided steepness penalties at the real and fake graphs
-    themselves (:func:`molgan.loss.critic_loss`). Generator: the expected valence excess
-    (:func:`molgan.loss.valence_excess`).
+    themselves (:func:`molgan.loss.critic_loss`). Generator: the valence excess
+    (:func:`molgan.loss.valence_excess` or :func:`molgan.loss.drawn_valence_excess`, by
+    ``valence_excess``).
     """
 
     lambda_gp: float = 10.0
