@@ -155,7 +155,8 @@ class PenaltyConfig:
     interpolates, plus the one-sided steepness penalties at the real and fake graphs
     themselves (:func:`molgan.loss.critic_loss`). Generator: the valence excess
     (:func:`molgan.loss.valence_excess` or :func:`molgan.loss.drawn_valence_excess`, by
-    ``valence_excess``).
+    ``valence_excess``) and the expected lone atoms of a draw
+    (:func:`molgan.loss.drawn_lone_atoms`).
     """
 
     lambda_gp: float = 10.0
@@ -174,6 +175,9 @@ class PenaltyConfig:
     """Form of that excess: ``mean``, the excess of each atom's expected valence
     (:func:`molgan.loss.valence_excess`); ``drawn``, the expected excess of an unconstrained
     draw at T 1, exact under the factorized law (:func:`molgan.loss.drawn_valence_excess`)."""
+    lone_atom_penalty: float = 0.0
+    """Weight of the expected number of atoms bonded to no other atom in an unconstrained
+    draw at T 1 (:func:`molgan.loss.drawn_lone_atoms`) in the generator loss (0 = off)."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,

@@ -43,8 +43,8 @@ from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
 from molgan.generator import Generator, relax
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import (CriticLoss, critic_loss, drawn_valence_excess, generator_loss,
-                         valence_excess)
+from molgan.loss import (CriticLoss, critic_loss, drawn_lone_atoms, drawn_valence_excess,
+                         generator_loss, valence_excess)
 from molgan.vocab import Vocab
 
 __all__ = ["FitResult", "RunConfig", "TrainConfig", "Trainer", "TrainingDiverged"]
@@ -349,6 +349,8 @@ class Trainer:
                 excess = (drawn_valence_excess if tc.penalties.valence_excess == "drawn"
                           else valence_excess)
                 loss = loss + tc.penalties.valence_penalty * excess(fake, self.max_valence)
+            if tc.penalties.lone_atom_penalty > 0:
+                loss = loss + tc.penalties.lone_atom_penalty * drawn_lone_atoms(fake)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()

@@ -388,3 +388,61 @@ def test_free_draws_in_the_policy_gradient_take_plain_log_probabilities():
     assert mixed.item() == pytest.approx(-(within[0] - plain[1]).item() / 2)
     assert policy_gradient(fake, x_idx, adj_idx, rewards, valence, free=2).item() == \
         pytest.approx(policy_gradient(fake, x_idx, adj_idx, rewards).item())
+
+
+def _enumerated_lone_atoms(x: torch.Tensor, adj: torch.Tensor) -> float:
+    """E[number of atoms bonded to no other atom] of one graph by listing every joint draw."""
+    import itertools
+
+    n, t, y = x.shape[0], x.shape[1], adj.shape[-1]
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    total = 0.0
+    for types in itertools.product(range(t), repeat=n):
+        p_types = float(torch.prod(torch.stack([x[i, types[i]] for i in range(n)])))
+        for orders in itertools.product(range(y), repeat=len(pairs)):
+            p = p_types * float(torch.prod(torch.stack([adj[i, j, o] for (i, j), o
+                                                        in zip(pairs, orders)])))
+            bonded = [False] * n
+            for (i, j), o in zip(pairs, orders):
+                if o and types[i] and types[j]:  # bonds of "no atom" slots are dropped
+                    bonded[i] = bonded[j] = True
+            total += p * sum(1 for i in range(n) if types[i] and not bonded[i])
+    return total
+
+
+def test_drawn_lone_atoms_equals_the_count_averaged_over_every_joint_draw():
+    from molgan.loss import drawn_lone_atoms
+
+    torch.manual_seed(1)
+    for _ in range(3):
+        x = torch.softmax(torch.randn(1, 4, 3, dtype=torch.float64) * 2, -1)
+        logits = torch.randn(1, 4, 4, 3, dtype=torch.float64) * 2
+        adj = torch.softmax(logits + logits.transpose(1, 2), -1)
+        # the diagonal is ignored whatever it holds
+        adj[:, torch.arange(4), torch.arange(4)] = torch.tensor([0.0, 1.0, 0.0],
+                                                                dtype=adj.dtype)
+        got = drawn_lone_atoms(DenseGraph(x, adj)).item()
+        assert got == pytest.approx(_enumerated_lone_atoms(x[0], adj[0]), rel=1e-9, abs=1e-12)
+
+
+def test_drawn_lone_atoms_counts_one_hot_graphs_and_a_degree_of_one_expected_by_chance():
+    from molgan.loss import drawn_lone_atoms
+
+    # C-C, a lone O, an empty slot bonded to the O (dropped): one lone atom
+    x_idx = torch.tensor([[1, 1, 2, 0]])
+    adj_idx = torch.zeros(1, 4, 4, dtype=torch.long)
+    adj_idx[0, 0, 1] = adj_idx[0, 1, 0] = 1
+    adj_idx[0, 2, 3] = adj_idx[0, 3, 2] = 2
+    graph = one_hot_graph(x_idx, adj_idx, 3, 4, torch.float64)
+    assert drawn_lone_atoms(graph).item() == pytest.approx(1.0)
+    adj_idx[0, 1, 2] = adj_idx[0, 2, 1] = 1  # C-C-O: none
+    graph = one_hot_graph(x_idx, adj_idx, 3, 4, torch.float64)
+    assert drawn_lone_atoms(graph).item() == pytest.approx(0.0, abs=1e-12)
+    # three atoms, each pair bonded with probability 1/2: every expected degree is 1, yet an
+    # atom is lone with probability 1/4
+    x = torch.tensor([[[0.0, 1.0]] * 3])
+    adj = torch.zeros(1, 3, 3, 4)
+    adj[..., 0] = 1.0
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        adj[0, i, j] = adj[0, j, i] = torch.tensor([0.5, 0.5, 0.0, 0.0])
+    assert drawn_lone_atoms(DenseGraph(x, adj)).item() == pytest.approx(0.75)

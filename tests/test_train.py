@@ -487,3 +487,24 @@ def test_the_valence_excess_form_picks_the_generators_penalty(train_data, tmp_pa
     assert shape[0] == 16 and valences[0] == 0 and len(valences) == len(trainer.vocab.atoms) + 1
     with pytest.raises(ValueError, match="valence_excess must be one of"):
         config(1, valence_excess="sampled")
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_the_lone_atom_penalty_enters_the_generators_loss_only_when_weighted(
+        train_data, tmp_path, monkeypatch, weight):
+    """``lone_atom_penalty > 0`` adds the expected lone atoms of the relaxed fakes to every
+    generator step; at 0 the term is never computed."""
+    import molgan.train
+
+    calls = []
+    original = molgan.train.drawn_lone_atoms
+
+    def record(fake):
+        calls.append(tuple(fake.x.shape))
+        return original(fake)
+
+    monkeypatch.setattr(molgan.train, "drawn_lone_atoms", record)
+    Trainer(config(2, lone_atom_penalty=weight), train_data, tmp_path / str(weight)).fit()
+    assert len(calls) == (2 if weight else 0)
+    if weight:
+        assert calls[0][0] == 16
