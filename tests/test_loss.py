@@ -446,3 +446,22 @@ def test_drawn_lone_atoms_counts_one_hot_graphs_and_a_degree_of_one_expected_by_
     for i, j in ((0, 1), (0, 2), (1, 2)):
         adj[0, i, j] = adj[0, j, i] = torch.tensor([0.5, 0.5, 0.0, 0.0])
     assert drawn_lone_atoms(DenseGraph(x, adj)).item() == pytest.approx(0.75)
+
+
+def test_drawn_lone_atoms_lowers_a_lone_atom_by_bonding_it_not_by_dropping_it():
+    from molgan.loss import drawn_lone_atoms
+
+    # two atoms, bonded with probability 1/2: each is lone with probability 1/2
+    x = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]], requires_grad=True)
+    adj = torch.zeros(1, 2, 2, 2)
+    adj[..., 0] = 1.0
+    adj[0, 0, 1] = adj[0, 1, 0] = torch.tensor([0.5, 0.5])
+    adj.requires_grad_(True)
+    loss = drawn_lone_atoms(DenseGraph(x, adj))
+    assert loss.item() == pytest.approx(1.0)
+    loss.backward()
+    # d/da_j of a_i (1 - a_j q) = -a_i q = -0.5 through the neighbour only; d/dx_i0 = +0.5
+    assert x.grad[0, :, 0].tolist() == pytest.approx([0.5, 0.5])
+    assert x.grad[0, :, 1].abs().max().item() == 0.0
+    # raising the bond's probability lowers the term: d/dq = -a_i a_j per atom, both atoms
+    assert (adj.grad[0, 0, 1, 0] + adj.grad[0, 1, 0, 0]).item() == pytest.approx(2.0)
