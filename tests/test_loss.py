@@ -256,25 +256,32 @@ def test_valence_excess_counts_bond_order_above_the_allowed_valence_by_hand():
     assert valence_excess(DenseGraph(x, adj), table).item() == pytest.approx(1.0)
 
 
-def _enumerated_drawn_excess(x: torch.Tensor, adj: torch.Tensor, table: torch.Tensor) -> float:
-    """E[sum of valence excess over the atoms] of one graph by listing every joint draw."""
+def _joint_draws(x: torch.Tensor, adj: torch.Tensor):
+    """Every joint draw of one graph's factorized law ``x [N, T]``, ``adj [N, N, Y]``:
+    ``(probability, atom types, bond orders [N, N])`` with the bonds of "no atom" slots
+    dropped, as the decoder drops them."""
     import itertools
 
     n, t, y = x.shape[0], x.shape[1], adj.shape[-1]
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    total = 0.0
     for types in itertools.product(range(t), repeat=n):
         p_types = float(torch.prod(torch.stack([x[i, types[i]] for i in range(n)])))
         for orders in itertools.product(range(y), repeat=len(pairs)):
             p = p_types * float(torch.prod(torch.stack([adj[i, j, o] for (i, j), o
                                                         in zip(pairs, orders)])))
-            valence = [0] * n
+            bonds = [[0] * n for _ in range(n)]
             for (i, j), o in zip(pairs, orders):
-                if types[i] and types[j]:  # bonds of "no atom" slots are dropped
-                    valence[i] += o
-                    valence[j] += o
-            total += p * sum(max(0.0, valence[i] - float(table[types[i]]))
-                             for i in range(n) if types[i])
+                if types[i] and types[j]:
+                    bonds[i][j] = bonds[j][i] = o
+            yield p, types, bonds
+
+
+def _enumerated_drawn_excess(x: torch.Tensor, adj: torch.Tensor, table: torch.Tensor) -> float:
+    """E[sum of valence excess over the atoms] of one graph by listing every joint draw."""
+    total = 0.0
+    for p, types, bonds in _joint_draws(x, adj):
+        total += p * sum(max(0.0, sum(bonds[i]) - float(table[types[i]]))
+                         for i in range(len(types)) if types[i])
     return total
 
 
@@ -392,21 +399,9 @@ def test_free_draws_in_the_policy_gradient_take_plain_log_probabilities():
 
 def _enumerated_lone_atoms(x: torch.Tensor, adj: torch.Tensor) -> float:
     """E[number of atoms bonded to no other atom] of one graph by listing every joint draw."""
-    import itertools
-
-    n, t, y = x.shape[0], x.shape[1], adj.shape[-1]
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     total = 0.0
-    for types in itertools.product(range(t), repeat=n):
-        p_types = float(torch.prod(torch.stack([x[i, types[i]] for i in range(n)])))
-        for orders in itertools.product(range(y), repeat=len(pairs)):
-            p = p_types * float(torch.prod(torch.stack([adj[i, j, o] for (i, j), o
-                                                        in zip(pairs, orders)])))
-            bonded = [False] * n
-            for (i, j), o in zip(pairs, orders):
-                if o and types[i] and types[j]:  # bonds of "no atom" slots are dropped
-                    bonded[i] = bonded[j] = True
-            total += p * sum(1 for i in range(n) if types[i] and not bonded[i])
+    for p, types, bonds in _joint_draws(x, adj):
+        total += p * sum(1 for i in range(len(types)) if types[i] and not any(bonds[i]))
     return total
 
 
