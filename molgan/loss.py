@@ -331,6 +331,16 @@ def valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     return torch.relu(expected - allowed).sum(1).mean()
 
 
+def neighbour_atoms(fake: DenseGraph) -> Tensor:
+    r"""``[B, N, N]``: the probability :math:`1 - p(X_j = 0)` that slot j holds an atom, for
+    every pair ``(i, j)`` with :math:`j \ne i`, and 0 on the diagonal: the factor by which a
+    draw from the relaxed fakes' factorized law keeps pair ij's bond (the decoder drops the
+    bonds of "no atom" slots, and no atom bonds to itself)."""
+    n = fake.x.shape[1]
+    present = 1 - fake.x[..., 0]  # [B, N]
+    return present.unsqueeze(1) * (1 - torch.eye(n, device=present.device, dtype=present.dtype))
+
+
 def drawn_valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     r"""Expected bond order above the allowed valence of a graph drawn from the relaxed fakes'
     factorized law, summed over the atoms, mean over graphs (a scalar, minimized by the
@@ -359,8 +369,7 @@ def drawn_valence_excess(fake: DenseGraph, max_valence: Tensor) -> Tensor:
     """
     n, y = fake.adj.shape[2], fake.adj.shape[3]
     present = 1 - fake.x[..., 0]  # [B, N]: slot j holds an atom
-    others = present.unsqueeze(1) * (1 - torch.eye(n, device=present.device,
-                                                   dtype=present.dtype))  # [B, N, N]
+    others = neighbour_atoms(fake)  # [B, N, N]
     bonded = fake.adj[..., 1:] * others.unsqueeze(-1)  # [B, N, N, Y-1]: P(o_ij = y), y >= 1
     unbonded = 1 - bonded.sum(-1)  # [B, N, N]: P(o_ij = 0)
     limit = max(int(max_valence.max().item()), 1)
@@ -407,10 +416,8 @@ def drawn_lone_atoms(fake: DenseGraph) -> Tensor:
     the drawn valence excess) shrank the molecules to 3.4 heavy atoms on average within
     1,500 steps (docs/ablations.md).
     """
-    n = fake.adj.shape[1]
-    present = 1 - fake.x[..., 0]  # [B, N]: a_j
-    others = present.unsqueeze(1) * (1 - torch.eye(n, device=present.device,
-                                                   dtype=present.dtype))  # [B, N, N]
+    present = 1 - fake.x[..., 0]  # [B, N]: a_i
+    others = neighbour_atoms(fake)  # [B, N, N]: a_j off the diagonal
     unbonded = 1 - (1 - fake.adj[..., 0]) * others  # [B, N, N]: P(no bond from i to an atom j)
     return (present.detach() * unbonded.prod(dim=2)).sum(1).mean()
 
