@@ -174,10 +174,16 @@ class PenaltyConfig:
     valence_excess: str = "mean"
     """Form of that excess: ``mean``, the excess of each atom's expected valence
     (:func:`molgan.loss.valence_excess`); ``drawn``, the expected excess of an unconstrained
-    draw at T 1, exact under the factorized law (:func:`molgan.loss.drawn_valence_excess`)."""
+    draw at ``drawn_temperature``, exact under the factorized law
+    (:func:`molgan.loss.drawn_valence_excess`)."""
     lone_atom_penalty: float = 0.0
     """Weight of the expected number of atoms bonded to no other atom in an unconstrained
-    draw at T 1 (:func:`molgan.loss.drawn_lone_atoms`) in the generator loss (0 = off)."""
+    draw at ``drawn_temperature`` (:func:`molgan.loss.drawn_lone_atoms`) in the generator
+    loss (0 = off)."""
+    drawn_temperature: float = 1.0
+    """Temperature T of the law that the penalties on a draw (``valence_excess = "drawn"``,
+    ``lone_atom_penalty``) take: softmax(logits / T), the law that ``molgan sample
+    --valence-draw false --temperature T`` draws from. 1: the network's own law."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,
@@ -191,6 +197,8 @@ class PenaltyConfig:
                 _check(value >= 0, f"{f.name} must be >= 0, got {value}")
         _check(self.steepness_every >= 1,
                f"steepness_every must be at least 1, got {self.steepness_every}")
+        _check(self.drawn_temperature > 0,
+               f"drawn_temperature must be positive, got {self.drawn_temperature}")
         _check(self.valence_excess in VALENCE_EXCESS_FORMS,
                f"valence_excess must be one of {VALENCE_EXCESS_FORMS}, "
                f"got {self.valence_excess!r}")

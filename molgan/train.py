@@ -41,7 +41,7 @@ from molgan.device import resolve_device
 from molgan.distributed import barrier, init_from_env, local_device
 from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
-from molgan.generator import Generator, relax
+from molgan.generator import Generator, relax, temper
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.loss import (CriticLoss, critic_loss, drawn_lone_atoms, drawn_valence_excess,
                          generator_loss, valence_excess)
@@ -345,12 +345,7 @@ class Trainer:
                 if self.property_rl.active(self.step):
                     loss = self.property_rl.generator_loss(loss, fake, self._autocast)
             loss = loss + self.diversity.generator_term(fake)
-            if self.max_valence is not None:
-                excess = (drawn_valence_excess if tc.penalties.valence_excess == "drawn"
-                          else valence_excess)
-                loss = loss + tc.penalties.valence_penalty * excess(fake, self.max_valence)
-            if tc.penalties.lone_atom_penalty > 0:
-                loss = loss + tc.penalties.lone_atom_penalty * drawn_lone_atoms(fake)
+            loss = loss + self._valence_terms(fake)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
@@ -358,6 +353,24 @@ class Trainer:
         finally:
             self.critic.requires_grad_(True)
         return loss.detach()
+
+    def _valence_terms(self, fake: DenseGraph) -> torch.Tensor:
+        """The weighted valence and lone-atom penalties of relaxed ``fake`` (a scalar, part of
+        the generator's loss). The penalties on a draw take the law at ``drawn_temperature``
+        (:func:`molgan.generator.temper`)."""
+        penalties = self.config.train.penalties
+        total = torch.zeros((), device=fake.x.device)
+        drawn = penalties.valence_excess == "drawn"
+        law = fake
+        if (drawn or penalties.lone_atom_penalty > 0) and penalties.drawn_temperature != 1.0:
+            law = temper(fake, penalties.drawn_temperature)
+        if self.max_valence is not None:
+            excess = (drawn_valence_excess(law, self.max_valence) if drawn
+                      else valence_excess(fake, self.max_valence))
+            total = total + penalties.valence_penalty * excess
+        if penalties.lone_atom_penalty > 0:
+            total = total + penalties.lone_atom_penalty * drawn_lone_atoms(law)
+        return total
 
     @torch.no_grad()
     def _update_average(self) -> None:
