@@ -199,6 +199,10 @@ class PenaltyConfig:
                f"steepness_every must be at least 1, got {self.steepness_every}")
         _check(self.drawn_temperature > 0,
                f"drawn_temperature must be positive, got {self.drawn_temperature}")
+        _check(self.drawn_temperature == 1.0 or self.valence_excess == "drawn"
+               or self.lone_atom_penalty > 0,
+               "drawn_temperature applies only to the penalties on a draw: set "
+               "valence_excess to 'drawn' or lone_atom_penalty above 0")
         _check(self.valence_excess in VALENCE_EXCESS_FORMS,
                f"valence_excess must be one of {VALENCE_EXCESS_FORMS}, "
                f"got {self.valence_excess!r}")

@@ -494,34 +494,42 @@ def test_the_penalties_on_a_draw_take_the_law_at_the_drawn_temperature(
         train_data, tmp_path, monkeypatch, temperature):
     """With ``drawn_temperature`` T, the drawn valence excess and the lone-atom penalty are
     taken on softmax(logits / T) (one tempering per generator step, shared by both); at 1 on
-    the relaxed fakes themselves. T <= 0 is refused with the field's name."""
+    the relaxed fakes themselves, untempered. T <= 0, or T != 1 without a penalty on a draw,
+    is refused with the field's name."""
     import molgan.train
     from molgan.generator import temper
 
+    original_excess = molgan.train.drawn_valence_excess
+    original_lone = molgan.train.drawn_lone_atoms
     tempered, seen = [], []
 
     def record_temper(probs, t):
         tempered.append((t, temper(probs, t)))
         return tempered[-1][1]
 
-    originals = {name: getattr(molgan.train, name)
-                 for name in ("drawn_valence_excess", "drawn_lone_atoms")}
+    def record_excess(law, valences):
+        seen.append(law)
+        return original_excess(law, valences)
+
+    def record_lone(law):
+        seen.append(law)
+        return original_lone(law)
+
     monkeypatch.setattr(molgan.train, "temper", record_temper)
-    monkeypatch.setattr(molgan.train, "drawn_valence_excess", lambda law, valences: (
-        seen.append(law), originals["drawn_valence_excess"](law, valences))[1])
-    monkeypatch.setattr(molgan.train, "drawn_lone_atoms", lambda law: (
-        seen.append(law), originals["drawn_lone_atoms"](law))[1])
+    monkeypatch.setattr(molgan.train, "drawn_valence_excess", record_excess)
+    monkeypatch.setattr(molgan.train, "drawn_lone_atoms", record_lone)
     Trainer(config(2, valence_excess="drawn", lone_atom_penalty=1.0,
                    drawn_temperature=temperature), train_data, tmp_path / str(temperature)).fit()
     assert len(seen) == 4
     if temperature == 1.0:
         assert not tempered
-        assert all(torch.allclose(law.x.sum(-1), torch.ones(())) for law in seen)
     else:
         assert [t for t, _ in tempered] == [temperature, temperature]
         assert all(law is tempered[i // 2][1] for i, law in enumerate(seen))
     with pytest.raises(ValueError, match="drawn_temperature must be positive"):
-        config(1, drawn_temperature=0.0)
+        config(1, valence_excess="drawn", drawn_temperature=0.0)
+    with pytest.raises(ValueError, match="drawn_temperature applies only"):
+        config(1, drawn_temperature=1.5)
 
 
 @pytest.mark.parametrize("weight", [0.0, 2.0])
