@@ -359,11 +359,11 @@ class Trainer:
         the generator's loss). The penalties on a draw take the law at ``drawn_temperature``
         (:func:`molgan.generator.temper`)."""
         penalties = self.config.train.penalties
-        total = torch.zeros((), device=fake.x.device)
         drawn = penalties.valence_excess == "drawn"
-        law = fake
-        if (drawn or penalties.lone_atom_penalty > 0) and penalties.drawn_temperature != 1.0:
-            law = temper(fake, penalties.drawn_temperature)
+        on_a_draw = (drawn and self.max_valence is not None) or penalties.lone_atom_penalty > 0
+        law = (temper(fake, penalties.drawn_temperature)
+               if on_a_draw and penalties.drawn_temperature != 1.0 else fake)
+        total = torch.zeros((), device=fake.x.device)
         if self.max_valence is not None:
             excess = (drawn_valence_excess(law, self.max_valence) if drawn
                       else valence_excess(fake, self.max_valence))
