@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from molgan.coverage import SCORES
 from molgan.critic import CriticConfig
 from molgan.generator import RELAXATIONS, GeneratorConfig
-from molgan.loss import VALENCE_EXCESS_FORMS
+from molgan.loss import RL_CREDITS, VALENCE_EXCESS_FORMS
 from molgan.sample import DECODINGS
 
 PRECISIONS = ("fp32", "bf16")
@@ -258,6 +258,13 @@ class DiversityConfig:
     """Weight of the latent coverage term (:mod:`molgan.coverage`): each real graph of a batch
     pulls the law of its likeliest latent, out of ``coverage_pool`` fresh latents per graph,
     toward itself (implicit maximum likelihood; 0 = off)."""
+    rl_credit: str = "within"
+    """Where the diversity RL term's credit goes. ``within``: each draw's baseline is the mean
+    reward of the other draws of its own latent (leave-one-out) and its repeats are counted
+    among all draws, its latent's other draws included, so the term rewards breadth within
+    each latent's law. ``across``: each draw's baseline is the mean reward of all the batch's
+    draws and its repeats are counted without its own latent's other draws, so the term
+    rewards a latent whose law sits in an uncrowded, valid region, however sharp that law."""
     coverage_pool: int = 4
     """Fresh latents per real graph among which the latent coverage term picks the nearest."""
     coverage_temperature: float = 1.0
@@ -285,6 +292,8 @@ class DiversityConfig:
                f"repeat_window must be at least 1, got {self.repeat_window}")
         _check(self.repeat_threshold >= 1,
                f"repeat_threshold must be at least 1, got {self.repeat_threshold}")
+        _check(self.rl_credit in RL_CREDITS,
+               f"rl_credit must be one of {RL_CREDITS}, got {self.rl_credit!r}")
         _check(self.latent_coverage >= 0,
                f"latent_coverage must be >= 0, got {self.latent_coverage}")
         _check(self.coverage_pool >= 1,

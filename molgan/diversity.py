@@ -16,7 +16,9 @@ graphs over and over, which a critic that sees one batch at a time cannot notice
    ring-motif reward (:class:`molgan.motifs.MotifBalance`, which lowers the divergence of the
    draws' ring motifs from the data's).
 4. **Gradient.** REINFORCE with a leave-one-out baseline over the draws of each fake
-   (:func:`molgan.loss.policy_gradient`).
+   (:func:`molgan.loss.policy_gradient`). With ``rl_credit="across"`` the baseline is the
+   batch's mean reward and a draw's repeats are counted without its own latent's other
+   draws: credit for where a latent's law sits rather than for its breadth.
 
 It also supplies the critic's batches with draws (``critic_draws``), so the critic learns
 what the samples look like and its score of a draw means something. Samples are never
@@ -41,7 +43,7 @@ from torch import Tensor
 from molgan.config import DiversityConfig
 from molgan.generator import Generator, draw_graph, temper
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import policy_gradient
+from molgan.loss import policy_gradient, sibling_repeats
 from molgan.motifs import MotifBalance, graph_cells
 from molgan.vocab import Vocab
 
@@ -230,15 +232,19 @@ class DiversityRL:
                    else fake)
         free = config.free_draws * fake.x.shape[0]
         drawn = self.draw(rl_fake, free)
+        across = config.rl_credit == "across"
         with torch.no_grad():
-            counts = self.memory.push_and_count(graph_keys(*drawn))
+            keys = graph_keys(*drawn)
+            counts = self.memory.push_and_count(keys)
+            if across:  # repeats made by other latents only
+                counts = counts - sibling_repeats(keys, k)
             self.repeated = (repeat_weights(counts, config.repeat_threshold) > 0).float().mean()
         rewards = self.rewards(drawn, counts)
         if config.rl_temperature != 1.0:  # drawn from the tempered distributions
             rl_fake = temper(rl_fake, config.rl_temperature)
         return config.diversity_rl * policy_gradient(
             rl_fake, *drawn, rewards, self.generator.draw_valences,
-            self.generator.config.draw_no_isolated, k, free)
+            self.generator.config.draw_no_isolated, 1 if across else k, free)
 
     def rewards(self, drawn: tuple[Tensor, Tensor], counts: Tensor) -> Tensor:
         """``[B]`` rewards of ``drawn`` graphs with repeat-memory ``counts [B]`` (module

@@ -165,6 +165,41 @@ def test_k_draws_per_fake_reach_the_policy_gradient_and_the_memory(train_data, t
     assert int((trainer.diversity.memory.keys != -1).sum()) == 2 * 3 * 16
 
 
+@pytest.mark.parametrize("credit", ["within", "across"])
+def test_credit_across_latents_takes_the_batch_baseline_and_other_latents_repeats(
+        credit, train_data, tmp_path, monkeypatch):
+    """``rl_credit="across"``: the policy gradient gets one block (the batch mean as baseline)
+    and a draw's count leaves out its own latent's identical draws; ``within`` keeps the
+    leave-one-out blocks and counts every draw."""
+    import molgan.diversity as diversity_module
+
+    seen = []
+    monkeypatch.setattr(diversity_module, "policy_gradient",
+                        lambda *args: seen.append(args) or torch.zeros(()))
+    monkeypatch.setattr(diversity_module.DiversityRL, "rewards",
+                        lambda self, drawn, counts: seen.append(counts) or counts.float())
+    original_draw = diversity_module.DiversityRL.draw
+
+    def second_draw_repeats_the_first(self, fake, free=0):
+        x_idx, adj_idx = original_draw(self, fake, free)
+        b = x_idx.shape[0] // 3
+        x_idx[b:2 * b], adj_idx[b:2 * b] = x_idx[:b], adj_idx[:b]
+        return x_idx, adj_idx
+
+    monkeypatch.setattr(diversity_module.DiversityRL, "draw", second_draw_repeats_the_first)
+    trainer = Trainer(config(1, rl_draws=3, critic_draws=0.0, rl_credit=credit), train_data,
+                      tmp_path)
+    trainer.fit()
+    counts, (_, x_idx, adj_idx, rewards, *_, draws, _) = seen[0], seen[1]
+    keys = graph_keys(x_idx, adj_idx)
+    same = (keys.unsqueeze(0) == keys.unsqueeze(1)).sum(1)  # every draw, itself included
+    siblings = (keys.view(3, -1).unsqueeze(0) == keys.view(3, -1).unsqueeze(1)).sum(0) - 1
+    assert (siblings[:2] >= 1).all()  # every latent drew its first graph twice
+    expected = same - siblings.reshape(-1) if credit == "across" else same
+    assert counts.tolist() == expected.tolist()
+    assert draws == (1 if credit == "across" else 3)
+
+
 def test_training_with_the_term_logs_it_and_resumes_exactly(train_data, tmp_path):
     def run(steps):
         return config(steps, repeat_window=64, critic_draws=0.25, draw_realism=1.0,
@@ -180,7 +215,7 @@ def test_training_with_the_term_logs_it_and_resumes_exactly(train_data, tmp_path
 
 @pytest.mark.parametrize("field, value", [("rl_draws", 0), ("rl_temperature", 0.0),
                                           ("critic_draws", 1.5), ("repeat_threshold", 0.5),
-                                          ("free_draws", 5)])
+                                          ("free_draws", 5), ("rl_credit", "latent")])
 def test_invalid_settings_are_refused_with_their_name(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig.from_flat({field: value})
