@@ -219,8 +219,9 @@ class DiversityConfig:
     ``repeat_window`` draws, :math:`\tau` = ``repeat_threshold``), plus ``draw_realism`` times
     the critic's standardized score among the valid draws, plus ``motif_reward`` times its
     ring-motif reward :math:`m` (:mod:`molgan.motifs`). The generator ascends its policy gradient
-    with a leave-one-out baseline. ``critic_draws`` of each critic batch's fakes are such
-    draws, so the critic learns what the samples look like.
+    with a leave-one-out baseline (or, with ``rl_credit="across"``, the batch's mean reward).
+    ``critic_draws`` of each critic batch's fakes are such draws, so the critic learns what the
+    samples look like.
     """
 
     diversity_rl: float = 1.0
