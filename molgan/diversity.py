@@ -43,7 +43,7 @@ from torch import Tensor
 from molgan.config import DiversityConfig
 from molgan.generator import Generator, draw_graph, temper
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import policy_gradient, sibling_repeats
+from molgan.loss import policy_gradient
 from molgan.motifs import MotifBalance, graph_cells
 from molgan.vocab import Vocab
 
@@ -132,6 +132,17 @@ def repeat_weights(counts: Tensor, threshold: float) -> Tensor:
     costs nothing; beyond, the weight grows with the log of the excess, so one molecule made a
     thousand times does not drown out the rest of the batch."""
     return torch.log(counts.float() / threshold).clamp(min=0)
+
+
+def sibling_repeats(keys: Tensor, draws: int) -> Tensor:
+    r"""``[K B]``: for each of ``keys [K B]`` (``K = draws`` blocks of ``B``, block ``k``
+    holding one draw from each of the same ``B`` latents), how many of the other ``K - 1``
+    draws of its latent have the same key. Subtracted from a draw's repeat count, it leaves
+    the repeats made by other latents only."""
+    if draws < 1 or keys.shape[0] % draws:
+        raise ValueError(f"{keys.shape[0]} keys do not make {draws} blocks")
+    blocks = keys.view(draws, -1)
+    return ((blocks.unsqueeze(0) == blocks.unsqueeze(1)).sum(0) - 1).reshape(-1)
 
 
 def diversity_rewards(valid: Tensor, counts: Tensor, threshold: float) -> Tensor:

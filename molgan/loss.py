@@ -267,19 +267,8 @@ def graph_log_prob(fake: DenseGraph, x_idx: Tensor, adj_idx: Tensor,
 
 
 RL_CREDITS = ("within", "across")
-"""Where the diversity RL term's credit goes (:func:`sibling_repeats`,
+"""Where the diversity RL term's credit goes (:func:`molgan.diversity.sibling_repeats`,
 :func:`leave_one_out_advantages`): among the draws of each latent, or across the batch."""
-
-
-def sibling_repeats(keys: Tensor, draws: int) -> Tensor:
-    r"""``[K B]``: for each of ``keys [K B]`` (``K = draws`` blocks of ``B``, block ``k``
-    holding one draw from each of the same ``B`` latents), how many of the other ``K - 1``
-    draws of its latent have the same key. Subtracted from a draw's repeat count, it leaves
-    the repeats made by other latents only."""
-    if draws < 1 or keys.shape[0] % draws:
-        raise ValueError(f"{keys.shape[0]} keys do not make {draws} blocks")
-    blocks = keys.view(draws, -1)
-    return ((blocks.unsqueeze(0) == blocks.unsqueeze(1)).sum(0) - 1).reshape(-1)
 
 
 def leave_one_out_advantages(rewards: Tensor, draws: int) -> Tensor:

@@ -7,7 +7,7 @@ import torch
 
 from molgan.config import RunConfig, TrainConfig
 from molgan.diversity import (RepeatMemory, diversity_rewards, graph_keys, repeat_weights,
-                              standardized_among)
+                              sibling_repeats, standardized_among)
 from molgan.generator import GeneratorConfig, draw_graph
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.train import Trainer
@@ -34,6 +34,14 @@ def test_graph_keys_tell_graphs_apart_and_the_memory_counts_within_its_window():
     restored.load_state(memory.state())
     assert restored.count(keys).tolist() == memory.count(keys).tolist()
 
+
+def test_sibling_repeats_count_the_same_key_among_the_other_draws_of_each_latent():
+    # 3 draws from each of 2 latents: latent 0 drew 5, 5, 7; latent 1 drew 9, 9, 9
+    keys = torch.tensor([5, 9, 5, 9, 7, 9])
+    assert sibling_repeats(keys, 3).tolist() == [1, 2, 1, 2, 0, 2]
+    assert sibling_repeats(keys, 1).tolist() == [0] * 6
+    with pytest.raises(ValueError, match="blocks"):
+        sibling_repeats(keys, 4)
 
 def test_rewards_are_validity_minus_the_log_excess_of_repeats():
     valid = torch.tensor([1.0, 1.0, 0.0, 1.0])
@@ -190,7 +198,7 @@ def test_credit_across_latents_takes_the_batch_baseline_and_other_latents_repeat
     trainer = Trainer(config(1, rl_draws=3, critic_draws=0.0, rl_credit=credit), train_data,
                       tmp_path)
     trainer.fit()
-    counts, (_, x_idx, adj_idx, rewards, *_, draws, _) = seen[0], seen[1]
+    counts, (_, x_idx, adj_idx, _, *_, draws, _) = seen[0], seen[1]
     keys = graph_keys(x_idx, adj_idx)
     same = (keys.unsqueeze(0) == keys.unsqueeze(1)).sum(1)  # every draw, itself included
     siblings = (keys.view(3, -1).unsqueeze(0) == keys.view(3, -1).unsqueeze(1)).sum(0) - 1

@@ -460,14 +460,3 @@ def test_drawn_lone_atoms_lowers_a_lone_atom_by_bonding_it_not_by_dropping_it():
     assert x.grad[0, :, 1].abs().max().item() == 0.0
     # raising the bond's probability lowers the term: d/dq = -a_i a_j per atom, both atoms
     assert (adj.grad[0, 0, 1, 0] + adj.grad[0, 1, 0, 0]).item() == pytest.approx(2.0)
-
-
-def test_sibling_repeats_count_the_same_key_among_the_other_draws_of_each_latent():
-    from molgan.loss import sibling_repeats
-
-    # 3 draws from each of 2 latents: latent 0 drew 5, 5, 7; latent 1 drew 9, 9, 9
-    keys = torch.tensor([5, 9, 5, 9, 7, 9])
-    assert sibling_repeats(keys, 3).tolist() == [1, 2, 1, 2, 0, 2]
-    assert sibling_repeats(keys, 1).tolist() == [0] * 6
-    with pytest.raises(ValueError, match="blocks"):
-        sibling_repeats(keys, 4)
