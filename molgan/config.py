@@ -180,9 +180,13 @@ class PenaltyConfig:
     """Weight of the expected number of atoms bonded to no other atom in an unconstrained
     draw at ``drawn_temperature`` (:func:`molgan.loss.drawn_lone_atoms`) in the generator
     loss (0 = off)."""
+    collision_penalty: float = 0.0
+    """Weight of the log-probability that unconstrained draws at ``drawn_temperature`` from two
+    of the batch's latents are the same labelled graph (:func:`molgan.loss.drawn_collisions`)
+    in the generator loss (0 = off): the duplicates that unique@10k counts."""
     drawn_temperature: float = 1.0
     """Temperature T of the law that the penalties on a draw (``valence_excess = "drawn"``,
-    ``lone_atom_penalty``) take: softmax(logits / T), the law that ``molgan sample
+    ``lone_atom_penalty``, ``collision_penalty``) take: softmax(logits / T), the law that ``molgan sample
     --valence-draw false --temperature T`` draws from. 1: the network's own law."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
@@ -200,9 +204,9 @@ class PenaltyConfig:
         _check(self.drawn_temperature > 0,
                f"drawn_temperature must be positive, got {self.drawn_temperature}")
         _check(self.drawn_temperature == 1.0 or self.valence_excess == "drawn"
-               or self.lone_atom_penalty > 0,
+               or self.lone_atom_penalty > 0 or self.collision_penalty > 0,
                "drawn_temperature applies only to the penalties on a draw: set "
-               "valence_excess to 'drawn' or lone_atom_penalty above 0")
+               "valence_excess to 'drawn', or lone_atom_penalty or collision_penalty above 0")
         _check(self.valence_excess in VALENCE_EXCESS_FORMS,
                f"valence_excess must be one of {VALENCE_EXCESS_FORMS}, "
                f"got {self.valence_excess!r}")

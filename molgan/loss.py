@@ -13,6 +13,7 @@ gradients with respect to both inputs together. Generator loss: :math:`L_G = -\m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -425,6 +426,43 @@ def drawn_lone_atoms(fake: DenseGraph) -> Tensor:
     others = neighbour_atoms(fake)  # [B, N, N]: a_j off the diagonal
     unbonded = 1 - (1 - fake.adj[..., 0]) * others  # [B, N, N]: P(no bond from i to an atom j)
     return (present.detach() * unbonded.prod(dim=2)).sum(1).mean()
+
+
+def drawn_collisions(fake: DenseGraph) -> Tensor:
+    r"""Log of the probability that two graphs drawn from different fakes' factorized laws
+    are the same labelled graph, over the batch's ordered pairs (a scalar, minimized by the
+    generator; 0 for a batch of one graph, where there is no pair).
+
+    ``molgan sample --valence-draw false`` draws every slot's atom type and every pair's bond
+    independently; two fakes ``i`` and ``j`` (different latents) then draw the same labelled
+    graph with probability
+
+    .. math::
+        c_{ij} = \prod_n \langle x_{i,n}, x_{j,n} \rangle
+                 \prod_{n < m} \langle a_{i,nm}, a_{j,nm} \rangle, \qquad
+        C = \log \frac{1}{B(B - 1)} \sum_{i \ne j} c_{ij},
+
+    so :math:`e^C` is an unbiased estimate, over the batch's independent latents, of the
+    probability that two samples are the same labelled graph: the duplicates that
+    unique@10k counts, up to relabelling and to bonds of empty slots (both can only merge more
+    graphs). Its gradient is that of :math:`\log c_{ij}` weighted by each pair's share
+    of the sum, so it pushes apart the laws of the pairs likeliest to collide.
+
+    ``fake.x [B, N, T]``, ``fake.adj [B, N, N, Y]``: relaxed fakes (or their laws at a
+    temperature, :func:`molgan.generator.temper`). Float32 whatever the autocast.
+    """
+    batch, n = fake.x.shape[:2]
+    if batch < 2:
+        return fake.x.sum() * 0.0
+    upper = torch.triu_indices(n, n, offset=1, device=fake.x.device)
+    x = fake.x.float()
+    bonds = fake.adj.float()[:, upper[0], upper[1]]  # [B, M, Y]
+    tiny = torch.finfo(torch.float32).tiny
+    log_c = (torch.einsum("bnt,cnt->bcn", x, x).clamp_min(tiny).log().sum(-1)
+             + torch.einsum("bmy,cmy->bcm", bonds, bonds).clamp_min(tiny).log().sum(-1))
+    eye = torch.eye(batch, dtype=torch.bool, device=log_c.device)
+    pairs = log_c.masked_fill(eye, float("-inf")).flatten()
+    return torch.logsumexp(pairs, 0) - math.log(batch * (batch - 1))
 
 
 def combined_generator_loss(wgan: Tensor, predicted_reward: Tensor, lam: float) -> Tensor:

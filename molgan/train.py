@@ -43,8 +43,8 @@ from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
 from molgan.generator import Generator, relax, temper
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import (CriticLoss, critic_loss, drawn_lone_atoms, drawn_valence_excess,
-                         generator_loss, valence_excess)
+from molgan.loss import (CriticLoss, critic_loss, drawn_collisions, drawn_lone_atoms,
+                         drawn_valence_excess, generator_loss, valence_excess)
 from molgan.vocab import Vocab
 
 __all__ = ["FitResult", "RunConfig", "TrainConfig", "Trainer", "TrainingDiverged"]
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision")
 
 
 class TrainingDiverged(RuntimeError):
@@ -197,6 +197,8 @@ class Trainer:
         self.property_rl = self._property_rl(train)
         # the last latent coverage term, unweighted (0 while it is off)
         self.coverage_term = torch.zeros((), device=self.device)
+        # the last collision penalty, unweighted (0 while it is off)
+        self.collision_term = torch.zeros((), device=self.device)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -355,12 +357,13 @@ class Trainer:
         return loss.detach()
 
     def _valence_terms(self, fake: DenseGraph) -> torch.Tensor:
-        """The weighted valence and lone-atom penalties of relaxed ``fake`` (a scalar, part of
-        the generator's loss). The penalties on a draw take the law at ``drawn_temperature``
+        """The weighted valence, lone-atom and collision penalties of relaxed ``fake`` (a
+        scalar, part of the generator's loss). The penalties on a draw take the law at ``drawn_temperature``
         (:func:`molgan.generator.temper`)."""
         penalties = self.config.train.penalties
         drawn = penalties.valence_excess == "drawn"
-        on_a_draw = (drawn and self.max_valence is not None) or penalties.lone_atom_penalty > 0
+        on_a_draw = ((drawn and self.max_valence is not None) or penalties.lone_atom_penalty > 0
+                     or penalties.collision_penalty > 0)
         law = (temper(fake, penalties.drawn_temperature)
                if on_a_draw and penalties.drawn_temperature != 1.0 else fake)
         total = torch.zeros((), device=fake.x.device)
@@ -370,6 +373,10 @@ class Trainer:
             total = total + penalties.valence_penalty * excess
         if penalties.lone_atom_penalty > 0:
             total = total + penalties.lone_atom_penalty * drawn_lone_atoms(law)
+        if penalties.collision_penalty > 0:
+            collisions = drawn_collisions(law)
+            self.collision_term = collisions.detach()
+            total = total + penalties.collision_penalty * collisions
         return total
 
     @torch.no_grad()
@@ -400,7 +407,7 @@ class Trainer:
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
                 "drawn_valid": self.diversity.drawn_valid,
                 "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward,
-                "coverage": self.coverage_term}
+                "coverage": self.coverage_term, "collision": self.collision_term}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -579,6 +586,8 @@ class Trainer:
                 record["motif_kl"] = round(means["motif_kl"], 4)
         if tc.diversity.latent_coverage > 0:
             record["coverage"] = round(means["coverage"], 4)
+        if tc.penalties.collision_penalty > 0:
+            record["collision"] = round(means["collision"], 4)
         if self.property_rl is not None:
             record.update(loss_r=means["loss_r"], reward=means["reward"],
                           rl=self.property_rl.active(self.step - 1),

@@ -460,3 +460,67 @@ def test_drawn_lone_atoms_lowers_a_lone_atom_by_bonding_it_not_by_dropping_it():
     assert x.grad[0, :, 1].abs().max().item() == 0.0
     # raising the bond's probability lowers the term: d/dq = -a_i a_j per atom, both atoms
     assert (adj.grad[0, 0, 1, 0] + adj.grad[0, 1, 0, 0]).item() == pytest.approx(2.0)
+
+
+def _decoded_law(x: torch.Tensor, adj: torch.Tensor) -> dict:
+    """The law of one fake's decoded graphs (empty slots' bonds dropped), by enumeration."""
+    law: dict = {}
+    for p, types, bonds in _joint_draws(x, adj):
+        key = (tuple(types), tuple(map(tuple, bonds)))
+        law[key] = law.get(key, 0.0) + p
+    return law
+
+
+def _random_fakes(batch: int, n: int, t: int, y: int, empty: bool) -> DenseGraph:
+    x_logits = torch.randn(batch, n, t, dtype=torch.float64) * 1.5
+    if not empty:
+        x_logits[..., 0] = float("-inf")  # every slot holds an atom
+    logits = torch.randn(batch, n, n, y, dtype=torch.float64) * 1.5
+    return DenseGraph(torch.softmax(x_logits, -1), torch.softmax(logits + logits.transpose(1, 2), -1))
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_drawn_collisions_is_the_log_chance_that_two_latents_draw_one_graph(empty):
+    """Against enumeration of every joint draw: exact when every slot holds an atom; a lower
+    bound when empty slots can drop bonds (which merges labelled graphs)."""
+    from molgan.loss import drawn_collisions
+
+    torch.manual_seed(3)
+    fake = _random_fakes(3, 3, 3, 2, empty)
+    laws = [_decoded_law(fake.x[b], fake.adj[b]) for b in range(3)]
+    pairs = [sum(p * laws[j].get(g, 0.0) for g, p in laws[i].items())
+             for i in range(3) for j in range(3) if i != j]
+    enumerated = math.log(sum(pairs) / len(pairs))
+    got = drawn_collisions(fake).item()
+    if empty:
+        assert got < enumerated - 1e-3
+    else:
+        assert got == pytest.approx(enumerated, rel=1e-6)  # computed in float32
+
+
+def test_drawn_collisions_of_one_hot_graphs_counts_identical_pairs():
+    from molgan.loss import drawn_collisions
+
+    x_idx = torch.tensor([[1, 2, 0], [1, 2, 0], [2, 1, 0], [1, 2, 0]])
+    adj_idx = torch.zeros(4, 3, 3, dtype=torch.long)
+    adj_idx[:, 0, 1] = adj_idx[:, 1, 0] = 1
+    graph = one_hot_graph(x_idx, adj_idx, 3, 2, torch.float64)
+    # graphs 0, 1 and 3 are one labelled graph: 6 of the 12 ordered pairs collide
+    assert drawn_collisions(graph).item() == pytest.approx(math.log(6 / 12))
+    single = graph.rows(slice(0, 1))
+    assert drawn_collisions(single).item() == 0.0
+
+
+def test_drawn_collisions_pushes_apart_the_pair_likeliest_to_collide():
+    """The gradient lowers the overlap of the two near-identical laws, not the distinct one."""
+    from molgan.loss import drawn_collisions
+
+    torch.manual_seed(0)
+    x_logits = torch.randn(3, 3, 3) * 0.1
+    x_logits[1] = x_logits[0] + 0.01
+    x_logits[2] = torch.tensor([[5.0, -5, -5], [-5, 5, -5], [-5, -5, 5]])
+    x_logits.requires_grad_(True)
+    adj = torch.full((3, 3, 3, 2), 0.5)
+    drawn_collisions(DenseGraph(torch.softmax(x_logits, -1), adj)).backward()
+    grad = x_logits.grad.norm(dim=(1, 2))
+    assert grad[0] > 10 * grad[2] and grad[1] > 10 * grad[2]
