@@ -186,8 +186,9 @@ class PenaltyConfig:
     in the generator loss (0 = off): the duplicates that unique@10k counts."""
     drawn_temperature: float = 1.0
     """Temperature T of the law that the penalties on a draw (``valence_excess = "drawn"``,
-    ``lone_atom_penalty``, ``collision_penalty``) take: softmax(logits / T), the law that ``molgan sample
-    --valence-draw false --temperature T`` draws from. 1: the network's own law."""
+    ``lone_atom_penalty``, ``collision_penalty``) take: softmax(logits / T), the law that
+    ``molgan sample --valence-draw false --temperature T`` draws from. 1: the network's own
+    law."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,

@@ -347,7 +347,7 @@ class Trainer:
                 if self.property_rl.active(self.step):
                     loss = self.property_rl.generator_loss(loss, fake, self._autocast)
             loss = loss + self.diversity.generator_term(fake)
-            loss = loss + self._valence_terms(fake)
+            loss = loss + self._graph_penalties(fake)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
@@ -356,10 +356,10 @@ class Trainer:
             self.critic.requires_grad_(True)
         return loss.detach()
 
-    def _valence_terms(self, fake: DenseGraph) -> torch.Tensor:
+    def _graph_penalties(self, fake: DenseGraph) -> torch.Tensor:
         """The weighted valence, lone-atom and collision penalties of relaxed ``fake`` (a
-        scalar, part of the generator's loss). The penalties on a draw take the law at ``drawn_temperature``
-        (:func:`molgan.generator.temper`)."""
+        scalar, part of the generator's loss). The penalties on a draw take the law at
+        ``drawn_temperature`` (:func:`molgan.generator.temper`)."""
         penalties = self.config.train.penalties
         drawn = penalties.valence_excess == "drawn"
         on_a_draw = ((drawn and self.max_valence is not None) or penalties.lone_atom_penalty > 0

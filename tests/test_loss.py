@@ -476,7 +476,8 @@ def _random_fakes(batch: int, n: int, t: int, y: int, empty: bool) -> DenseGraph
     if not empty:
         x_logits[..., 0] = float("-inf")  # every slot holds an atom
     logits = torch.randn(batch, n, n, y, dtype=torch.float64) * 1.5
-    return DenseGraph(torch.softmax(x_logits, -1), torch.softmax(logits + logits.transpose(1, 2), -1))
+    adj = torch.softmax(logits + logits.transpose(1, 2), -1)
+    return DenseGraph(torch.softmax(x_logits, -1), adj)
 
 
 @pytest.mark.parametrize("empty", [False, True])
