@@ -428,38 +428,51 @@ def drawn_lone_atoms(fake: DenseGraph) -> Tensor:
     return (present.detach() * unbonded.prod(dim=2)).sum(1).mean()
 
 
+def pair_log_collisions(first: DenseGraph, second: DenseGraph) -> Tensor:
+    r"""Log-probability that a draw from each graph's factorized law gives the same labelled
+    graph, for every pair: ``[B1, B2]`` from ``first [B1]`` and ``second [B2]`` (laws over the
+    same N slots; float32 whatever the autocast).
+
+    .. math::
+        \log c_{ij} = \sum_n \log \langle x_{i,n}, x'_{j,n} \rangle
+                     + \sum_{n < m} \log \langle a_{i,nm}, a'_{j,nm} \rangle
+
+    with every node type and every pair's bond drawn independently, as ``molgan sample
+    --valence-draw false`` draws them. Bonds of empty slots count as drawn: the decoder drops
+    them, which can only merge more graphs, so :math:`c_{ij}` is a lower bound on the chance
+    that the two decoded graphs are equal (and on their canonical SMILES being equal).
+    """
+    n = first.x.shape[1]
+    upper = torch.triu_indices(n, n, offset=1, device=first.x.device)
+    tiny = torch.finfo(torch.float32).tiny
+    atoms = torch.einsum("bnt,cnt->bcn", first.x.float(), second.x.float())
+    bonds = torch.einsum("bmy,cmy->bcm", first.adj.float()[:, upper[0], upper[1]],
+                         second.adj.float()[:, upper[0], upper[1]])
+    return atoms.clamp_min(tiny).log().sum(-1) + bonds.clamp_min(tiny).log().sum(-1)
+
+
 def drawn_collisions(fake: DenseGraph) -> Tensor:
     r"""Log of the probability that two graphs drawn from different fakes' factorized laws
     are the same labelled graph, over the batch's ordered pairs (a scalar, minimized by the
-    generator; 0 for a batch of one graph, where there is no pair).
-
-    ``molgan sample --valence-draw false`` draws every slot's atom type and every pair's bond
-    independently; two fakes ``i`` and ``j`` (different latents) then draw the same labelled
-    graph with probability
+    generator; 0 for a batch of one graph, where there is no pair):
 
     .. math::
-        c_{ij} = \prod_n \langle x_{i,n}, x_{j,n} \rangle
-                 \prod_{n < m} \langle a_{i,nm}, a_{j,nm} \rangle, \qquad
-        C = \log \frac{1}{B(B - 1)} \sum_{i \ne j} c_{ij},
+        C = \log \frac{1}{B(B - 1)} \sum_{i \ne j} c_{ij}
 
-    so :math:`e^C` is an unbiased estimate, over the batch's independent latents, of the
-    probability that two samples are the same labelled graph: the duplicates that
-    unique@10k counts, up to relabelling and to bonds of empty slots (both can only merge more
-    graphs). Its gradient is that of :math:`\log c_{ij}` weighted by each pair's share
-    of the sum, so it pushes apart the laws of the pairs likeliest to collide.
+    with :math:`c_{ij}` from :func:`pair_log_collisions`. :math:`e^C` is an unbiased
+    estimate, over the batch's independent latents, of the probability that two samples of
+    ``molgan sample --valence-draw false`` are the same labelled graph: the duplicates that
+    unique@10k counts (``scripts/duplicate_forecast.py`` predicts them from it). Its gradient
+    is that of :math:`\log c_{ij}` weighted by each pair's share of the sum, so it pushes
+    apart the laws of the pairs likeliest to collide.
 
     ``fake.x [B, N, T]``, ``fake.adj [B, N, N, Y]``: relaxed fakes (or their laws at a
-    temperature, :func:`molgan.generator.temper`). Float32 whatever the autocast.
+    temperature, :func:`molgan.generator.temper`).
     """
-    batch, n = fake.x.shape[:2]
+    batch = fake.x.shape[0]
     if batch < 2:
         return fake.x.sum() * 0.0
-    upper = torch.triu_indices(n, n, offset=1, device=fake.x.device)
-    x = fake.x.float()
-    bonds = fake.adj.float()[:, upper[0], upper[1]]  # [B, M, Y]
-    tiny = torch.finfo(torch.float32).tiny
-    log_c = (torch.einsum("bnt,cnt->bcn", x, x).clamp_min(tiny).log().sum(-1)
-             + torch.einsum("bmy,cmy->bcm", bonds, bonds).clamp_min(tiny).log().sum(-1))
+    log_c = pair_log_collisions(fake, fake)
     eye = torch.eye(batch, dtype=torch.bool, device=log_c.device)
     pairs = log_c.masked_fill(eye, float("-inf")).flatten()
     return torch.logsumexp(pairs, 0) - math.log(batch * (batch - 1))
