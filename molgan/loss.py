@@ -27,6 +27,11 @@ from molgan.graph import DenseGraph
 #: (:func:`valence_excess`) or the expected excess of a draw (:func:`drawn_valence_excess`).
 VALENCE_EXCESS_FORMS = ("mean", "drawn")
 
+#: Kernels of :func:`drawn_collisions`: ``product``, the chance that two laws draw one
+#: labelled graph; ``cosine``, that chance over the geometric mean of each law's chance of
+#: drawing one graph twice (1 for two equal laws, however broad).
+COLLISION_KERNELS = ("product", "cosine")
+
 CriticFn = Callable[..., Tensor]
 """``critic(x, adj)`` -> scores (``critic(x, adj, groups)`` for a grouped fused loss)."""
 
@@ -451,7 +456,7 @@ def pair_log_collisions(first: DenseGraph, second: DenseGraph) -> Tensor:
     return atoms.clamp_min(tiny).log().sum(-1) + bonds.clamp_min(tiny).log().sum(-1)
 
 
-def drawn_collisions(fake: DenseGraph) -> Tensor:
+def drawn_collisions(fake: DenseGraph, kernel: str = "product") -> Tensor:
     r"""Log of the probability that two graphs drawn from different fakes' factorized laws
     are the same labelled graph, over the batch's ordered pairs (a scalar, minimized by the
     generator; 0 for a batch of one graph, where there is no pair):
@@ -464,15 +469,33 @@ def drawn_collisions(fake: DenseGraph) -> Tensor:
     ``molgan sample --valence-draw false`` are the same labelled graph: the duplicates that
     unique@10k counts (``scripts/duplicate_forecast.py`` predicts them from it). Its gradient
     is that of :math:`\log c_{ij}` weighted by each pair's share of the sum, so it pushes
-    apart the laws of the pairs likeliest to collide.
+    apart the laws of the pairs likeliest to collide. It can also fall by broadening every
+    law (two broad laws rarely draw one graph), which spends validity as a warmer sampling
+    temperature does.
+
+    ``kernel = "cosine"`` takes instead
+
+    .. math::
+        \log \tilde c_{ij} = \log c_{ij} - \tfrac12 (\log c_{ii} + \log c_{jj})
+        = \sum_n \log \cos(x_{i,n}, x_{j,n}) + \sum_{n < m} \log \cos(a_{i,nm}, a_{j,nm}),
+
+    the cosine of each slot's two probability vectors: 0 for two equal laws whatever their
+    breadth, so it pays only for moving the laws' modes apart, never for broadening a law.
+    It equals the product kernel on one-hot graphs.
 
     ``fake.x [B, N, T]``, ``fake.adj [B, N, N, Y]``: relaxed fakes (or their laws at a
-    temperature, :func:`molgan.generator.temper`).
+    temperature, :func:`molgan.generator.temper`). ``kernel``: one of
+    :data:`COLLISION_KERNELS`.
     """
+    if kernel not in COLLISION_KERNELS:
+        raise ValueError(f"kernel must be one of {COLLISION_KERNELS}, got {kernel!r}")
     batch = fake.x.shape[0]
     if batch < 2:
         return fake.x.sum() * 0.0
     log_c = pair_log_collisions(fake, fake)
+    if kernel == "cosine":
+        self_log_c = log_c.diagonal()
+        log_c = log_c - 0.5 * (self_log_c[:, None] + self_log_c[None, :])
     eye = torch.eye(batch, dtype=torch.bool, device=log_c.device)
     pairs = log_c.masked_fill(eye, float("-inf")).flatten()
     return torch.logsumexp(pairs, 0) - math.log(batch * (batch - 1))

@@ -374,7 +374,7 @@ class Trainer:
         if penalties.lone_atom_penalty > 0:
             total = total + penalties.lone_atom_penalty * drawn_lone_atoms(law)
         if penalties.collision_penalty > 0:
-            collisions = drawn_collisions(law)
+            collisions = drawn_collisions(law, penalties.collision_kernel)
             self.collision_term = collisions.detach()
             total = total + penalties.collision_penalty * collisions
         return total

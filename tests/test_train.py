@@ -553,26 +553,30 @@ def test_the_lone_atom_penalty_enters_the_generators_loss_only_when_weighted(
         assert calls[0][0] == 16
 
 
-@pytest.mark.parametrize("weight", [0.0, 0.5])
+@pytest.mark.parametrize("weight, kernel", [(0.0, "product"), (0.5, "product"),
+                                            (0.5, "cosine")])
 def test_the_collision_penalty_enters_the_generators_loss_and_the_log_only_when_weighted(
-        train_data, tmp_path, monkeypatch, weight):
+        train_data, tmp_path, monkeypatch, weight, kernel):
     """``collision_penalty > 0`` adds the log chance that two latents draw one labelled graph
-    to every generator step and logs its unweighted value; at 0 it is neither computed nor
-    logged."""
+    (by ``collision_kernel``) to every generator step and logs its unweighted value; at 0 it
+    is neither computed nor logged."""
     import molgan.train
 
-    calls = []
+    calls, kernels = [], []
     original = molgan.train.drawn_collisions
 
-    def record(fake):
-        calls.append(original(fake))
+    def record(fake, kernel):
+        kernels.append(kernel)
+        calls.append(original(fake, kernel))
         return calls[-1]
 
     monkeypatch.setattr(molgan.train, "drawn_collisions", record)
-    out = tmp_path / str(weight)
-    Trainer(config(2, collision_penalty=weight, log_every=1), train_data, out).fit()
+    out = tmp_path / f"{weight}-{kernel}"
+    Trainer(config(2, collision_penalty=weight, collision_kernel=kernel, log_every=1),
+            train_data, out).fit()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(calls) == (2 if weight else 0)
+    assert set(kernels) <= {kernel}
     if weight:
         assert [r["collision"] for r in records] == [round(c.item(), 4) for c in calls]
         assert all(c.item() <= 0 for c in calls)
