@@ -216,6 +216,9 @@ class PenaltyConfig:
         _check(self.collision_kernel in COLLISION_KERNELS,
                f"collision_kernel must be one of {COLLISION_KERNELS}, "
                f"got {self.collision_kernel!r}")
+        _check(self.collision_kernel == "product" or self.collision_penalty > 0,
+               "collision_kernel applies only to the collision penalty: set "
+               "collision_penalty above 0")
         _check(self.valence_excess in VALENCE_EXCESS_FORMS,
                f"valence_excess must be one of {VALENCE_EXCESS_FORMS}, "
                f"got {self.valence_excess!r}")

@@ -480,8 +480,8 @@ def drawn_collisions(fake: DenseGraph, kernel: str = "product") -> Tensor:
         = \sum_n \log \cos(x_{i,n}, x_{j,n}) + \sum_{n < m} \log \cos(a_{i,nm}, a_{j,nm}),
 
     the cosine of each slot's two probability vectors: 0 for two equal laws whatever their
-    breadth, so it pays only for moving the laws' modes apart, never for broadening a law.
-    It equals the product kernel on one-hot graphs.
+    breadth, so it pays for making two laws differ, never for broadening both. It equals
+    the product kernel on one-hot graphs.
 
     ``fake.x [B, N, T]``, ``fake.adj [B, N, N, Y]``: relaxed fakes (or their laws at a
     temperature, :func:`molgan.generator.temper`). ``kernel``: one of

@@ -54,7 +54,8 @@ def test_flat_form_round_trips_and_replace_changes_one_field():
                                           ("lr", 0.0), ("precision", "fp8"),
                                           ("log_every", 0), ("lambda_rl", 0.5),
                                           ("sample_temperature", 0.0), ("relax", "sigmoid"),
-                                          ("collision_kernel", "euclid")])
+                                          ("collision_kernel", "euclid"),
+                                          ("collision_kernel", "cosine")])
 def test_each_part_refuses_invalid_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig.from_flat({field: value})
