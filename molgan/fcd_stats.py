@@ -15,12 +15,33 @@ import numpy as np
 from molgan.cache import cached_arrays, smiles_digest
 
 
+def chemnet_activations(smiles: Sequence[str], batch_size: int = 128) -> np.ndarray:
+    """ChemNet's penultimate activations ``[n, 512]`` (float32) of ``smiles``, on CUDA when
+    present.
+
+    The same computation as ``fcd.get_predictions`` (its tokenizer, padding and model), batched
+    here: ``fcd`` 1.2.2 stacks its batches with ``np.row_stack``, which numpy 2.5 removed.
+    """
+    import fcd
+    import torch
+    from fcd.utils import SmilesDataset
+    from torch.utils.data import DataLoader
+
+    if len(smiles) == 0:
+        return np.zeros((0, 512), dtype=np.float32)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = fcd.load_ref_model().to(device).eval()
+    batches = []
+    with torch.no_grad():
+        for batch in DataLoader(SmilesDataset(list(smiles)), batch_size=batch_size):
+            out = model(batch.transpose(1, 2).float().to(device))
+            batches.append(out.cpu().numpy().astype(np.float32))
+    return np.concatenate(batches, axis=0)
+
+
 def chemnet_statistics(smiles: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``[512]`` and covariance ``[512, 512]`` of ChemNet activations."""
-    import fcd
-
-    model = fcd.load_ref_model()
-    activations = fcd.get_predictions(model, list(smiles))
+    activations = chemnet_activations(smiles)
     return activations.mean(0), np.cov(activations.T)
 
 

@@ -121,7 +121,7 @@ def main() -> None:
 
     from molgan.chem import mol_from_smiles
     from molgan.evaluate import load_reference, read_samples
-    from molgan.fcd_stats import frechet_distance
+    from molgan.fcd_stats import chemnet_activations, frechet_distance
     from molgan.metrics import canonicalize
 
     reference = load_reference(args.train)
@@ -131,9 +131,7 @@ def main() -> None:
     plain = float("nan")
     matched_fcd = None
     if not args.descriptors_only:
-        import fcd
-
-        activations = fcd.get_predictions(fcd.load_ref_model(), valid)
+        activations = chemnet_activations(valid)
         test_stats = reference.fcd_statistics()
         plain = frechet_distance(weighted_statistics(activations, np.ones(len(valid))),
                                  test_stats)

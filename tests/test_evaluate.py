@@ -98,3 +98,20 @@ def test_sampler_generate_follows_the_guacamol_protocol(cache_dir, tmp_path):
     out = sampler.generate(number_samples=57)
     assert len(out) == 57 and all(isinstance(s, str) for s in out)
     assert len(sampler.sample(13, seed=0).smiles) == 13
+
+
+def test_chemnet_activations_match_the_fcd_package_and_need_no_row_stack(monkeypatch):
+    """Our batching of ChemNet gives fcd.get_predictions' activations (up to float32
+    rounding), and keeps working where numpy has no ``row_stack`` (numpy >= 2.5)."""
+    import fcd
+    import numpy as np
+
+    from molgan.fcd_stats import chemnet_activations
+
+    smiles = ["CCO", "c1ccccc1", "CC(=O)N", "N#CC1CC1", "OCC(O)CO"]
+    expected = fcd.get_predictions(fcd.load_ref_model(), smiles, batch_size=2)
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    got = chemnet_activations(smiles, batch_size=2)
+    assert got.shape == (5, 512) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert chemnet_activations([]).shape == (0, 512)
