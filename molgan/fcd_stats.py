@@ -60,14 +60,41 @@ def cached_statistics(smiles: Sequence[str], cache_dir: Path) -> tuple[np.ndarra
 
 
 def frechet_distance(stats_a: tuple[np.ndarray, np.ndarray],
-                     stats_b: tuple[np.ndarray, np.ndarray]) -> float:
-    """FCD between two ``(mu, sigma)`` pairs; NaN when either side has non-finite statistics
-    (fewer than two molecules give a NaN covariance, on which the matrix square root never
-    converges)."""
-    import fcd
+                     stats_b: tuple[np.ndarray, np.ndarray], eps: float = 1e-6) -> float:
+    r"""FCD between two ``(mu, sigma)`` pairs:
+    :math:`\lVert\mu_a-\mu_b\rVert^2 + \mathrm{Tr}(\Sigma_a+\Sigma_b-2(\Sigma_a\Sigma_b)^{1/2})`.
+
+    The matrix square root is ``scipy.linalg.sqrtm``; when the product is near singular (a
+    non-finite root, or one with an imaginary diagonal) both covariances get ``eps`` added to
+    their diagonals first, and a negligible imaginary part left by rounding is dropped: the
+    recipe of the ``fcd`` package, written here because its own function passes ``sqrtm`` an
+    argument that current scipy no longer accepts. NaN when either side has non-finite
+    statistics (fewer than two molecules give a NaN covariance, on which the matrix square root
+    never converges).
+
+    Raises:
+        ValueError: the square root keeps an imaginary diagonal larger than 1e-3.
+    """
+    from scipy import linalg
 
     if not all(np.isfinite(part).all() for part in (*stats_a, *stats_b)):
         return float("nan")
+    mu_a, sigma_a = np.atleast_1d(stats_a[0]), np.atleast_2d(stats_a[1])
+    mu_b, sigma_b = np.atleast_1d(stats_b[0]), np.atleast_2d(stats_b[1])
+    if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape:
+        raise ValueError(f"statistics of different sizes: {mu_a.shape} and {mu_b.shape}")
 
-    return float(fcd.calculate_frechet_distance(mu1=stats_a[0], sigma1=stats_a[1],
-                                                mu2=stats_b[0], sigma2=stats_b[1]))
+    def real_diagonal(root: np.ndarray) -> bool:
+        return bool(np.allclose(np.diagonal(root).imag, 0, atol=1e-3))
+
+    root = linalg.sqrtm(sigma_a @ sigma_b)
+    if not np.isfinite(root).all() or not real_diagonal(root):
+        offset = np.eye(sigma_a.shape[0]) * eps
+        root = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+    if np.iscomplexobj(root):
+        if not real_diagonal(root):
+            raise ValueError(f"imaginary component {np.max(np.abs(root.imag)):.3g} in the "
+                             "square root of the covariance product")
+        root = root.real
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(root))

@@ -115,3 +115,34 @@ def test_chemnet_activations_match_the_fcd_package_and_need_no_row_stack(monkeyp
     assert got.shape == (5, 512) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert chemnet_activations([]).shape == (0, 512)
+
+
+def test_frechet_distance_by_hand_and_against_the_fcd_package(monkeypatch):
+    """Diagonal covariances: FCD = |mu_a - mu_b|^2 + sum_i (sqrt(a_i) - sqrt(b_i))^2. On full
+    covariances it agrees with fcd.calculate_frechet_distance, and it never passes ``sqrtm``
+    the ``disp`` argument that scipy removed."""
+    import fcd
+    import numpy as np
+    from scipy import linalg
+
+    from molgan.fcd_stats import frechet_distance
+
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    mu_a, mu_b = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    # |mu diff|^2 = 1 + 0 + 4 = 5; (1-2)^2 + (2-2)^2 + (3-1)^2 = 5
+    assert frechet_distance((mu_a, np.diag(a)), (mu_b, np.diag(b))) == pytest.approx(10.0)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 16)), rng.normal(0.3, 1.5, size=(200, 16))
+    stats_x, stats_y = (x.mean(0), np.cov(x.T)), (y.mean(0), np.cov(y.T))
+    expected = fcd.calculate_frechet_distance(stats_x[0], stats_x[1], stats_y[0], stats_y[1])
+
+    sqrtm = linalg.sqrtm
+
+    def sqrtm_without_disp(matrix):  # the signature of scipy releases without ``disp``
+        return sqrtm(matrix)
+
+    monkeypatch.setattr(linalg, "sqrtm", sqrtm_without_disp)
+    assert frechet_distance(stats_x, stats_y) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="different sizes"):
+        frechet_distance(stats_x, (np.zeros(3), np.eye(3)))
