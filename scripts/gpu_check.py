@@ -4,6 +4,9 @@ and 2048, and a short training on QM9 followed by 10,000 samples and their evalu
 
     python scripts/gpu_check.py --out gpu_check.json                 # on a CUDA machine
     python scripts/gpu_check.py --dry-run --out /tmp/gpu_check.json  # on CPU: tiny budgets
+    python scripts/gpu_check.py --train-seconds 300 -- --recipe molgan  # another recipe
+
+Everything after ``--`` goes to the quality stage's ``molgan train`` unchanged.
 
 ``--dry-run`` runs every stage on the CPU with tiny budgets (the test suite runs it), so the
 script is known to work before a GPU is lent. Each stage records its seconds and either its
@@ -61,9 +64,10 @@ def stage_throughput(dry_run: bool, device: str, data: str) -> dict[str, Any]:
 
 
 def stage_training(dry_run: bool, device: str, data: str, out: Path,
-                   seconds: float) -> dict[str, Any]:
-    """Train the default recipe for ``seconds``, sample 10,000 molecules (seed 0) in the three
-    decodings of docs/benchmarks.md, and evaluate each against the test split."""
+                   seconds: float, train_args: list[str]) -> dict[str, Any]:
+    """Train the default recipe (with ``train_args`` added) for ``seconds``, sample 10,000
+    molecules (seed 0) in the three decodings of docs/benchmarks.md, and evaluate each against
+    the test split."""
     from molgan.cli import main as molgan
     from molgan.evaluate import evaluate, load_reference
     from molgan.sample import Sampler
@@ -72,7 +76,7 @@ def stage_training(dry_run: bool, device: str, data: str, out: Path,
     budget = ["--steps", "20", "--batch-size", "16"] if dry_run else [
         "--steps", "1000000", "--max-seconds", str(seconds)]
     command = ["train", "--data", data, "--out", str(run), "--device", device,
-               "--eval-every", "1000000", *budget]
+               "--eval-every", "1000000", *budget, *train_args]
     if (run / "ckpt.pt").exists():
         command.append("--resume")
     start = time.perf_counter()
@@ -119,7 +123,8 @@ def main() -> int:
                         help="training budget of the quality stage (default 240)")
     parser.add_argument("--data", default=None,
                         help="dataset (default: qm9; the dry run uses the 2,001-molecule fixture)")
-    args = parser.parse_args()
+    args, train_args = parser.parse_known_args()
+    train_args = [a for a in train_args if a != "--"]
     device = "cpu" if args.dry_run else "cuda"
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu_check: CUDA is not available here; use --dry-run", file=sys.stderr)
@@ -135,7 +140,8 @@ def main() -> int:
     run_stage(report, "gpu tests", lambda: stage_tests(args.dry_run), path)
     run_stage(report, "throughput", lambda: stage_throughput(args.dry_run, device, data), path)
     run_stage(report, "training and quality",
-              lambda: stage_training(args.dry_run, device, data, path.parent, args.train_seconds),
+              lambda: stage_training(args.dry_run, device, data, path.parent, args.train_seconds,
+                                     train_args),
               path)
     report["seconds"] = round(time.perf_counter() - start, 1)
     write_text_atomic(path, json.dumps(report, indent=2) + "\n")

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_gpu_check_dry_run_writes_a_complete_report(tmp_path):
     report_path = tmp_path / "report.json"
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--dry-run",
-                           "--out", str(report_path)], capture_output=True, text=True,
+                           "--out", str(report_path), "--", "--gen-hidden", "64,96"],
+                          capture_output=True, text=True,
                           timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(report_path.read_text())
@@ -30,3 +31,7 @@ def test_the_gpu_check_dry_run_writes_a_complete_report(tmp_path):
     assert set(decodings) == {"default", "no valence draw", "argmax"}
     assert decodings["default"]["validity"] == 1.0  # the valence draw's promise
     assert stages["training and quality"]["steps"] == 20
+    # flags after -- reach molgan train
+    assert stages["training and quality"]["command"].endswith("--gen-hidden 64,96")
+    config = json.loads((tmp_path / "gpu_check_run" / "config.json").read_text())
+    assert config["generator"]["gen_hidden"] == [64, 96]
