@@ -194,6 +194,10 @@ class PenaltyConfig:
     ``lone_atom_penalty``, ``collision_penalty``) take: softmax(logits / T), the law that
     ``molgan sample --valence-draw false --temperature T`` draws from. 1: the network's own
     law."""
+    collision_temperature: float | None = None
+    """Temperature of the law that the collision penalty alone takes, so that the valence and
+    lone-atom penalties can look at a warmer draw than the collisions (none:
+    ``drawn_temperature``)."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,
@@ -203,7 +207,7 @@ class PenaltyConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, str):
+            if value is not None and not isinstance(value, str):
                 _check(value >= 0, f"{f.name} must be >= 0, got {value}")
         _check(self.steepness_every >= 1,
                f"steepness_every must be at least 1, got {self.steepness_every}")
@@ -213,6 +217,11 @@ class PenaltyConfig:
                or self.lone_atom_penalty > 0 or self.collision_penalty > 0,
                "drawn_temperature applies only to the penalties on a draw: set "
                "valence_excess to 'drawn', or lone_atom_penalty or collision_penalty above 0")
+        _check(self.collision_temperature is None or self.collision_temperature > 0,
+               f"collision_temperature must be positive, got {self.collision_temperature}")
+        _check(self.collision_temperature is None or self.collision_penalty > 0,
+               "collision_temperature applies only to the collision penalty: set "
+               "collision_penalty above 0")
         _check(self.collision_kernel in COLLISION_KERNELS,
                f"collision_kernel must be one of {COLLISION_KERNELS}, "
                f"got {self.collision_kernel!r}")

@@ -359,7 +359,8 @@ class Trainer:
     def _graph_penalties(self, fake: DenseGraph) -> torch.Tensor:
         """The weighted valence, lone-atom and collision penalties of relaxed ``fake`` (a
         scalar, part of the generator's loss). The penalties on a draw take the law at
-        ``drawn_temperature`` (:func:`molgan.generator.temper`)."""
+        ``drawn_temperature`` (:func:`molgan.generator.temper`), the collision penalty the
+        law at ``collision_temperature`` when that is set."""
         penalties = self.config.train.penalties
         drawn = penalties.valence_excess == "drawn"
         on_a_draw = ((drawn and self.max_valence is not None) or penalties.lone_atom_penalty > 0
@@ -374,6 +375,9 @@ class Trainer:
         if penalties.lone_atom_penalty > 0:
             total = total + penalties.lone_atom_penalty * drawn_lone_atoms(law)
         if penalties.collision_penalty > 0:
+            own = penalties.collision_temperature
+            if own is not None and own != penalties.drawn_temperature:
+                law = temper(fake, own) if own != 1.0 else fake
             collisions = drawn_collisions(law, penalties.collision_kernel)
             self.collision_term = collisions.detach()
             total = total + penalties.collision_penalty * collisions

@@ -532,6 +532,57 @@ def test_the_penalties_on_a_draw_take_the_law_at_the_drawn_temperature(
         config(1, drawn_temperature=1.5)
 
 
+@pytest.mark.parametrize("collision_temperature", [None, 1.4, 1.0])
+def test_the_collision_penalty_takes_its_own_temperature_when_given_one(
+        train_data, tmp_path, monkeypatch, collision_temperature):
+    """With ``drawn_temperature`` 1.2 and ``collision_temperature`` unset, the collision
+    penalty shares the valence and lone-atom penalties' law at 1.2; set, it takes
+    softmax(logits / T) at its own T (the untempered relaxed fakes at 1) while the others
+    stay at 1.2. Set without the collision penalty, or at T <= 0, it is refused."""
+    import molgan.train
+    from molgan.generator import temper
+
+    original_lone = molgan.train.drawn_lone_atoms
+    original_collisions = molgan.train.drawn_collisions
+    tempered, lone_laws, collision_laws = [], [], []
+
+    def record_temper(probs, t):
+        tempered.append((t, temper(probs, t)))
+        return tempered[-1][1]
+
+    def record_lone(law):
+        lone_laws.append(law)
+        return original_lone(law)
+
+    def record_collisions(law, kernel):
+        collision_laws.append(law)
+        return original_collisions(law, kernel)
+
+    monkeypatch.setattr(molgan.train, "temper", record_temper)
+    monkeypatch.setattr(molgan.train, "drawn_lone_atoms", record_lone)
+    monkeypatch.setattr(molgan.train, "drawn_collisions", record_collisions)
+    Trainer(config(2, lone_atom_penalty=1.0, collision_penalty=0.1, drawn_temperature=1.2,
+                   collision_temperature=collision_temperature),
+            train_data, tmp_path / str(collision_temperature)).fit()
+    assert len(lone_laws) == len(collision_laws) == 2
+    drawn_laws = {id(law) for t, law in tempered if t == 1.2}
+    assert all(id(law) in drawn_laws for law in lone_laws)
+    if collision_temperature is None:
+        assert [t for t, _ in tempered] == [1.2, 1.2]
+        assert all(c is law for c, law in zip(collision_laws, lone_laws))
+    elif collision_temperature == 1.0:
+        assert [t for t, _ in tempered] == [1.2, 1.2]
+        assert all(id(law) not in drawn_laws for law in collision_laws)
+    else:
+        assert [t for t, _ in tempered] == [1.2, 1.4, 1.2, 1.4]
+        own = [law for t, law in tempered if t == 1.4]
+        assert all(c is law for c, law in zip(collision_laws, own))
+    with pytest.raises(ValueError, match="collision_temperature must be positive"):
+        config(1, collision_penalty=0.1, collision_temperature=0.0)
+    with pytest.raises(ValueError, match="collision_temperature applies only"):
+        config(1, lone_atom_penalty=1.0, collision_temperature=1.4)
+
+
 @pytest.mark.parametrize("weight", [0.0, 2.0])
 def test_the_lone_atom_penalty_enters_the_generators_loss_only_when_weighted(
         train_data, tmp_path, monkeypatch, weight):
