@@ -5,6 +5,7 @@ and 2048, and a short training on QM9 followed by 10,000 samples and their evalu
     python scripts/gpu_check.py --out gpu_check.json                 # on a CUDA machine
     python scripts/gpu_check.py --dry-run --out /tmp/gpu_check.json  # on CPU: tiny budgets
     python scripts/gpu_check.py --train-seconds 300 -- --recipe molgan  # another recipe
+    python scripts/gpu_check.py --skip throughput  # other work shares the GPU
 
 Everything after ``--`` goes to the quality stage's ``molgan train`` unchanged.
 
@@ -33,6 +34,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 import torch  # noqa: E402
 
 from molgan.files import write_text_atomic  # noqa: E402
+
+
+STAGES = {"tests": "gpu tests", "throughput": "throughput", "quality": "training and quality"}
+"""The check's stages in order: ``--skip`` name, report name."""
 
 
 def stage_tests(dry_run: bool) -> dict[str, Any]:
@@ -123,6 +128,9 @@ def main() -> int:
                         help="training budget of the quality stage (default 240)")
     parser.add_argument("--data", default=None,
                         help="dataset (default: qm9; the dry run uses the 2,001-molecule fixture)")
+    parser.add_argument("--skip", action="append", default=[], choices=list(STAGES),
+                        help="leave a stage out (repeatable), e.g. the throughput stage when "
+                             "other work shares the GPU")
     args, train_args = parser.parse_known_args()
     train_args = [a for a in train_args if a != "--"]
     device = "cpu" if args.dry_run else "cuda"
@@ -137,12 +145,13 @@ def main() -> int:
         "device_name": torch.cuda.get_device_name(0) if device == "cuda" else platform.machine(),
         "torch": torch.__version__, "cuda": torch.version.cuda, "data": data, "stages": {}}
     start = time.perf_counter()
-    run_stage(report, "gpu tests", lambda: stage_tests(args.dry_run), path)
-    run_stage(report, "throughput", lambda: stage_throughput(args.dry_run, device, data), path)
-    run_stage(report, "training and quality",
-              lambda: stage_training(args.dry_run, device, data, path.parent, args.train_seconds,
-                                     train_args),
-              path)
+    work = {"tests": lambda: stage_tests(args.dry_run),
+            "throughput": lambda: stage_throughput(args.dry_run, device, data),
+            "quality": lambda: stage_training(args.dry_run, device, data, path.parent,
+                                              args.train_seconds, train_args)}
+    for stage, name in STAGES.items():
+        if stage not in args.skip:
+            run_stage(report, name, work[stage], path)
     report["seconds"] = round(time.perf_counter() - start, 1)
     write_text_atomic(path, json.dumps(report, indent=2) + "\n")
     return 0 if all(stage["ok"] for stage in report["stages"].values()) else 1

@@ -35,3 +35,16 @@ def test_the_gpu_check_dry_run_writes_a_complete_report(tmp_path):
     assert stages["training and quality"]["command"].endswith("--gen-hidden 64,96")
     config = json.loads((tmp_path / "gpu_check_run" / "config.json").read_text())
     assert config["generator"]["gen_hidden"] == [64, 96]
+
+
+@pytest.mark.slow
+def test_the_gpu_check_leaves_out_a_skipped_stage(tmp_path):
+    report_path = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--dry-run",
+                           "--out", str(report_path), "--skip", "throughput", "--skip",
+                           "quality"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert set(report["stages"]) == {"gpu tests"}
+    assert not (tmp_path / "gpu_check_run").exists()
