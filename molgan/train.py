@@ -363,21 +363,25 @@ class Trainer:
         law at ``collision_temperature`` when that is set."""
         penalties = self.config.train.penalties
         drawn = penalties.valence_excess == "drawn"
-        on_a_draw = ((drawn and self.max_valence is not None) or penalties.lone_atom_penalty > 0
-                     or penalties.collision_penalty > 0)
-        law = (temper(fake, penalties.drawn_temperature)
-               if on_a_draw and penalties.drawn_temperature != 1.0 else fake)
+        laws: dict[float, DenseGraph] = {1.0: fake}
+
+        def law_at(temperature: float) -> DenseGraph:
+            """softmax(logits / T), tempered once per step for each T that a penalty takes."""
+            if temperature not in laws:
+                laws[temperature] = temper(fake, temperature)
+            return laws[temperature]
+
         total = torch.zeros((), device=fake.x.device)
         if self.max_valence is not None:
-            excess = (drawn_valence_excess(law, self.max_valence) if drawn
-                      else valence_excess(fake, self.max_valence))
+            excess = (drawn_valence_excess(law_at(penalties.drawn_temperature), self.max_valence)
+                      if drawn else valence_excess(fake, self.max_valence))
             total = total + penalties.valence_penalty * excess
         if penalties.lone_atom_penalty > 0:
-            total = total + penalties.lone_atom_penalty * drawn_lone_atoms(law)
+            total = total + penalties.lone_atom_penalty * drawn_lone_atoms(
+                law_at(penalties.drawn_temperature))
         if penalties.collision_penalty > 0:
             own = penalties.collision_temperature
-            if own is not None and own != penalties.drawn_temperature:
-                law = temper(fake, own) if own != 1.0 else fake
+            law = law_at(penalties.drawn_temperature if own is None else own)
             collisions = drawn_collisions(law, penalties.collision_kernel)
             self.collision_term = collisions.detach()
             total = total + penalties.collision_penalty * collisions
