@@ -10,10 +10,26 @@ from molgan.recipes import load_recipe, recipe_fields, recipe_names
 from molgan.retired import ANY_VALUE, REMOVED_IN, RETIRED
 
 
-def test_the_shipped_recipes_are_default_and_molgan():
-    assert recipe_names() == ("default", "molgan")
-    with pytest.raises(ValueError, match="default, molgan"):
+def test_the_shipped_recipes_are_default_molgan_and_the_pretrained_models():
+    assert recipe_names() == ("default", "molgan", "pretrained-qm9")
+    with pytest.raises(ValueError, match="default, molgan, pretrained-qm9"):
         recipe_fields("wgan")
+
+
+def test_the_pretrained_recipe_is_the_shipped_models_config_less_its_run_settings():
+    """The recipe file reproduces the shipped checkpoint's saved config: with the run's own
+    settings (data, budget, device, seed) put back, nothing differs, sampling temperature
+    included."""
+    import dataclasses
+
+    from molgan.checkpoint import load_checkpoint, pretrained_path
+    from molgan.config import RunSettings
+
+    saved = load_checkpoint(pretrained_path("qm9"))["config"]
+    flat = {**saved["train"], **saved["generator"], **saved["critic"]}
+    run_settings = {f.name: flat[f.name] for f in dataclasses.fields(RunSettings)}
+    assert load_recipe("pretrained-qm9", **run_settings) == RunConfig.from_flat(flat)
+    assert load_recipe("pretrained-qm9") != RunConfig()
 
 
 def test_the_default_recipe_file_is_what_the_config_classes_default_to():
