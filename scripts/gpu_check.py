@@ -7,7 +7,8 @@ and 2048, and a short training on QM9 followed by 10,000 samples and their evalu
     python scripts/gpu_check.py --train-seconds 300 -- --recipe molgan  # another recipe
     python scripts/gpu_check.py --skip throughput  # other work shares the GPU
 
-Everything after ``--`` goes to the quality stage's ``molgan train`` unchanged.
+Everything after ``--`` goes to the quality stage's ``molgan train`` unchanged; both the
+check's own options and those flags are parsed before any stage runs.
 
 ``--dry-run`` runs every stage on the CPU with tiny budgets (the test suite runs it), so the
 script is known to work before a GPU is lent. Each stage records its seconds and either its
@@ -119,7 +120,15 @@ def run_stage(report: dict[str, Any], name: str, work: Callable[[], dict[str, An
           f"({report['stages'][name]['seconds']} s)", file=sys.stderr)
 
 
-def main() -> int:
+def check_train_args(train_args: list[str]) -> None:
+    """Parse ``train_args`` as ``molgan train``'s flags now, so that a mistyped one exits with
+    argparse's message (status 2) before any stage runs rather than in the last stage."""
+    from molgan.cli import build_parser
+
+    build_parser().parse_args(["train", "--out", "gpu_check_run", *train_args])
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_check.json", help="the JSON report")
     parser.add_argument("--dry-run", action="store_true",
@@ -131,8 +140,11 @@ def main() -> int:
     parser.add_argument("--skip", action="append", default=[], choices=list(STAGES),
                         help="leave a stage out (repeatable), e.g. the throughput stage when "
                              "other work shares the GPU")
-    args, train_args = parser.parse_known_args()
-    train_args = [a for a in train_args if a != "--"]
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])  # a mistyped option of the check stops here
+    train_args = argv[cut + 1:]
+    check_train_args(train_args)
     device = "cpu" if args.dry_run else "cuda"
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu_check: CUDA is not available here; use --dry-run", file=sys.stderr)

@@ -48,3 +48,15 @@ def test_the_gpu_check_leaves_out_a_skipped_stage(tmp_path):
     report = json.loads(report_path.read_text())
     assert set(report["stages"]) == {"gpu tests"}
     assert not (tmp_path / "gpu_check_run").exists()
+
+
+@pytest.mark.parametrize("args, named", [(["--skp", "throughput"], "--skp"),
+                                         (["--", "--gen-hiden", "64"], "--gen-hiden")])
+def test_the_gpu_check_refuses_a_mistyped_flag_before_any_stage(tmp_path, args, named):
+    """Its own options and the training flags after ``--`` are both parsed up front."""
+    report_path = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--dry-run",
+                           "--out", str(report_path), *args], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and named in done.stderr, done.stderr[-2000:]
+    assert not report_path.exists()
