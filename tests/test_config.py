@@ -23,12 +23,10 @@ def test_the_pretrained_recipe_is_the_shipped_models_config_less_its_run_setting
     import dataclasses
 
     from molgan.checkpoint import load_checkpoint, pretrained_path
-    from molgan.config import RunSettings
 
-    saved = load_checkpoint(pretrained_path("qm9"))["config"]
-    flat = {**saved["train"], **saved["generator"], **saved["critic"]}
-    run_settings = {f.name: flat[f.name] for f in dataclasses.fields(RunSettings)}
-    assert load_recipe("pretrained-qm9", **run_settings) == RunConfig.from_flat(flat)
+    shipped = RunConfig.from_dict(load_checkpoint(pretrained_path("qm9"))["config"])
+    run_settings = dataclasses.asdict(shipped.train.run)
+    assert load_recipe("pretrained-qm9", **run_settings) == shipped
     assert load_recipe("pretrained-qm9") != RunConfig()
 
 
