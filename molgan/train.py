@@ -43,8 +43,9 @@ from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
 from molgan.generator import Generator, relax, temper
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import (CriticLoss, critic_loss, drawn_collisions, drawn_lone_atoms,
-                         drawn_valence_excess, generator_loss, valence_excess)
+from molgan.loss import (CriticLoss, critic_loss, data_type_counts, drawn_collisions,
+                         drawn_count_gap, drawn_lone_atoms, drawn_valence_excess,
+                         generator_loss, valence_excess)
 from molgan.vocab import Vocab
 
 __all__ = ["FitResult", "RunConfig", "TrainConfig", "Trainer", "TrainingDiverged"]
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision",
+          "count_gap")
 
 
 class TrainingDiverged(RuntimeError):
@@ -192,6 +194,12 @@ class Trainer:
 
             self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
                                             dtype=torch.float32)
+        self.type_counts: tuple[torch.Tensor, torch.Tensor] | None = None
+        if tc.penalties.count_penalty > 0:
+            atoms, bonds = data_type_counts(torch.from_numpy(train.x_idx),
+                                            torch.from_numpy(train.adj_idx),
+                                            self.vocab.num_atom_types, self.vocab.num_bond_types)
+            self.type_counts = (atoms.to(self.device), bonds.to(self.device))
         self.diversity = DiversityRL(tc.diversity, self.generator, self.vocab, self.noise,
                                      self._score_draws, self._motif_log_law(train))
         self.property_rl = self._property_rl(train)
@@ -199,6 +207,8 @@ class Trainer:
         self.coverage_term = torch.zeros((), device=self.device)
         # the last collision penalty, unweighted (0 while it is off)
         self.collision_term = torch.zeros((), device=self.device)
+        # the last count gap, unweighted (0 while it is off)
+        self.count_gap_term = torch.zeros((), device=self.device)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -357,7 +367,7 @@ class Trainer:
         return loss.detach()
 
     def _graph_penalties(self, fake: DenseGraph) -> torch.Tensor:
-        """The weighted valence, lone-atom and collision penalties of relaxed ``fake`` (a
+        """The weighted valence, lone-atom, count and collision penalties of relaxed ``fake`` (a
         scalar, part of the generator's loss). The penalties on a draw take the law at
         ``drawn_temperature`` (:func:`molgan.generator.temper`), the collision penalty the
         law at ``collision_temperature`` when that is set."""
@@ -379,6 +389,10 @@ class Trainer:
         if penalties.lone_atom_penalty > 0:
             total = total + penalties.lone_atom_penalty * drawn_lone_atoms(
                 law_at(penalties.drawn_temperature))
+        if self.type_counts is not None:
+            gap = drawn_count_gap(law_at(penalties.drawn_temperature), *self.type_counts)
+            self.count_gap_term = gap.detach()
+            total = total + penalties.count_penalty * gap
         if penalties.collision_penalty > 0:
             own = penalties.collision_temperature
             law = law_at(penalties.drawn_temperature if own is None else own)
@@ -415,7 +429,8 @@ class Trainer:
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
                 "drawn_valid": self.diversity.drawn_valid,
                 "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward,
-                "coverage": self.coverage_term, "collision": self.collision_term}
+                "coverage": self.coverage_term, "collision": self.collision_term,
+                "count_gap": self.count_gap_term}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -596,6 +611,8 @@ class Trainer:
             record["coverage"] = round(means["coverage"], 4)
         if tc.penalties.collision_penalty > 0:
             record["collision"] = round(means["collision"], 4)
+        if tc.penalties.count_penalty > 0:
+            record["count_gap"] = round(means["count_gap"], 4)
         if self.property_rl is not None:
             record.update(loss_r=means["loss_r"], reward=means["reward"],
                           rl=self.property_rl.active(self.step - 1),

@@ -569,3 +569,47 @@ def test_drawn_collisions_pushes_apart_the_pair_likeliest_to_collide():
     drawn_collisions(DenseGraph(torch.softmax(x_logits, -1), adj)).backward()
     grad = x_logits.grad.norm(dim=(1, 2))
     assert grad[0] > 10 * grad[2] and grad[1] > 10 * grad[2]
+
+
+def test_drawn_type_counts_equal_the_counts_averaged_over_every_joint_draw():
+    from molgan.loss import drawn_type_counts
+
+    torch.manual_seed(2)
+    for _ in range(3):
+        x = torch.softmax(torch.randn(1, 3, 3, dtype=torch.float64) * 2, -1)
+        logits = torch.randn(1, 3, 3, 3, dtype=torch.float64) * 2
+        adj = torch.softmax(logits + logits.transpose(1, 2), -1)
+        adj[:, torch.arange(3), torch.arange(3)] = torch.tensor([0.0, 1.0, 0.0],
+                                                                dtype=adj.dtype)
+        atoms, bonds = drawn_type_counts(DenseGraph(x, adj))
+        want_atoms, want_bonds = [0.0] * 3, [0.0] * 3
+        for p, types, orders in _joint_draws(x[0], adj[0]):
+            for t in types:
+                want_atoms[t] += p
+            for i in range(3):
+                for j in range(i + 1, 3):
+                    if orders[i][j]:
+                        want_bonds[orders[i][j]] += p
+        assert atoms[0].tolist() == pytest.approx(want_atoms, rel=1e-9)
+        assert bonds[0, 1:].tolist() == pytest.approx(want_bonds[1:], rel=1e-9, abs=1e-12)
+
+
+def test_the_count_gap_is_zero_at_the_data_means_and_sums_the_absolute_differences():
+    from molgan.loss import data_type_counts, drawn_count_gap
+
+    # C-C=O and a lone N: atoms C 2, O 1, N 1, no-atom 1; bonds single 1, double 1
+    x_idx = torch.tensor([[1, 1, 2, 3, 0], [1, 1, 2, 3, 0]])
+    adj_idx = torch.zeros(2, 5, 5, dtype=torch.long)
+    adj_idx[:, 0, 1] = adj_idx[:, 1, 0] = 1
+    adj_idx[:, 1, 2] = adj_idx[:, 2, 1] = 2
+    atoms, bonds = data_type_counts(x_idx, adj_idx, 4, 4)
+    assert atoms.tolist() == [1.0, 2.0, 1.0, 1.0]
+    assert bonds.tolist() == [8.0, 1.0, 1.0, 0.0]
+    graph = one_hot_graph(x_idx, adj_idx, 4, 4, torch.float64)
+    assert drawn_count_gap(graph, atoms, bonds).item() == pytest.approx(0.0, abs=1e-12)
+    # the second graph's O becomes an N and its double bond a triple one: over the batch,
+    # O 0.5 (1), N 1.5 (1), double 0.5 (1), triple 0.5 (0): a gap of 0.5 * 4
+    x_idx[1, 2] = 3
+    adj_idx[1, 1, 2] = adj_idx[1, 2, 1] = 3
+    graph = one_hot_graph(x_idx, adj_idx, 4, 4, torch.float64)
+    assert drawn_count_gap(graph, atoms, bonds).item() == pytest.approx(2.0)

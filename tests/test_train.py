@@ -633,3 +633,40 @@ def test_the_collision_penalty_enters_the_generators_loss_and_the_log_only_when_
         assert all(c.item() <= 0 for c in calls)
     else:
         assert all("collision" not in r for r in records)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_the_count_penalty_takes_the_training_molecules_counts_and_is_logged_when_weighted(
+        train_data, tmp_path, monkeypatch, weight):
+    """``count_penalty > 0`` compares every generator step's expected type counts with the
+    training molecules' mean counts and logs the unweighted gap; at 0 it is neither computed
+    nor logged."""
+    import molgan.train
+    from molgan.loss import data_type_counts
+
+    calls, targets = [], []
+    original = molgan.train.drawn_count_gap
+
+    def record(fake, atoms, bonds):
+        targets.append((atoms.clone(), bonds.clone()))
+        calls.append(original(fake, atoms, bonds))
+        return calls[-1]
+
+    monkeypatch.setattr(molgan.train, "drawn_count_gap", record)
+    out = tmp_path / str(weight)
+    trainer = Trainer(config(2, count_penalty=weight, log_every=1), train_data, out)
+    trainer.fit()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(calls) == (2 if weight else 0)
+    if weight:
+        split = train_data.split_indices(seed=trainer.config.train.run.split_seed)
+        train = train_data.subset(split["train"])
+        atoms, bonds = data_type_counts(torch.from_numpy(train.x_idx),
+                                        torch.from_numpy(train.adj_idx),
+                                        trainer.vocab.num_atom_types, 4)
+        torch.testing.assert_close(targets[0][0], atoms)
+        torch.testing.assert_close(targets[0][1], bonds)
+        assert [r["count_gap"] for r in records] == [round(c.item(), 4) for c in calls]
+        assert all(c.item() > 0 for c in calls)
+    else:
+        assert all("count_gap" not in r for r in records)
