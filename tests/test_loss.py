@@ -571,45 +571,38 @@ def test_drawn_collisions_pushes_apart_the_pair_likeliest_to_collide():
     assert grad[0] > 10 * grad[2] and grad[1] > 10 * grad[2]
 
 
-def test_drawn_type_counts_equal_the_counts_averaged_over_every_joint_draw():
-    from molgan.loss import drawn_type_counts
+
+def test_drawn_charged_atoms_equal_the_count_averaged_over_every_joint_draw():
+    from molgan.loss import drawn_charged_atoms
 
     torch.manual_seed(2)
-    for _ in range(3):
-        x = torch.softmax(torch.randn(1, 3, 3, dtype=torch.float64) * 2, -1)
-        logits = torch.randn(1, 3, 3, 3, dtype=torch.float64) * 2
-        adj = torch.softmax(logits + logits.transpose(1, 2), -1)
-        adj[:, torch.arange(3), torch.arange(3)] = torch.tensor([0.0, 1.0, 0.0],
-                                                                dtype=adj.dtype)
-        atoms, bonds = drawn_type_counts(DenseGraph(x, adj))
-        want_atoms, want_bonds = [0.0] * 3, [0.0] * 3
-        for p, types, orders in _joint_draws(x[0], adj[0]):
-            for t in types:
-                want_atoms[t] += p
-            for i in range(3):
-                for j in range(i + 1, 3):
-                    if orders[i][j]:
-                        want_bonds[orders[i][j]] += p
-        assert atoms[0].tolist() == pytest.approx(want_atoms, rel=1e-9)
-        assert bonds[0, 1:].tolist() == pytest.approx(want_bonds[1:], rel=1e-9, abs=1e-12)
+    charged = torch.tensor([0.0, 0.0, 1.0])  # tokens: no atom, N, N+
+    x = torch.softmax(torch.randn(2, 3, 3, dtype=torch.float64) * 2, -1)
+    adj = torch.zeros(2, 3, 3, 2, dtype=torch.float64)
+    adj[..., 0] = 1.0
+    got = drawn_charged_atoms(DenseGraph(x, adj), charged)
+    for b in range(2):
+        want = sum(p * sum(1 for t in types if t == 2) for p, types, _ in
+                   _joint_draws(x[b], adj[b]))
+        assert got[b].item() == pytest.approx(want, rel=1e-9)
 
 
-def test_the_count_gap_is_zero_at_the_data_means_and_sums_the_absolute_differences():
-    from molgan.loss import data_type_counts, drawn_count_gap
+def test_the_charge_excess_is_one_sided_over_the_batchs_mean():
+    from molgan.loss import drawn_charge_excess
 
-    # C-C=O and a lone N: atoms C 2, O 1, N 1, no-atom 1; bonds single 1, double 1
-    x_idx = torch.tensor([[1, 1, 2, 3, 0], [1, 1, 2, 3, 0]])
-    adj_idx = torch.zeros(2, 5, 5, dtype=torch.long)
-    adj_idx[:, 0, 1] = adj_idx[:, 1, 0] = 1
-    adj_idx[:, 1, 2] = adj_idx[:, 2, 1] = 2
-    atoms, bonds = data_type_counts(x_idx, adj_idx, 4, 4)
-    assert atoms.tolist() == [1.0, 2.0, 1.0, 1.0]
-    assert bonds.tolist() == [8.0, 1.0, 1.0, 0.0]
-    graph = one_hot_graph(x_idx, adj_idx, 4, 4, torch.float64)
-    assert drawn_count_gap(graph, atoms, bonds).item() == pytest.approx(0.0, abs=1e-12)
-    # the second graph's O becomes an N and its double bond a triple one: over the batch,
-    # O 0.5 (1), N 1.5 (1), double 0.5 (1), triple 0.5 (0): a gap of 0.5 * 4
-    x_idx[1, 2] = 3
-    adj_idx[1, 1, 2] = adj_idx[1, 2, 1] = 3
-    graph = one_hot_graph(x_idx, adj_idx, 4, 4, torch.float64)
-    assert drawn_count_gap(graph, atoms, bonds).item() == pytest.approx(2.0)
+    charged = torch.tensor([0.0, 0.0, 1.0, 1.0])  # no atom, C, N+, O-
+    # graph 0: a sure N+ and O-; graph 1: no charge; graph 2: an N+ with chance 1/2
+    x = torch.zeros(3, 2, 4, dtype=torch.float64)
+    x[0, 0, 2] = x[0, 1, 3] = 1.0
+    x[1, :, 1] = 1.0
+    x[2, 0, 1] = 1.0
+    x[2, 1, 1] = x[2, 1, 2] = 0.5
+    graph = DenseGraph(x, torch.zeros(3, 2, 2, 2, dtype=torch.float64))
+    # mean 2.5 / 3 charged atoms per molecule
+    assert drawn_charge_excess(graph, charged, 0.5).item() == pytest.approx(2.5 / 3 - 0.5)
+    assert drawn_charge_excess(graph, charged, 1.0).item() == 0.0
+    x.requires_grad_(True)
+    drawn_charge_excess(DenseGraph(x, graph.adj), charged, 0.5).backward()
+    # each charged token's chance counts 1/B towards the mean; the others not at all
+    assert x.grad[..., 2:].unique().tolist() == pytest.approx([1 / 3])
+    assert x.grad[..., :2].abs().max().item() == 0.0

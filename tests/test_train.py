@@ -635,38 +635,36 @@ def test_the_collision_penalty_enters_the_generators_loss_and_the_log_only_when_
         assert all("collision" not in r for r in records)
 
 
+
 @pytest.mark.parametrize("weight", [0.0, 0.5])
-def test_the_count_penalty_takes_the_training_molecules_counts_and_is_logged_when_weighted(
+def test_the_charge_penalty_takes_the_training_molecules_rate_and_is_logged_when_weighted(
         train_data, tmp_path, monkeypatch, weight):
-    """``count_penalty > 0`` compares every generator step's expected type counts with the
-    training molecules' mean counts and logs the unweighted gap; at 0 it is neither computed
-    nor logged."""
+    """``charge_penalty > 0`` compares every generator step's expected charged atoms with the
+    training molecules' rate (the charged tokens of the vocabulary) and logs the unweighted
+    excess; at 0 it is neither computed nor logged."""
     import molgan.train
-    from molgan.loss import data_type_counts
 
-    calls, targets = [], []
-    original = molgan.train.drawn_count_gap
+    calls, args = [], []
+    original = molgan.train.drawn_charge_excess
 
-    def record(fake, atoms, bonds):
-        targets.append((atoms.clone(), bonds.clone()))
-        calls.append(original(fake, atoms, bonds))
+    def record(fake, charged, rate):
+        args.append((charged.tolist(), rate))
+        calls.append(original(fake, charged, rate))
         return calls[-1]
 
-    monkeypatch.setattr(molgan.train, "drawn_count_gap", record)
+    monkeypatch.setattr(molgan.train, "drawn_charge_excess", record)
     out = tmp_path / str(weight)
-    trainer = Trainer(config(2, count_penalty=weight, log_every=1), train_data, out)
+    trainer = Trainer(config(2, charge_penalty=weight, log_every=1), train_data, out)
     trainer.fit()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(calls) == (2 if weight else 0)
     if weight:
         split = train_data.split_indices(seed=trainer.config.train.run.split_seed)
         train = train_data.subset(split["train"])
-        atoms, bonds = data_type_counts(torch.from_numpy(train.x_idx),
-                                        torch.from_numpy(train.adj_idx),
-                                        trainer.vocab.num_atom_types, 4)
-        torch.testing.assert_close(targets[0][0], atoms)
-        torch.testing.assert_close(targets[0][1], bonds)
-        assert [r["count_gap"] for r in records] == [round(c.item(), 4) for c in calls]
-        assert all(c.item() > 0 for c in calls)
+        charged = [0.0] + [float(c != 0) for _, c in trainer.vocab.atoms]
+        tokens = [[charged[t] for t in row] for row in train.x_idx.tolist()]
+        assert args[0][0] == charged
+        assert args[0][1] == pytest.approx(sum(map(sum, tokens)) / len(tokens))
+        assert [r["charge"] for r in records] == [round(c.item(), 4) for c in calls]
     else:
-        assert all("count_gap" not in r for r in records)
+        assert all("charge" not in r for r in records)
