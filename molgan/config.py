@@ -189,15 +189,11 @@ class PenaltyConfig:
     labelled graph; ``cosine``, that chance normalized by each law's own (per slot, the
     cosine of the two probability vectors), which does not pay for broadening a law
     (:func:`molgan.loss.drawn_collisions`)."""
-    charge_penalty: float = 0.0
-    """Weight of how far the batch's expected charged atoms per molecule, in an unconstrained
-    draw at ``drawn_temperature``, exceed the training molecules' rate
-    (:func:`molgan.loss.drawn_charge_excess`) in the generator loss (0 = off)."""
     drawn_temperature: float = 1.0
     """Temperature T of the law that the penalties on a draw (``valence_excess = "drawn"``,
-    ``lone_atom_penalty``, ``collision_penalty``, ``charge_penalty``) take: softmax(logits /
-    T), the law that ``molgan sample --valence-draw false --temperature T`` draws from. 1:
-    the network's own law."""
+    ``lone_atom_penalty``, ``collision_penalty``) take: softmax(logits / T), the law that
+    ``molgan sample --valence-draw false --temperature T`` draws from. 1: the network's own
+    law."""
     collision_temperature: float | None = None
     """Temperature of the law that the collision penalty alone takes, so that the valence and
     lone-atom penalties can look at a warmer draw than the collisions (none:
@@ -218,11 +214,9 @@ class PenaltyConfig:
         _check(self.drawn_temperature > 0,
                f"drawn_temperature must be positive, got {self.drawn_temperature}")
         _check(self.drawn_temperature == 1.0 or self.valence_excess == "drawn"
-               or self.lone_atom_penalty > 0 or self.collision_penalty > 0
-               or self.charge_penalty > 0,
+               or self.lone_atom_penalty > 0 or self.collision_penalty > 0,
                "drawn_temperature applies only to the penalties on a draw: set "
-               "valence_excess to 'drawn', or lone_atom_penalty, collision_penalty or "
-               "charge_penalty above 0")
+               "valence_excess to 'drawn', or lone_atom_penalty or collision_penalty above 0")
         _check(self.collision_temperature is None or self.collision_temperature > 0,
                f"collision_temperature must be positive, got {self.collision_temperature}")
         _check(self.collision_temperature is None or self.collision_penalty > 0,

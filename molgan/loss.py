@@ -433,28 +433,6 @@ def drawn_lone_atoms(fake: DenseGraph) -> Tensor:
     return (present.detach() * unbonded.prod(dim=2)).sum(1).mean()
 
 
-def drawn_charged_atoms(fake: DenseGraph, charged: Tensor) -> Tensor:
-    r"""Expected number of charged atoms per graph drawn from the relaxed fakes' factorized law,
-    ``[B]``: :math:`\sum_i \sum_{t \in C} p(X_i = t)`, ``charged [T]`` the indicator of the
-    charged atom tokens :math:`C` (exact under that law: a sum of per-slot chances)."""
-    return (fake.x * charged.to(fake.x)).sum(dim=(1, 2))
-
-
-def drawn_charge_excess(fake: DenseGraph, charged: Tensor, data_rate: float) -> Tensor:
-    r"""How far the batch's expected charged atoms per molecule exceed the data's (a scalar,
-    minimized by the generator; 0 at or below the training molecules' rate ``data_rate``):
-
-    .. math::
-        C = \max\big(0,\ \tfrac{1}{B} \textstyle\sum_b \mathbb{E}[c_b] - \hat c\big),
-
-    :math:`\mathbb{E}[c_b]` from :func:`drawn_charged_atoms`. A rate over the batch, not a
-    count per graph: QM9's zwitterions keep their place. A charged nitrogen may carry four
-    bonds, so a penalty on the valence excess alone can push a draw towards one; QM9 holds
-    0.004 per molecule.
-    """
-    return torch.clamp(drawn_charged_atoms(fake, charged).mean() - data_rate, min=0)
-
-
 def pair_log_collisions(first: DenseGraph, second: DenseGraph) -> Tensor:
     r"""Log-probability that a draw from each graph's factorized law gives the same labelled
     graph, for every pair: ``[B1, B2]`` from ``first [B1]`` and ``second [B2]`` (laws over the

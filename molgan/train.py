@@ -43,9 +43,8 @@ from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
 from molgan.generator import Generator, relax, temper
 from molgan.graph import DenseGraph, one_hot_graph
-from molgan.loss import (CriticLoss, critic_loss, drawn_charge_excess, drawn_collisions,
-                         drawn_lone_atoms, drawn_valence_excess, generator_loss,
-                         valence_excess)
+from molgan.loss import (CriticLoss, critic_loss, drawn_collisions, drawn_lone_atoms,
+                         drawn_valence_excess, generator_loss, valence_excess)
 from molgan.vocab import Vocab
 
 __all__ = ["FitResult", "RunConfig", "TrainConfig", "Trainer", "TrainingDiverged"]
@@ -54,8 +53,7 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision",
-          "charge")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision")
 
 
 class TrainingDiverged(RuntimeError):
@@ -194,14 +192,6 @@ class Trainer:
 
             self.max_valence = torch.tensor(max_valences(self.vocab), device=self.device,
                                             dtype=torch.float32)
-        # the charged atom tokens [T] and the training molecules' charged atoms per molecule
-        self.charged: torch.Tensor | None = None
-        self.charge_rate = 0.0
-        if tc.penalties.charge_penalty > 0:
-            self.charged = torch.tensor([0.0] + [float(charge != 0) for _, charge in
-                                                 self.vocab.atoms], device=self.device)
-            self.charge_rate = float(self.charged.cpu()[torch.from_numpy(train.x_idx).long()]
-                                     .sum(1).mean())
         self.diversity = DiversityRL(tc.diversity, self.generator, self.vocab, self.noise,
                                      self._score_draws, self._motif_log_law(train))
         self.property_rl = self._property_rl(train)
@@ -209,8 +199,6 @@ class Trainer:
         self.coverage_term = torch.zeros((), device=self.device)
         # the last collision penalty, unweighted (0 while it is off)
         self.collision_term = torch.zeros((), device=self.device)
-        # the last charge excess, unweighted (0 while it is off)
-        self.charge_term = torch.zeros((), device=self.device)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -369,7 +357,7 @@ class Trainer:
         return loss.detach()
 
     def _graph_penalties(self, fake: DenseGraph) -> torch.Tensor:
-        """The weighted valence, lone-atom, charge and collision penalties of relaxed ``fake`` (a
+        """The weighted valence, lone-atom and collision penalties of relaxed ``fake`` (a
         scalar, part of the generator's loss). The penalties on a draw take the law at
         ``drawn_temperature`` (:func:`molgan.generator.temper`), the collision penalty the
         law at ``collision_temperature`` when that is set."""
@@ -391,11 +379,6 @@ class Trainer:
         if penalties.lone_atom_penalty > 0:
             total = total + penalties.lone_atom_penalty * drawn_lone_atoms(
                 law_at(penalties.drawn_temperature))
-        if self.charged is not None:
-            excess = drawn_charge_excess(law_at(penalties.drawn_temperature), self.charged,
-                                         self.charge_rate)
-            self.charge_term = excess.detach()
-            total = total + penalties.charge_penalty * excess
         if penalties.collision_penalty > 0:
             own = penalties.collision_temperature
             law = law_at(penalties.drawn_temperature if own is None else own)
@@ -432,8 +415,7 @@ class Trainer:
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
                 "drawn_valid": self.diversity.drawn_valid,
                 "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward,
-                "coverage": self.coverage_term, "collision": self.collision_term,
-                "charge": self.charge_term}
+                "coverage": self.coverage_term, "collision": self.collision_term}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -614,8 +596,6 @@ class Trainer:
             record["coverage"] = round(means["coverage"], 4)
         if tc.penalties.collision_penalty > 0:
             record["collision"] = round(means["collision"], 4)
-        if tc.penalties.charge_penalty > 0:
-            record["charge"] = round(means["charge"], 4)
         if self.property_rl is not None:
             record.update(loss_r=means["loss_r"], reward=means["reward"],
                           rl=self.property_rl.active(self.step - 1),

@@ -633,38 +633,3 @@ def test_the_collision_penalty_enters_the_generators_loss_and_the_log_only_when_
         assert all(c.item() <= 0 for c in calls)
     else:
         assert all("collision" not in r for r in records)
-
-
-
-@pytest.mark.parametrize("weight", [0.0, 0.5])
-def test_the_charge_penalty_takes_the_training_molecules_rate_and_is_logged_when_weighted(
-        train_data, tmp_path, monkeypatch, weight):
-    """``charge_penalty > 0`` compares every generator step's expected charged atoms with the
-    training molecules' rate (the charged tokens of the vocabulary) and logs the unweighted
-    excess; at 0 it is neither computed nor logged."""
-    import molgan.train
-
-    calls, args = [], []
-    original = molgan.train.drawn_charge_excess
-
-    def record(fake, charged, rate):
-        args.append((charged.tolist(), rate))
-        calls.append(original(fake, charged, rate))
-        return calls[-1]
-
-    monkeypatch.setattr(molgan.train, "drawn_charge_excess", record)
-    out = tmp_path / str(weight)
-    trainer = Trainer(config(2, charge_penalty=weight, log_every=1), train_data, out)
-    trainer.fit()
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(calls) == (2 if weight else 0)
-    if weight:
-        split = train_data.split_indices(seed=trainer.config.train.run.split_seed)
-        train = train_data.subset(split["train"])
-        charged = [0.0] + [float(c != 0) for _, c in trainer.vocab.atoms]
-        tokens = [[charged[t] for t in row] for row in train.x_idx.tolist()]
-        assert args[0][0] == charged
-        assert args[0][1] == pytest.approx(sum(map(sum, tokens)) / len(tokens))
-        assert [r["charge"] for r in records] == [round(c.item(), 4) for c in calls]
-    else:
-        assert all("charge" not in r for r in records)
