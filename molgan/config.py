@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from molgan.coverage import SCORES
 from molgan.critic import CriticConfig
 from molgan.generator import RELAXATIONS, GeneratorConfig
-from molgan.loss import COLLISION_KERNELS, RL_CREDITS, VALENCE_EXCESS_FORMS
+from molgan.loss import RL_CREDITS, VALENCE_EXCESS_FORMS
 from molgan.sample import DECODINGS
 
 PRECISIONS = ("fp32", "bf16")
@@ -184,20 +184,11 @@ class PenaltyConfig:
     """Weight of the log-probability that unconstrained draws at ``drawn_temperature`` from two
     of the batch's latents are the same labelled graph (:func:`molgan.loss.drawn_collisions`)
     in the generator loss (0 = off): the duplicates that unique@10k counts."""
-    collision_kernel: str = "product"
-    """How that penalty compares two laws: ``product``, the chance that they draw one
-    labelled graph; ``cosine``, that chance normalized by each law's own (per slot, the
-    cosine of the two probability vectors), which does not pay for broadening a law
-    (:func:`molgan.loss.drawn_collisions`)."""
     drawn_temperature: float = 1.0
     """Temperature T of the law that the penalties on a draw (``valence_excess = "drawn"``,
     ``lone_atom_penalty``, ``collision_penalty``) take: softmax(logits / T), the law that
     ``molgan sample --valence-draw false --temperature T`` draws from. 1: the network's own
     law."""
-    collision_temperature: float | None = None
-    """Temperature of the law that the collision penalty alone takes, so that the valence and
-    lone-atom penalties can look at a warmer draw than the collisions (none:
-    ``drawn_temperature``)."""
     steepness_every: int = 1
     r"""Take the steepness penalties (``feature_penalty``, ``data_penalty``) on every k-th
     critic update only, weighted k times there: lazy regularization (Karras et al. 2020,
@@ -217,17 +208,6 @@ class PenaltyConfig:
                or self.lone_atom_penalty > 0 or self.collision_penalty > 0,
                "drawn_temperature applies only to the penalties on a draw: set "
                "valence_excess to 'drawn', or lone_atom_penalty or collision_penalty above 0")
-        _check(self.collision_temperature is None or self.collision_temperature > 0,
-               f"collision_temperature must be positive, got {self.collision_temperature}")
-        _check(self.collision_temperature is None or self.collision_penalty > 0,
-               "collision_temperature applies only to the collision penalty: set "
-               "collision_penalty above 0")
-        _check(self.collision_kernel in COLLISION_KERNELS,
-               f"collision_kernel must be one of {COLLISION_KERNELS}, "
-               f"got {self.collision_kernel!r}")
-        _check(self.collision_kernel == "product" or self.collision_penalty > 0,
-               "collision_kernel applies only to the collision penalty: set "
-               "collision_penalty above 0")
         _check(self.valence_excess in VALENCE_EXCESS_FORMS,
                f"valence_excess must be one of {VALENCE_EXCESS_FORMS}, "
                f"got {self.valence_excess!r}")

@@ -27,11 +27,6 @@ from molgan.graph import DenseGraph
 #: (:func:`valence_excess`) or the expected excess of a draw (:func:`drawn_valence_excess`).
 VALENCE_EXCESS_FORMS = ("mean", "drawn")
 
-#: Kernels of :func:`drawn_collisions`: ``product``, the chance that two laws draw one
-#: labelled graph; ``cosine``, that chance over the geometric mean of each law's chance of
-#: drawing one graph twice (1 for two equal laws, however broad).
-COLLISION_KERNELS = ("product", "cosine")
-
 CriticFn = Callable[..., Tensor]
 """``critic(x, adj)`` -> scores (``critic(x, adj, groups)`` for a grouped fused loss)."""
 
@@ -456,7 +451,7 @@ def pair_log_collisions(first: DenseGraph, second: DenseGraph) -> Tensor:
     return atoms.clamp_min(tiny).log().sum(-1) + bonds.clamp_min(tiny).log().sum(-1)
 
 
-def drawn_collisions(fake: DenseGraph, kernel: str = "product") -> Tensor:
+def drawn_collisions(fake: DenseGraph) -> Tensor:
     r"""Log of the probability that two graphs drawn from different fakes' factorized laws
     are the same labelled graph, over the batch's ordered pairs (a scalar, minimized by the
     generator; 0 for a batch of one graph, where there is no pair):
@@ -473,29 +468,13 @@ def drawn_collisions(fake: DenseGraph, kernel: str = "product") -> Tensor:
     law (two broad laws rarely draw one graph), which spends validity as a warmer sampling
     temperature does.
 
-    ``kernel = "cosine"`` takes instead
-
-    .. math::
-        \log \tilde c_{ij} = \log c_{ij} - \tfrac12 (\log c_{ii} + \log c_{jj})
-        = \sum_n \log \cos(x_{i,n}, x_{j,n}) + \sum_{n < m} \log \cos(a_{i,nm}, a_{j,nm}),
-
-    the cosine of each slot's two probability vectors: 0 for two equal laws whatever their
-    breadth, so it pays for making two laws differ, never for broadening both. It equals
-    the product kernel on one-hot graphs.
-
     ``fake.x [B, N, T]``, ``fake.adj [B, N, N, Y]``: relaxed fakes (or their laws at a
-    temperature, :func:`molgan.generator.temper`). ``kernel``: one of
-    :data:`COLLISION_KERNELS`.
+    temperature, :func:`molgan.generator.temper`).
     """
-    if kernel not in COLLISION_KERNELS:
-        raise ValueError(f"kernel must be one of {COLLISION_KERNELS}, got {kernel!r}")
     batch = fake.x.shape[0]
     if batch < 2:
         return fake.x.sum() * 0.0
     log_c = pair_log_collisions(fake, fake)
-    if kernel == "cosine":
-        self_log_c = log_c.diagonal()
-        log_c = log_c - 0.5 * (self_log_c[:, None] + self_log_c[None, :])
     eye = torch.eye(batch, dtype=torch.bool, device=log_c.device)
     pairs = log_c.masked_fill(eye, float("-inf")).flatten()
     return torch.logsumexp(pairs, 0) - math.log(batch * (batch - 1))

@@ -16,7 +16,7 @@ from typing import Any
 #: never changed the arithmetic (compile_loss).
 ANY_VALUE = object()
 
-#: The release that removed the fields below.
+#: The release that removed the fields below, unless :data:`REMOVED_LATER` names another.
 REMOVED_IN = "0.2.0"
 
 #: Config section (``TrainConfig``, ``GeneratorConfig``, ``CriticConfig``) -> retired field ->
@@ -44,6 +44,8 @@ RETIRED: dict[str, dict[str, Any]] = {
         "isolation_penalty": 0.0,
         "real_smoothing": 0.0,
         "compile_loss": ANY_VALUE,
+        "collision_kernel": "product",
+        "collision_temperature": None,
     },
     "GeneratorConfig": {
         "gen_dropout": 0.0,
@@ -61,6 +63,18 @@ RETIRED: dict[str, dict[str, Any]] = {
         "minibatch_nearest": ANY_VALUE,
     },
 }
+
+
+#: Retired fields removed by a later release than :data:`REMOVED_IN`: field -> release.
+REMOVED_LATER: dict[str, str] = {
+    "collision_kernel": "0.3.22",
+    "collision_temperature": "0.3.22",
+}
+
+
+def removed_in(name: str) -> str:
+    """The release that removed retired field ``name``."""
+    return REMOVED_LATER.get(name, REMOVED_IN)
 
 
 class RetiredLeverError(ValueError):
@@ -83,10 +97,11 @@ def drop_retired(section: str, values: dict[str, Any]) -> dict[str, Any]:
         neutral = retired[name]
         if neutral is ANY_VALUE or _same(value, neutral):
             continue
+        release = removed_in(name)
         raise RetiredLeverError(
-            f"{name} = {value!r} needs a lever that molgan {REMOVED_IN} removed (neutral "
+            f"{name} = {value!r} needs a lever that molgan {release} removed (neutral "
             f"value: {neutral!r}; see docs/ablations.md); load this run with molgan < "
-            f"{REMOVED_IN}")
+            f"{release}")
     return kept
 
 

@@ -359,30 +359,27 @@ class Trainer:
     def _graph_penalties(self, fake: DenseGraph) -> torch.Tensor:
         """The weighted valence, lone-atom and collision penalties of relaxed ``fake`` (a
         scalar, part of the generator's loss). The penalties on a draw take the law at
-        ``drawn_temperature`` (:func:`molgan.generator.temper`), the collision penalty the
-        law at ``collision_temperature`` when that is set."""
+        ``drawn_temperature`` (:func:`molgan.generator.temper`), tempered once per step."""
         penalties = self.config.train.penalties
-        drawn = penalties.valence_excess == "drawn"
-        laws: dict[float, DenseGraph] = {1.0: fake}
+        temperature = penalties.drawn_temperature
+        tempered: list[DenseGraph] = []
 
-        def law_at(temperature: float) -> DenseGraph:
-            """softmax(logits / T), tempered once per step for each T that a penalty takes."""
-            if temperature not in laws:
-                laws[temperature] = temper(fake, temperature)
-            return laws[temperature]
+        def drawn_law() -> DenseGraph:
+            """softmax(logits / T) at the drawn temperature, computed on first use."""
+            if not tempered:
+                tempered.append(fake if temperature == 1.0 else temper(fake, temperature))
+            return tempered[0]
 
         total = torch.zeros((), device=fake.x.device)
         if self.max_valence is not None:
-            excess = (drawn_valence_excess(law_at(penalties.drawn_temperature), self.max_valence)
-                      if drawn else valence_excess(fake, self.max_valence))
+            excess = (drawn_valence_excess(drawn_law(), self.max_valence)
+                      if penalties.valence_excess == "drawn"
+                      else valence_excess(fake, self.max_valence))
             total = total + penalties.valence_penalty * excess
         if penalties.lone_atom_penalty > 0:
-            total = total + penalties.lone_atom_penalty * drawn_lone_atoms(
-                law_at(penalties.drawn_temperature))
+            total = total + penalties.lone_atom_penalty * drawn_lone_atoms(drawn_law())
         if penalties.collision_penalty > 0:
-            own = penalties.collision_temperature
-            law = law_at(penalties.drawn_temperature if own is None else own)
-            collisions = drawn_collisions(law, penalties.collision_kernel)
+            collisions = drawn_collisions(drawn_law())
             self.collision_term = collisions.detach()
             total = total + penalties.collision_penalty * collisions
         return total

@@ -512,50 +512,6 @@ def test_drawn_collisions_of_one_hot_graphs_counts_identical_pairs():
     assert drawn_collisions(single).item() == 0.0
 
 
-def test_the_cosine_kernel_equals_the_product_kernel_on_one_hot_graphs():
-    from molgan.loss import drawn_collisions
-
-    torch.manual_seed(1)
-    x_idx = torch.randint(0, 3, (5, 4))
-    x_idx[3] = x_idx[0]
-    adj_idx = torch.zeros(5, 4, 4, dtype=torch.long)
-    adj_idx[:, 0, 1] = adj_idx[:, 1, 0] = torch.randint(0, 2, (5,))
-    graph = one_hot_graph(x_idx, adj_idx, 3, 2, torch.float64)
-    product = drawn_collisions(graph, "product").item()
-    assert drawn_collisions(graph, "cosine").item() == pytest.approx(product, rel=1e-9)
-
-
-@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
-def test_the_cosine_kernel_does_not_pay_for_broadening_equal_laws(temperature):
-    """Two equal laws: the product kernel falls as they broaden (broad laws rarely draw one
-    graph twice), the cosine kernel stays at log 1 = 0 with no gradient."""
-    from molgan.loss import drawn_collisions
-
-    torch.manual_seed(2)
-    x_logits = (torch.randn(1, 3, 4) / temperature).repeat(2, 1, 1).requires_grad_(True)
-    adj = torch.softmax(torch.randn(1, 3, 3, 2), -1).repeat(2, 1, 1, 1)
-    adj = (adj + adj.transpose(1, 2)) / 2
-    fake = DenseGraph(torch.softmax(x_logits, -1), adj)
-    cosine = drawn_collisions(fake, "cosine")
-    cosine.backward()
-    assert cosine.item() == pytest.approx(0.0, abs=1e-6)
-    assert x_logits.grad.abs().max() < 1e-5
-    x = torch.softmax(x_logits.detach(), -1)
-    product = drawn_collisions(DenseGraph(x, adj), "product").item()
-    colder = drawn_collisions(DenseGraph(torch.softmax(x_logits.detach() * 4, -1), adj),
-                              "product").item()
-    assert product < colder < 0
-
-
-def test_drawn_collisions_rejects_an_unknown_kernel():
-    from molgan.loss import drawn_collisions
-
-    graph = one_hot_graph(torch.zeros(2, 3, dtype=torch.long),
-                          torch.zeros(2, 3, 3, dtype=torch.long), 3, 2, torch.float64)
-    with pytest.raises(ValueError, match="kernel must be one of"):
-        drawn_collisions(graph, "euclid")
-
-
 def test_drawn_collisions_pushes_apart_the_pair_likeliest_to_collide():
     """The gradient lowers the overlap of the two near-identical laws, not the distinct one."""
     from molgan.loss import drawn_collisions

@@ -492,8 +492,9 @@ def test_the_valence_excess_form_picks_the_generators_penalty(train_data, tmp_pa
 @pytest.mark.parametrize("temperature", [1.0, 1.5])
 def test_the_penalties_on_a_draw_take_the_law_at_the_drawn_temperature(
         train_data, tmp_path, monkeypatch, temperature):
-    """With ``drawn_temperature`` T, the drawn valence excess and the lone-atom penalty are
-    taken on softmax(logits / T) (one tempering per generator step, shared by both); at 1 on
+    """With ``drawn_temperature`` T, the drawn valence excess, the lone-atom and the collision
+    penalties are taken on softmax(logits / T) (one tempering per generator step, shared by
+    the three); at 1 on
     the relaxed fakes themselves, untempered. T <= 0, or T != 1 without a penalty on a draw,
     is refused with the field's name."""
     import molgan.train
@@ -515,72 +516,28 @@ def test_the_penalties_on_a_draw_take_the_law_at_the_drawn_temperature(
         seen.append(law)
         return original_lone(law)
 
+    def record_collisions(law):
+        seen.append(law)
+        return original_collisions(law)
+
+    original_collisions = molgan.train.drawn_collisions
     monkeypatch.setattr(molgan.train, "temper", record_temper)
     monkeypatch.setattr(molgan.train, "drawn_valence_excess", record_excess)
     monkeypatch.setattr(molgan.train, "drawn_lone_atoms", record_lone)
-    Trainer(config(2, valence_excess="drawn", lone_atom_penalty=1.0,
+    monkeypatch.setattr(molgan.train, "drawn_collisions", record_collisions)
+    Trainer(config(2, valence_excess="drawn", lone_atom_penalty=1.0, collision_penalty=0.1,
                    drawn_temperature=temperature), train_data, tmp_path / str(temperature)).fit()
-    assert len(seen) == 4
+    assert len(seen) == 6
     if temperature == 1.0:
         assert not tempered
+        assert all(law is seen[3 * (i // 3)] for i, law in enumerate(seen))
     else:
         assert [t for t, _ in tempered] == [temperature, temperature]
-        assert all(law is tempered[i // 2][1] for i, law in enumerate(seen))
+        assert all(law is tempered[i // 3][1] for i, law in enumerate(seen))
     with pytest.raises(ValueError, match="drawn_temperature must be positive"):
         config(1, valence_excess="drawn", drawn_temperature=0.0)
     with pytest.raises(ValueError, match="drawn_temperature applies only"):
         config(1, drawn_temperature=1.5)
-
-
-@pytest.mark.parametrize("collision_temperature", [None, 1.4, 1.0])
-def test_the_collision_penalty_takes_its_own_temperature_when_given_one(
-        train_data, tmp_path, monkeypatch, collision_temperature):
-    """With ``drawn_temperature`` 1.2 and ``collision_temperature`` unset, the collision
-    penalty shares the valence and lone-atom penalties' law at 1.2; set, it takes
-    softmax(logits / T) at its own T (the untempered relaxed fakes at 1) while the others
-    stay at 1.2. Set without the collision penalty, or at T <= 0, it is refused."""
-    import molgan.train
-    from molgan.generator import temper
-
-    original_lone = molgan.train.drawn_lone_atoms
-    original_collisions = molgan.train.drawn_collisions
-    tempered, lone_laws, collision_laws = [], [], []
-
-    def record_temper(probs, t):
-        tempered.append((t, temper(probs, t)))
-        return tempered[-1][1]
-
-    def record_lone(law):
-        lone_laws.append(law)
-        return original_lone(law)
-
-    def record_collisions(law, kernel):
-        collision_laws.append(law)
-        return original_collisions(law, kernel)
-
-    monkeypatch.setattr(molgan.train, "temper", record_temper)
-    monkeypatch.setattr(molgan.train, "drawn_lone_atoms", record_lone)
-    monkeypatch.setattr(molgan.train, "drawn_collisions", record_collisions)
-    Trainer(config(2, lone_atom_penalty=1.0, collision_penalty=0.1, drawn_temperature=1.2,
-                   collision_temperature=collision_temperature),
-            train_data, tmp_path / str(collision_temperature)).fit()
-    assert len(lone_laws) == len(collision_laws) == 2
-    drawn_laws = {id(law) for t, law in tempered if t == 1.2}
-    assert all(id(law) in drawn_laws for law in lone_laws)
-    if collision_temperature is None:
-        assert [t for t, _ in tempered] == [1.2, 1.2]
-        assert all(c is law for c, law in zip(collision_laws, lone_laws))
-    elif collision_temperature == 1.0:
-        assert [t for t, _ in tempered] == [1.2, 1.2]
-        assert all(id(law) not in drawn_laws for law in collision_laws)
-    else:
-        assert [t for t, _ in tempered] == [1.2, 1.4, 1.2, 1.4]
-        own = [law for t, law in tempered if t == 1.4]
-        assert all(c is law for c, law in zip(collision_laws, own))
-    with pytest.raises(ValueError, match="collision_temperature must be positive"):
-        config(1, collision_penalty=0.1, collision_temperature=0.0)
-    with pytest.raises(ValueError, match="collision_temperature applies only"):
-        config(1, lone_atom_penalty=1.0, collision_temperature=1.4)
 
 
 @pytest.mark.parametrize("weight", [0.0, 2.0])
@@ -604,30 +561,26 @@ def test_the_lone_atom_penalty_enters_the_generators_loss_only_when_weighted(
         assert calls[0][0] == 16
 
 
-@pytest.mark.parametrize("weight, kernel", [(0.0, "product"), (0.5, "product"),
-                                            (0.5, "cosine")])
+@pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_the_collision_penalty_enters_the_generators_loss_and_the_log_only_when_weighted(
-        train_data, tmp_path, monkeypatch, weight, kernel):
+        train_data, tmp_path, monkeypatch, weight):
     """``collision_penalty > 0`` adds the log chance that two latents draw one labelled graph
-    (by ``collision_kernel``) to every generator step and logs its unweighted value; at 0 it
-    is neither computed nor logged."""
+    to every generator step and logs its unweighted value; at 0 it is neither computed nor
+    logged."""
     import molgan.train
 
-    calls, kernels = [], []
+    calls = []
     original = molgan.train.drawn_collisions
 
-    def record(fake, kernel):
-        kernels.append(kernel)
-        calls.append(original(fake, kernel))
+    def record(fake):
+        calls.append(original(fake))
         return calls[-1]
 
     monkeypatch.setattr(molgan.train, "drawn_collisions", record)
-    out = tmp_path / f"{weight}-{kernel}"
-    Trainer(config(2, collision_penalty=weight, collision_kernel=kernel, log_every=1),
-            train_data, out).fit()
+    out = tmp_path / str(weight)
+    Trainer(config(2, collision_penalty=weight, log_every=1), train_data, out).fit()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(calls) == (2 if weight else 0)
-    assert kernels == [kernel] * len(calls)
     if weight:
         assert [r["collision"] for r in records] == [round(c.item(), 4) for c in calls]
         assert all(c.item() <= 0 for c in calls)
