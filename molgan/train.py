@@ -362,13 +362,11 @@ class Trainer:
         ``drawn_temperature`` (:func:`molgan.generator.temper`), tempered once per step."""
         penalties = self.config.train.penalties
         temperature = penalties.drawn_temperature
-        tempered: list[DenseGraph] = []
 
+        @functools.cache
         def drawn_law() -> DenseGraph:
             """softmax(logits / T) at the drawn temperature, computed on first use."""
-            if not tempered:
-                tempered.append(fake if temperature == 1.0 else temper(fake, temperature))
-            return tempered[0]
+            return fake if temperature == 1.0 else temper(fake, temperature)
 
         total = torch.zeros((), device=fake.x.device)
         if self.max_valence is not None:

@@ -7,7 +7,7 @@ import pytest
 from molgan.checkpoint import CheckpointError
 from molgan.config import RunConfig, TrainConfig
 from molgan.recipes import load_recipe, recipe_fields, recipe_names
-from molgan.retired import ANY_VALUE, REMOVED_IN, REMOVED_LATER, RETIRED
+from molgan.retired import ANY_VALUE, REMOVED_IN, RETIRED
 
 
 def test_the_shipped_recipes_are_default_molgan_and_the_pretrained_models():
@@ -98,18 +98,18 @@ def test_retired_levers_at_their_neutral_value_load_silently():
     assert run.train.run.steps == 10
 
 
-@pytest.mark.parametrize("section, field, value", [("train", "critic_drift", 0.001),
-                                                   ("train", "repeat_memory", "argmax"),
-                                                   ("generator", "gen_activation", "relu"),
-                                                   ("critic", "pack", 2),
-                                                   ("train", "collision_kernel", "cosine"),
-                                                   ("train", "collision_temperature", 1.0)])
+@pytest.mark.parametrize("section, field, value, release", [
+    ("train", "critic_drift", 0.001, REMOVED_IN),
+    ("train", "repeat_memory", "argmax", REMOVED_IN),
+    ("generator", "gen_activation", "relu", REMOVED_IN),
+    ("critic", "pack", 2, REMOVED_IN),
+    ("train", "collision_kernel", "cosine", "0.3.22"),
+    ("train", "collision_temperature", 1.0, "0.3.22")])
 def test_retired_levers_at_another_value_fail_in_one_line_naming_field_and_release(
-        section, field, value):
+        section, field, value, release):
     with pytest.raises(CheckpointError) as info:
         RunConfig.from_dict({section: {field: value}})
     message = str(info.value)
-    release = REMOVED_LATER.get(field, REMOVED_IN)
     assert field in message and f"molgan {release} removed" in message
     assert f"molgan < {release}" in message and "\n" not in message
 

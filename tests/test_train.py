@@ -494,9 +494,8 @@ def test_the_penalties_on_a_draw_take_the_law_at_the_drawn_temperature(
         train_data, tmp_path, monkeypatch, temperature):
     """With ``drawn_temperature`` T, the drawn valence excess, the lone-atom and the collision
     penalties are taken on softmax(logits / T) (one tempering per generator step, shared by
-    the three); at 1 on
-    the relaxed fakes themselves, untempered. T <= 0, or T != 1 without a penalty on a draw,
-    is refused with the field's name."""
+    the three); at 1 on the relaxed fakes themselves, untempered. T <= 0, or T != 1 without
+    a penalty on a draw, is refused with the field's name."""
     import molgan.train
     from molgan.generator import temper
 
