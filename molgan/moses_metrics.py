@@ -220,6 +220,19 @@ def _counter_arrays(prefix: str, counts: Counter[str]) -> dict[str, np.ndarray]:
             f"{prefix}_counts": np.array([counts[k] for k in keys], dtype=np.int64)}
 
 
+def wheel_test_statistics() -> dict[str, Any]:
+    """The installed molsets wheel's own statistics of MOSES's ``Test`` split, made by MOSES's
+    code (``moses/dataset/data/test_stats.npz``): ``{'FCD': {'mu', 'sigma'}, 'SNN': {'fps'},
+    'Frag': {'frag'}, 'Scaf': {'scaf'}, 'logP' | 'SA' | 'QED' | 'weight': {'values'}}``.
+
+    MOSES stores them as a pickled dict; this unpickles only that data file of the installed
+    wheel. Raises :class:`molgan.sources.DataError` when molsets is not installed."""
+    from molgan.sources import moses_folder
+
+    path = moses_folder() / "dataset" / "data" / "test_stats.npz"
+    return np.load(path, allow_pickle=True)["stats"].item()
+
+
 def reference_statistics(smiles: Sequence[str], cache_dir: Path) -> SetStatistics:
     """:func:`set_statistics` of a reference SMILES list, cached on disk (bits packed)."""
     from molgan.chem import mol_from_smiles

@@ -35,12 +35,10 @@ def compare_with_wheel_statistics(reference) -> dict:
     from collections import Counter
 
     from molgan.fcd_stats import frechet_distance
-    from molgan.moses_metrics import cosine_similarity, reference_statistics
-    from molgan.sources import moses_folder
+    from molgan.moses_metrics import (cosine_similarity, reference_statistics,
+                                      wheel_test_statistics)
 
-    # MOSES stores its statistics as a pickled dict; this reads the installed wheel's own file
-    stored = np.load(moses_folder() / "dataset" / "data" / "test_stats.npz",
-                     allow_pickle=True)["stats"].item()
+    stored = wheel_test_statistics()
     ours = reference_statistics(reference.test, reference.cache_dir)
     properties = reference.property_arrays()
     fingerprints = stored["SNN"]["fps"].astype(np.uint8)

@@ -33,15 +33,6 @@ import numpy as np
 SA_MOLECULES = 3_000
 
 
-def wheel_test_statistics() -> dict[str, Any]:
-    """The molsets wheel's statistics of MOSES's Test split: ``{'FCD': {'mu', 'sigma'},
-    'Frag': {'frag'}, ...}``, a pickled dict (MOSES's format), read from the installed wheel."""
-    from molgan.sources import moses_folder
-
-    path = moses_folder() / "dataset" / "data" / "test_stats.npz"
-    return np.load(path, allow_pickle=True)["stats"].item()
-
-
 def screen_figures(samples: Sequence[str | None], fcd_reference: tuple[np.ndarray, np.ndarray],
                    fragment_reference: Counter[str]) -> dict[str, float]:
     """The module docstring's figures for ``samples`` against the given Test statistics
@@ -83,6 +74,7 @@ def main() -> None:
     from rdkit import RDLogger
 
     from molgan.evaluate import read_samples
+    from molgan.moses_metrics import wheel_test_statistics
 
     RDLogger.DisableLog("rdApp.*")
     stats = wheel_test_statistics()

@@ -60,12 +60,13 @@ def test_a_set_scored_against_itself_is_closer_than_another_set(screen) -> None:
     assert other["frag_test"] < itself["frag_test"]
 
 
-def test_the_wheel_statistics_when_molsets_is_installed(screen) -> None:
+def test_the_wheel_statistics_when_molsets_is_installed() -> None:
+    from molgan.moses_metrics import wheel_test_statistics
     from molgan.sources import package_folder
 
     if package_folder("moses") is None:
         pytest.skip("the molsets wheel is not installed")
-    stats = screen.wheel_test_statistics()
+    stats = wheel_test_statistics()
     assert stats["FCD"]["mu"].shape == (512,)
     assert stats["FCD"]["sigma"].shape == (512, 512)
     assert len(stats["Frag"]["frag"]) > 10_000
