@@ -30,6 +30,7 @@ from molgan.coverage import SCORES
 from molgan.critic import CriticConfig
 from molgan.generator import RELAXATIONS, GeneratorConfig
 from molgan.loss import RL_CREDITS, VALENCE_EXCESS_FORMS
+from molgan.motifs import DESCRIPTORS as MOTIF_DESCRIPTORS
 from molgan.sample import DECODINGS
 
 PRECISIONS = ("fp32", "bf16")
@@ -247,6 +248,9 @@ class DiversityConfig:
     """Weight of the ring-motif reward of valid draws (:mod:`molgan.motifs`): the log ratio of
     the data's to the recent draws' share of their cell of (aromatic rings, 3-rings, 4-rings,
     rings, spiro atoms); its policy gradient lowers KL(draws || data) of that cell (0 = off)."""
+    motif_descriptor: str = "rings"
+    """The ring-motif reward's cell (:data:`molgan.motifs.DESCRIPTORS`): ``rings``, the
+    counts above; ``bridges``, those and the bridgehead atoms and rings of 7 or more atoms."""
     motif_floor: float = 0.2
     """Share of the batch's lowest ring-motif reward of a valid draw that a draw which is not
     one valid molecule earns: 0 gives it the valid draws' mean, 1 the lowest, so that no cell
@@ -292,6 +296,9 @@ class DiversityConfig:
                f"critic_draws must lie in [0, 1], got {self.critic_draws}")
         _check(self.draw_realism >= 0, f"draw_realism must be >= 0, got {self.draw_realism}")
         _check(self.motif_reward >= 0, f"motif_reward must be >= 0, got {self.motif_reward}")
+        _check(self.motif_descriptor in MOTIF_DESCRIPTORS,
+               f"motif_descriptor must be one of {tuple(MOTIF_DESCRIPTORS)}, "
+               f"got {self.motif_descriptor!r}")
         _check(0 <= self.motif_floor <= 1,
                f"motif_floor must be in [0, 1], got {self.motif_floor}")
         _check(self.repeat_window >= 1,

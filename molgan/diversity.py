@@ -269,7 +269,7 @@ class DiversityRL:
             if self.motifs is None:
                 flags = single_molecules(x_idx, adj_idx, self.vocab)
             else:
-                flags, cells = graph_cells(x_idx, adj_idx, self.vocab)
+                flags, cells = graph_cells(x_idx, adj_idx, self.vocab, config.motif_descriptor)
             self.rdkit_seconds += time.perf_counter() - start
             valid = torch.as_tensor(flags, dtype=torch.float32, device=counts.device)
             self.drawn_valid = valid.mean()

@@ -210,7 +210,8 @@ class Trainer:
         from molgan.motifs import data_log_law
 
         return data_log_law(train.x_idx, train.adj_idx, self.vocab,
-                            seed=self.config.train.run.seed)
+                            seed=self.config.train.run.seed,
+                            descriptor=self.config.train.diversity.motif_descriptor)
 
     def _property_rl(self, train: MoleculeDataset) -> Any:
         """MolGAN's property reward network and RL term when ``--reward`` is given, else None."""

@@ -45,6 +45,42 @@ def test_cells_are_the_capped_counts_in_mixed_radix_and_cover_the_range():
     assert motif_counts(many)[1] == 4 and 0 <= motif_cell(many) < NUM_CELLS
 
 
+@pytest.mark.parametrize("smiles, extra", [
+    ("CCO", (0, 0)),
+    ("c1ccccc1", (0, 0)),
+    ("C1CC2CCC1C2", (2, 0)),  # norbornane: two bridgehead atoms, two 5-rings
+    ("C1CC2CCC1CC2", (2, 0)),  # bicyclo[2.2.2]octane
+    ("C1CCCCCC1", (0, 1)),  # cycloheptane
+    ("C1CCCCCCC1", (0, 1)),  # cyclooctane
+    ("c1ccc2ccccc2c1", (0, 0)),  # naphthalene: fused, not bridged
+])
+def test_the_bridges_descriptor_appends_bridgehead_atoms_and_rings_of_seven_or_more(smiles,
+                                                                                 extra):
+    mol = Chem.MolFromSmiles(smiles)
+    assert motif_counts(mol, "bridges") == motif_counts(mol) + extra
+
+
+def test_each_descriptor_has_its_own_cells_and_rejects_other_sizes():
+    assert motifs.num_cells("rings") == NUM_CELLS
+    assert motifs.num_cells("bridges") == NUM_CELLS * 3 * 2
+    norbornane, cyclohexane = Chem.MolFromSmiles("C1CC2CCC1C2"), Chem.MolFromSmiles("C1CCCCC1")
+    # the bridges cell is the rings cell followed by two more digits (radix 3, then 2)
+    assert motif_cell(norbornane, "bridges") // 6 == motif_cell(norbornane)
+    assert motif_cell(norbornane, "bridges") % 6 == 2 * 2  # bridgeheads 2, big rings 0
+    assert motif_cell(cyclohexane, "bridges") % 6 == 0
+    assert 0 <= motif_cell(Chem.MolFromSmiles("C1CCCCCCC1"), "bridges") < motifs.num_cells(
+        "bridges")
+    with pytest.raises(ValueError, match="motif descriptor must be one of"):
+        motif_counts(cyclohexane, "cages")
+    balance = MotifBalance(np.log(np.full(motifs.num_cells("bridges"),
+                                          1 / motifs.num_cells("bridges"))))
+    assert balance.rewards([0, motifs.num_cells("bridges") - 1, -1]).shape == (3,)
+    with pytest.raises(ValueError, match="cells"):
+        balance.load_state({"drawn": torch.zeros(NUM_CELLS, dtype=torch.float64)})
+    with pytest.raises(ValueError, match="expected one descriptor's cells"):
+        MotifBalance(np.zeros(7))
+
+
 def test_graph_cells_match_the_molecules_and_flag_invalid_graphs():
     smiles = ["c1ccccc1", "C1CC1", "CCO"]
     vocab = Vocab.from_symbols(["C", "O"], max_atoms=6)
@@ -63,6 +99,12 @@ def test_graph_cells_match_the_molecules_and_flag_invalid_graphs():
     np.testing.assert_allclose(log_p, np.log(counts / counts.sum()))
     with pytest.raises(ValueError, match="no training graph"):
         motifs.data_log_law(x_idx[3:], adj_idx[3:], vocab)
+    _, bridge_cells = motifs.graph_cells(x_idx, adj_idx, vocab, "bridges")
+    assert bridge_cells.tolist() == [motif_cell(Chem.MolFromSmiles(s), "bridges")
+                                     for s in smiles] + [-1]
+    bridge_log_p = motifs.data_log_law(x_idx, adj_idx, vocab, descriptor="bridges")
+    assert bridge_log_p.shape == (motifs.num_cells("bridges"),)
+    np.testing.assert_allclose(np.exp(bridge_log_p).sum(), 1.0)
 
 
 def half_on_the_first_cell() -> np.ndarray:
@@ -155,6 +197,11 @@ def test_training_with_the_motif_reward_logs_its_divergence_and_resumes_exactly(
     logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl")
               .read_text().splitlines()]
     assert all(r["motif_kl"] > 0 for r in logged)
+    bridges = Trainer(config(2, repeat_window=64, rl_draws=2, motif_reward=1.0,
+                             motif_descriptor="bridges"), train_data, tmp_path / "bridges")
+    bridges.fit()
+    assert bridges.diversity.motifs.drawn.shape == (motifs.num_cells("bridges"),)
+    assert bridges.diversity.motifs.drawn.sum() > 0
     # a run without the reward cannot be resumed with it
     Trainer(config(2, repeat_window=64, motif_reward=0.0), train_data, tmp_path / "plain").fit()
     with_reward = Trainer(config(4, repeat_window=64, motif_reward=1.0), train_data,
