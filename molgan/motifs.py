@@ -149,9 +149,10 @@ class MotifBalance:
     """
 
     def __init__(self, data_log_law: np.ndarray, device: torch.device | str = "cpu") -> None:
-        if data_log_law.ndim != 1 or len(data_log_law) not in map(num_cells, DESCRIPTORS):
+        sizes = [num_cells(name) for name in DESCRIPTORS]
+        if data_log_law.ndim != 1 or len(data_log_law) not in sizes:
             raise ValueError(f"the data's law has shape {data_log_law.shape}, expected one "
-                             f"descriptor's cells ({', '.join(str(num_cells(d)) for d in DESCRIPTORS)})")
+                             f"descriptor's cells ({', '.join(map(str, sizes))})")
         self.log_p = torch.as_tensor(data_log_law, dtype=torch.float64)
         self.drawn = torch.zeros(len(data_log_law), dtype=torch.float64)  # decayed counts
         self.device = torch.device(device)
