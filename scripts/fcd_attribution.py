@@ -2,7 +2,8 @@ r"""Where a sample's FCD comes from: how far each descriptor's distribution is f
 set's, and what the FCD would be if that one distribution matched.
 
 For a discrete descriptor ``d`` (heavy atoms, rings of each size, atoms of each element,
-charged atoms, bonds of each order, functional groups), the valid samples are reweighted by
+charged atoms, bonds of each order, bridgehead, spiro and stereocentre atoms, bonds in two
+rings or more, functional groups), the valid samples are reweighted by
 :math:`w(s) = q_{test}(d(s)) / q_{sample}(d(s))` (empirical frequencies; a value the test
 set never has gets weight 0), which makes the weighted samples' distribution of ``d`` equal to
 the test set's wherever the samples have that value, and leaves everything else about them as
@@ -54,6 +55,14 @@ def descriptors() -> dict[str, Callable[[Any], int]]:
         "aromatic bonds": bond_count(Chem.BondType.AROMATIC),
         "bridgehead atoms": rdMolDescriptors.CalcNumBridgeheadAtoms,
         "spiro atoms": rdMolDescriptors.CalcNumSpiroAtoms,
+        "8+-rings": lambda m: sum(len(r) >= 8 for r in m.GetRingInfo().AtomRings()),
+        "aromatic rings": rdMolDescriptors.CalcNumAromaticRings,
+        "fused bonds": lambda m: sum(m.GetRingInfo().NumBondRings(b.GetIdx()) > 1
+                                     for b in m.GetBonds()),
+        "ring double bonds": lambda m: sum(b.GetBondType() == Chem.BondType.DOUBLE
+                                           and b.IsInRing() for b in m.GetBonds()),
+        "stereocentres": lambda m: len(Chem.FindMolChiralCenters(m, includeUnassigned=True,
+                                                                 useLegacyImplementation=False)),
     }
     for name in ("fr_Al_OH", "fr_ether", "fr_ketone", "fr_aldehyde", "fr_nitrile", "fr_NH2",
                  "fr_NH1", "fr_amide", "fr_ester", "fr_epoxide", "fr_Imine"):

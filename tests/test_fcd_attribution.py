@@ -47,6 +47,17 @@ def test_descriptor_rows_give_means_and_distances_without_chemnet(attribution) -
     assert rows["3-rings"]["tv"] == pytest.approx(2 / 3, abs=1e-4)
     assert rows["aromatic bonds"]["test_mean"] == 3.0 and rows["aromatic bonds"]["covered"] == 0.5
     assert "fcd_drop" not in rows["rings"]
+    cages = [Chem.MolFromSmiles(s) for s in ("C1CC2CCC1C2", "C1CCCCCCC1", "CC(N)O", "C1=CCCC1")]
+    rows = {r["descriptor"]: r for r in attribution.descriptor_rows(cages, test)}
+    # norbornane: 2 bridgeheads, 2 bonds (the bridge) in two rings; cyclooctane: an 8-ring;
+    # stereocentres, unassigned: norbornane's two bridgeheads and CC(N)O's carbon; cyclopentene:
+    # one double bond in a ring
+    assert rows["bridgehead atoms"]["sample_mean"] == 0.5
+    assert rows["fused bonds"]["sample_mean"] == 0.5
+    assert rows["8+-rings"]["sample_mean"] == 0.25
+    assert rows["stereocentres"]["sample_mean"] == 0.75
+    assert rows["ring double bonds"]["sample_mean"] == 0.25
+    assert rows["aromatic rings"]["test_mean"] == 0.5
     ordered = [r["tv"] for r in attribution.descriptor_rows(samples, test)]
     assert ordered == sorted(ordered, reverse=True)
     # with an FCD of the reweighted samples, each row says what matching it would save
