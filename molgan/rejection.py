@@ -86,6 +86,17 @@ def critic_scores(critic: Critic, x_idx: np.ndarray, adj_idx: np.ndarray) -> Ten
     return torch.cat(scores) if scores else torch.zeros(0)
 
 
+def auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """Probability that a random ``positive`` score exceeds a random ``negative`` one (ties
+    count one half): the Mann-Whitney statistic over ``len(positive) * len(negative)``."""
+    scores = torch.cat([positive, negative]).double()
+    _, group, counts = scores.unique(return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()  # 1-based rank of each distinct value's last copy
+    ranks = (ends - (counts - 1) / 2)[group]  # ties share their mean rank
+    m, n = len(positive), len(negative)
+    return float((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
+
+
 def fit_calibration(real_scores: Tensor, fake_scores: Tensor, quantile: float) -> Calibration:
     """:class:`Calibration` from critic scores of held-out real graphs ``[R]`` and of the
     generator's draws ``[F]``: the logistic fit of :func:`fit_logistic`, and ``M`` the

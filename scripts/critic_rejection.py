@@ -22,22 +22,11 @@ from molgan.checkpoint import load_checkpoint
 from molgan.critic import Critic
 from molgan.dataset import load_dataset
 from molgan.evaluate import evaluate, load_reference
-from molgan.rejection import critic_scores, fit_calibration, sample_with_rejection
+from molgan.rejection import auc, critic_scores, fit_calibration, sample_with_rejection
 from molgan.sample import Sampler, write_samples
 
 KEYS = ("validity", "validity_connected", "uniqueness", "novelty", "fcd", "rings_mean",
         "sa_mean", "qed_mean")
-
-
-def auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
-    """Probability that a random ``positive`` score exceeds a random ``negative`` one (ties
-    count one half): the Mann-Whitney statistic over ``len(positive) * len(negative)``."""
-    scores = torch.cat([positive, negative]).double()
-    _, group, counts = scores.unique(return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()  # 1-based rank of each distinct value's last copy
-    ranks = (ends - (counts - 1) / 2)[group]  # ties share their mean rank
-    m, n = len(positive), len(negative)
-    return float((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
 
 
 def main() -> None:

@@ -2,13 +2,16 @@
 
     python scripts/export_pretrained.py RUN_DIR --eval RUN_DIR/eval.json \
         --command "molgan train ..." --out molgan/pretrained/qm9.pt \
-        [--critic-from molgan/pretrained/qm9.pt] [--sample-temperature T]
+        [--critic-from molgan/pretrained/qm9.pt] [--sample-temperature T] [--average-only]
 
 ``--critic-from`` ships the critic (weights, config and its note) of another run or exported
 model beside this run's generator: a minibatch-kernel critic is a training device, not a
 pipeline scorer (docs/benchmarks.md, "The shipped critic"). ``--sample-temperature`` sets
 the temperature ``molgan sample`` draws at by default for a model trained with
 ``--decode sample`` (chosen on a sampling seed other than the reported one).
+``--average-only`` ships the moving average of the generator's weights as its only weights,
+which halves the generator's share of the file; sampling uses the average either way, and
+``weights='live'`` then gives the average too.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def main() -> None:
                         help="run dir, checkpoint or exported model whose critic to ship")
     parser.add_argument("--sample-temperature", type=float, default=None,
                         help="default sampling temperature of a decode=sample model")
+    parser.add_argument("--average-only", action="store_true",
+                        help="ship only the moving average of the generator's weights")
     args = parser.parse_args()
     bundle = load_checkpoint(args.run)
     add_missing_reference(bundle)
@@ -64,6 +69,11 @@ def main() -> None:
             raise SystemExit("--sample-temperature needs a model trained with --decode sample")
         bundle["config"]["train"]["sample_temperature"] = args.sample_temperature
         note["sample_temperature"] = args.sample_temperature
+    if args.average_only:
+        if "generator_ema" not in bundle:
+            raise SystemExit("--average-only needs a run that kept a moving average")
+        bundle["generator"] = bundle.pop("generator_ema")
+        note["generator_weights"] = "the moving average of the run's generator weights only"
     if args.eval:
         metrics = json.loads(Path(args.eval).read_text())
         note["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

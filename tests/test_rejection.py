@@ -75,10 +75,9 @@ def test_rejection_says_so_when_it_accepts_too_little():
 
 
 def test_auc_counts_ties_as_one_half():
-    from tests.scripts import load_script
+    from molgan.rejection import auc
 
-    script = load_script("critic_rejection")
-    assert script.auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
-    assert script.auc(torch.tensor([0.0]), torch.tensor([1.0])) == 0.0
-    assert script.auc(torch.tensor([1.0, 1.0]), torch.tensor([1.0])) == 0.5
-    assert script.auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 0.0])) == 0.75
+    assert auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
+    assert auc(torch.tensor([0.0]), torch.tensor([1.0])) == 0.0
+    assert auc(torch.tensor([1.0, 1.0]), torch.tensor([1.0])) == 0.5
+    assert auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 0.0])) == 0.75
