@@ -1,7 +1,8 @@
-"""Two sampling-time variants of a trained generator, for measuring against plain sampling.
+"""Three sampling-time variants of a trained generator, for measuring against plain sampling.
 
     python scripts/sampling_variants.py RUN_OR_CKPT --latent-scale 1.25 -o samples.csv
     python scripts/sampling_variants.py RUN_OR_CKPT --presence-temperature 1.0 -o samples.csv
+    python scripts/sampling_variants.py RUN_OR_CKPT --pair-temperature 1.0 -o samples.csv
     molgan evaluate samples.csv --train qm9
 
 - ``--latent-scale s`` draws the latents from ``N(0, s^2 I)`` instead of ``N(0, I)``
@@ -12,6 +13,11 @@
   ``q(empty) = p_Tp(empty)``, ``q(e) = (1 - p_Tp(empty)) softmax(l / T)_e`` over the elements
   ``e``, where ``p_Tp = softmax(l / Tp)``. A warm draw flattens the "no atom" logit too, so
   it makes molecules smaller than the network's law at ``T = 1``; this keeps their size.
+- ``--pair-temperature Tb`` does the same for the pairs: whether two atoms bond is drawn at
+  ``Tb``, which bond order at ``T``: ``q(none) = p_Tb(none)``, ``q(k) = (1 - p_Tb(none))
+  softmax(l / T)_k`` over the orders ``k``. A warm draw flattens every pair's "no bond"
+  logit; at 27 atoms, 351 pairs each get that chance of a bond the network did not put
+  there, and those extra bonds close rings.
 
 Everything else is ``molgan sample``'s: the model's decoding, its valence draw (or
 ``--valence-draw``), ``-n`` samples from one stream seeded with ``--seed``. With
@@ -30,22 +36,25 @@ from molgan.sample import Sampler, write_samples
 
 
 class SamplingVariant(nn.Module):
-    """A trained :class:`molgan.generator.Generator` seen through the two variants: latents
-    ``s z``, and node logits ``l [B, N, T]`` replaced by ``T log q`` (so that the sampler's
-    draw from ``softmax(. / T)`` draws from ``q``, see the module's docstring). Token 0 of
-    the nodes is "no atom"."""
+    """A trained :class:`molgan.generator.Generator` seen through the three variants: latents
+    ``s z``, node logits ``l [B, N, T]`` and pair logits ``[B, N, N, Y]`` replaced by ``T log
+    q`` (so that the sampler's draw from ``softmax(. / T)`` draws from ``q``, see the
+    module's docstring). Token 0 of the nodes is "no atom", of the pairs "no bond"."""
 
     def __init__(self, generator: nn.Module, latent_scale: float = 1.0,
-                 presence_temperature: float | None = None, temperature: float = 1.0) -> None:
+                 presence_temperature: float | None = None, temperature: float = 1.0,
+                 pair_temperature: float | None = None) -> None:
         super().__init__()
         if not latent_scale > 0:
             raise ValueError(f"the latent scale must be > 0, got {latent_scale}")
-        if presence_temperature is not None and not presence_temperature > 0:
-            raise ValueError(f"the presence temperature must be > 0, got {presence_temperature}")
+        for name, value in (("presence", presence_temperature), ("pair", pair_temperature)):
+            if value is not None and not value > 0:
+                raise ValueError(f"the {name} temperature must be > 0, got {value}")
         self.generator = generator
         self.config = generator.config
         self.latent_scale = latent_scale
         self.presence_temperature = presence_temperature
+        self.pair_temperature = pair_temperature
         self.temperature = temperature
 
     def sample_z(self, batch_size: int, generator: torch.Generator | None = None,
@@ -57,13 +66,20 @@ class SamplingVariant(nn.Module):
     def forward(self, z: Tensor) -> DenseGraph:
         """Logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``, nodes re-weighted."""
         logits = self.generator(z)
-        if self.presence_temperature is None:
-            return logits
-        x = logits.x
-        empty = torch.softmax(x / self.presence_temperature, dim=-1)[..., :1]  # [B, N, 1]
-        elements = torch.softmax(x[..., 1:] / self.temperature, dim=-1) * (1 - empty)
-        law = torch.cat([empty, elements], dim=-1).clamp_min(torch.finfo(x.dtype).tiny)
-        return DenseGraph(self.temperature * law.log(), logits.adj)
+        x, adj = logits.x, logits.adj
+        if self.presence_temperature is not None:
+            x = self._first_token_at(x, self.presence_temperature)
+        if self.pair_temperature is not None:
+            adj = self._first_token_at(adj, self.pair_temperature)
+        return DenseGraph(x, adj)
+
+    def _first_token_at(self, logits: Tensor, first_temperature: float) -> Tensor:
+        """``T log q`` for logits ``[..., K]``: token 0 ("no atom", "no bond") keeps its
+        chance at ``first_temperature``, the others share the rest as at ``T``."""
+        none = torch.softmax(logits / first_temperature, dim=-1)[..., :1]
+        others = torch.softmax(logits[..., 1:] / self.temperature, dim=-1) * (1 - none)
+        law = torch.cat([none, others], dim=-1).clamp_min(torch.finfo(logits.dtype).tiny)
+        return self.temperature * law.log()
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, counted: str = "samples",
@@ -84,21 +100,22 @@ def main() -> None:
     add_model_arguments(parser)
     parser.add_argument("--latent-scale", type=float, default=1.0)
     parser.add_argument("--presence-temperature", type=float, default=None)
+    parser.add_argument("--pair-temperature", type=float, default=None)
     parser.add_argument("-o", "--output", required=True, help=".smi, .csv or .sdf")
     args = parser.parse_args()
     valence = None if args.valence_draw is None else args.valence_draw == "true"
     plain = Sampler.from_checkpoint(args.run, decode="sample",
                                     temperature=args.temperature, valence_draw=valence)
     variant = SamplingVariant(plain.generator, args.latent_scale, args.presence_temperature,
-                              plain.temperature)
+                              plain.temperature, args.pair_temperature)
     sampler = Sampler(variant, plain.vocab, plain.device, decode="sample",
                       temperature=plain.temperature, valence_draw=plain.max_valence is not None)
     result = sampler.sample(args.n, seed=args.seed)
     written = write_samples(result.smiles, args.output)
     valid = sum(s is not None for s in result.smiles)
     print(f"{written} samples ({valid} valid) at T {plain.temperature}, latent scale "
-          f"{args.latent_scale}, presence temperature {args.presence_temperature} -> "
-          f"{args.output}")
+          f"{args.latent_scale}, presence temperature {args.presence_temperature}, pair "
+          f"temperature {args.pair_temperature} -> {args.output}")
 
 
 if __name__ == "__main__":

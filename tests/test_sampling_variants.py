@@ -62,3 +62,27 @@ def test_the_latent_scale_multiplies_the_same_normal_draws(variants) -> None:
     torch.testing.assert_close(scaled, 1.5 * base)
     with pytest.raises(ValueError, match="latent scale"):
         variants.SamplingVariant(g, latent_scale=0.0)
+
+
+def test_pairs_at_the_sampling_temperature_draw_the_plain_samples(variants) -> None:
+    g = generator()
+    variant = variants.SamplingVariant(g, pair_temperature=1.7, temperature=1.7)
+    for a, b in zip(draws(g, 1.7), draws(variant, 1.7)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bond_presence_is_drawn_at_its_own_temperature_and_orders_at_the_sampling_one(
+        variants) -> None:
+    g = generator()
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(4))
+    variant = variants.SamplingVariant(g, pair_temperature=1.0, temperature=2.5)
+    with torch.no_grad():
+        plain, law = g(z).adj, torch.softmax(variant(z).adj / 2.5, dim=-1)
+    none = torch.softmax(plain, dim=-1)[..., 0]
+    torch.testing.assert_close(law[..., 0], none)
+    pairs = none < 0.999  # pairs that can bond (not the diagonal, not masked)
+    orders = torch.softmax(plain[..., 1:] / 2.5, dim=-1)
+    torch.testing.assert_close((law[..., 1:] / (1 - none).unsqueeze(-1))[pairs], orders[pairs])
+    torch.testing.assert_close(variant(z).x, g(z).x)
+    with pytest.raises(ValueError, match="pair temperature"):
+        variants.SamplingVariant(g, pair_temperature=-1.0)
