@@ -132,7 +132,7 @@ def build_config(kind: type, values: dict[str, Any], saved: bool = True) -> Any:
 
 
 #: Models shipped inside the package: name -> file under ``molgan/pretrained``.
-PRETRAINED = {"qm9": "qm9.pt"}
+PRETRAINED = {"qm9": "qm9.pt", "moses": "moses.pt"}
 
 
 def pretrained_path(name: str = "qm9") -> Path:

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw molecules from a trained generator")
     sample.add_argument("run", nargs="?", default=None, help="run directory or ckpt.pt")
     sample.add_argument("--pretrained", default=None, metavar="NAME",
-                        help="use a model shipped with the package instead (qm9)")
+                        help="use a model shipped with the package instead (qm9, moses)")
     sample.add_argument("-n", "--num-samples", type=_positive_int, default=10_000,
                         help="samples (10000)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score molecules with a trained critic")
     score.add_argument("model", help="run directory, ckpt.pt, 'pretrained' (the shipped QM9 "
-                       "model) or 'pretrained:NAME'")
+                       "model) or 'pretrained:NAME' (qm9, moses)")
     score.add_argument("input", help=".smi/.txt, .csv or .sdf of molecules")
     score.add_argument("-o", "--output", required=True, help="CSV: index,smiles,score,reason")
     score.add_argument("--smiles-column", default=None, help="SMILES column of a CSV input")

@@ -240,7 +240,8 @@ class Critic(nn.Module):
 
     @classmethod
     def pretrained(cls, name: str = "qm9", device: str | torch.device | None = None) -> Critic:
-        """The critic shipped inside the package (``'qm9'``), trained by ``molgan train``."""
+        """The critic shipped inside the package (``'qm9'`` or ``'moses'``), trained by
+        ``molgan train``."""
         from molgan.checkpoint import pretrained_path
 
         return cls.from_checkpoint(pretrained_path(name), device)

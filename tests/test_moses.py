@@ -14,23 +14,10 @@ import pytest
 
 from molgan import moses_metrics as mm
 from molgan.sources import DataError, moses_file, read_source, source_fingerprint
+from tests.graphs import DRUGS
 
 Chem = pytest.importorskip("rdkit.Chem")
 
-DRUGS = [
-    "CC(=O)Oc1ccccc1C(=O)O",  # aspirin
-    "CC(=O)Nc1ccc(O)cc1",  # paracetamol
-    "Cn1cnc2c1c(=O)n(C)c(=O)n2C",  # caffeine
-    "CC(C)Cc1ccc(C(C)C(=O)O)cc1",  # ibuprofen
-    "COc1ccc2cc(C(C)C(=O)O)ccc2c1",  # naproxen
-    "CN1CCC[C@H]1c1cccnc1",  # nicotine
-    "O=C(O)c1ccccc1O",  # salicylic acid
-    "Clc1ccc(cc1)C(c1ccccc1)N1CCNCC1",
-    "CCOC(=O)c1ccc(N)cc1",  # benzocaine
-    "CC(C)NCC(O)COc1cccc2ccccc12",  # propranolol
-    "Fc1ccc(cc1)C(=O)CCCN1CCC(O)CC1",
-    "CS(=O)(=O)c1ccc(cc1)C1=CCOC1=O",
-]
 #: Fragments of the MCF list's style: a terminal alkyne with an ene ("ene_nitrile" style) and
 #: a PAINS-style pattern written with explicit hydrogens, as the wheel's PAINS file does.
 MCF = "names,smarts\nMCF_test,[#6]=&!@[#6]-[#6]#[#7]\n"
