@@ -80,8 +80,8 @@ def critic_scores(critic: Critic, x_idx: np.ndarray, adj_idx: np.ndarray) -> Ten
     scores = []
     with torch.no_grad():
         for start in range(0, len(x_idx), SCORE_BATCH):
-            x = torch.as_tensor(np.asarray(x_idx[start:start + SCORE_BATCH]), device=device)
-            adj = torch.as_tensor(np.asarray(adj_idx[start:start + SCORE_BATCH]), device=device)
+            x = torch.as_tensor(np.array(x_idx[start:start + SCORE_BATCH]), device=device)
+            adj = torch.as_tensor(np.array(adj_idx[start:start + SCORE_BATCH]), device=device)
             scores.append(critic.score_dense(*one_hot_graph(x, adj, t, y)).float().cpu())
     return torch.cat(scores) if scores else torch.zeros(0)
 

@@ -6,7 +6,7 @@
 
 ``--critic-from`` ships the critic (weights, config and its note) of another run or exported
 model beside this run's generator: a minibatch-kernel critic is a training device, not a
-pipeline scorer (docs/benchmarks.md, "The shipped critic"). ``--sample-temperature`` sets
+pipeline scorer (docs/benchmarks.md, "The shipped critics"). ``--sample-temperature`` sets
 the temperature ``molgan sample`` draws at by default for a model trained with
 ``--decode sample`` (chosen on a sampling seed other than the reported one).
 ``--average-only`` ships the moving average of the generator's weights as its only weights,
