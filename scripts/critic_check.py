@@ -15,7 +15,7 @@ Scores (``Critic.score_dense``, independent of batch-mates) of three sets:
 For each set the mean and standard deviation of its scores, and for each other set the AUC
 of ``test`` against it (the chance that a test molecule outscores one of the set's; 0.5 = no
 better than a coin). A critic fit for pipelines puts real molecules above random graphs
-(AUC near 1). The shipped QM9 critic's figures are in docs/benchmarks.md ("The shipped
+(AUC near 1). The shipped critics' figures are in docs/benchmarks.md ("The shipped
 critics").
 """
 

@@ -21,7 +21,7 @@
 
 Everything else is ``molgan sample``'s: the model's decoding, its valence draw (or
 ``--valence-draw``), ``-n`` samples from one stream seeded with ``--seed``. With
-``--latent-scale 1`` and no ``--presence-temperature`` the samples are ``molgan sample``'s.
+``--latent-scale 1`` and neither temperature the samples are ``molgan sample``'s.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class SamplingVariant(nn.Module):
                                        device=device) * self.latent_scale
 
     def forward(self, z: Tensor) -> DenseGraph:
-        """Logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``, nodes re-weighted."""
+        """Logits ``DenseGraph(x [B, N, T], adj [B, N, N, Y])``, nodes and pairs re-weighted."""
         logits = self.generator(z)
         x, adj = logits.x, logits.adj
         if self.presence_temperature is not None:
