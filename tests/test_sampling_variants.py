@@ -31,27 +31,42 @@ def test_no_variant_draws_the_plain_samples(variants) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_presence_at_the_sampling_temperature_draws_the_plain_samples(variants) -> None:
-    """Tp = T gives q = softmax(l / T): T log q differs from l by a constant per node, which
-    leaves every Gumbel-max draw where it was."""
+#: The two first-token variants: the keyword that sets one, and the logits it re-weights.
+FIRST_TOKEN = [("presence_temperature", "x"), ("pair_temperature", "adj")]
+
+
+@pytest.mark.parametrize("keyword, part", FIRST_TOKEN)
+def test_a_first_token_at_the_sampling_temperature_draws_the_plain_samples(
+        variants, keyword, part) -> None:
+    """Tp = T gives q = softmax(l / T): T log q differs from l by a constant per node or
+    pair, which leaves every Gumbel-max draw where it was."""
     g = generator()
-    variant = variants.SamplingVariant(g, presence_temperature=1.7, temperature=1.7)
+    variant = variants.SamplingVariant(g, temperature=1.7, **{keyword: 1.7})
     for a, b in zip(draws(g, 1.7), draws(variant, 1.7)):
         np.testing.assert_array_equal(a, b)
 
 
-def test_presence_is_drawn_at_its_own_temperature_and_elements_at_the_sampling_one(
-        variants) -> None:
+@pytest.mark.parametrize("keyword, part", FIRST_TOKEN)
+def test_a_first_token_is_drawn_at_its_own_temperature_and_the_rest_at_the_sampling_one(
+        variants, keyword, part) -> None:
+    """"No atom" (or "no bond") keeps its chance at T 1; the elements (bond orders) share
+    the rest as at T 2.5; the other part of the graph is left alone."""
     g = generator()
     z = torch.randn(5, 8, generator=torch.Generator().manual_seed(1))
-    variant = variants.SamplingVariant(g, presence_temperature=1.0, temperature=2.5)
+    variant = variants.SamplingVariant(g, temperature=2.5, **{keyword: 1.0})
     with torch.no_grad():
-        plain, law = g(z).x, torch.softmax(variant(z).x / 2.5, dim=-1)
-    empty = torch.softmax(plain, dim=-1)[..., 0]
-    torch.testing.assert_close(law[..., 0], empty)
-    elements = torch.softmax(plain[..., 1:] / 2.5, dim=-1)
-    torch.testing.assert_close(law[..., 1:] / (1 - empty).unsqueeze(-1), elements)
-    torch.testing.assert_close(variant(z).adj, g(z).adj)
+        plain, tempered = g(z), variant(z)
+    logits = getattr(plain, part)
+    law = torch.softmax(getattr(tempered, part) / 2.5, dim=-1)
+    first = torch.softmax(logits, dim=-1)[..., 0]
+    torch.testing.assert_close(law[..., 0], first)
+    open_ = first < 0.999  # slots and pairs with another choice (not the diagonal, not masked)
+    rest = torch.softmax(logits[..., 1:] / 2.5, dim=-1)
+    torch.testing.assert_close((law[..., 1:] / (1 - first).unsqueeze(-1))[open_], rest[open_])
+    other = "adj" if part == "x" else "x"
+    torch.testing.assert_close(getattr(tempered, other), getattr(plain, other))
+    with pytest.raises(ValueError, match=keyword.replace("_", " ")):
+        variants.SamplingVariant(g, **{keyword: -1.0})
 
 
 def test_the_latent_scale_multiplies_the_same_normal_draws(variants) -> None:
@@ -62,27 +77,3 @@ def test_the_latent_scale_multiplies_the_same_normal_draws(variants) -> None:
     torch.testing.assert_close(scaled, 1.5 * base)
     with pytest.raises(ValueError, match="latent scale"):
         variants.SamplingVariant(g, latent_scale=0.0)
-
-
-def test_pairs_at_the_sampling_temperature_draw_the_plain_samples(variants) -> None:
-    g = generator()
-    variant = variants.SamplingVariant(g, pair_temperature=1.7, temperature=1.7)
-    for a, b in zip(draws(g, 1.7), draws(variant, 1.7)):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_bond_presence_is_drawn_at_its_own_temperature_and_orders_at_the_sampling_one(
-        variants) -> None:
-    g = generator()
-    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(4))
-    variant = variants.SamplingVariant(g, pair_temperature=1.0, temperature=2.5)
-    with torch.no_grad():
-        plain, law = g(z).adj, torch.softmax(variant(z).adj / 2.5, dim=-1)
-    none = torch.softmax(plain, dim=-1)[..., 0]
-    torch.testing.assert_close(law[..., 0], none)
-    pairs = none < 0.999  # pairs that can bond (not the diagonal, not masked)
-    orders = torch.softmax(plain[..., 1:] / 2.5, dim=-1)
-    torch.testing.assert_close((law[..., 1:] / (1 - none).unsqueeze(-1))[pairs], orders[pairs])
-    torch.testing.assert_close(variant(z).x, g(z).x)
-    with pytest.raises(ValueError, match="pair temperature"):
-        variants.SamplingVariant(g, pair_temperature=-1.0)
