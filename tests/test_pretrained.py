@@ -154,3 +154,23 @@ def test_score_names_a_shipped_model(tmp_path, capsys):
     assert named.read_text() == plain.read_text()
     assert main(["score", "pretrained:nothing", str(data), "-o", str(tmp_path / "x.csv")]) == 2
     assert "no pretrained model 'nothing'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_critic_check_reports_every_set_and_counts_what_it_cannot_score(
+        qm9, cache_dir, tmp_path, monkeypatch):
+    import json
+    import sys
+
+    samples = tmp_path / "samples.smi"
+    samples.write_text("CCO\nc1ccncc1\n\nC[Si](C)(C)C\n" + "C" * 12 + "\n")  # 2 too foreign
+    report = tmp_path / "critic.json"
+    monkeypatch.setenv("MOLGAN_CACHE", str(cache_dir))  # QM9 as the qm9 fixture cached it
+    monkeypatch.setattr(sys, "argv", ["critic_check.py", "pretrained:qm9", "--data", "qm9",
+                                      "--limit", "500", "--samples", str(samples),
+                                      "--json", str(report)])
+    load_script("critic_check").main()
+    result = json.loads(report.read_text())
+    assert result["test"]["n"] == result["random"]["n"] == 500
+    assert result["random"]["auc_test_vs"] > 0.75  # molecules above random graphs
+    assert result[str(samples)]["n"] == 2 and result["skipped"] == {str(samples): 2}
