@@ -4,9 +4,9 @@
         --command "molgan train ..." --out molgan/pretrained/qm9.pt \
         [--critic-from molgan/pretrained/qm9.pt] [--sample-temperature T] [--average-only]
 
-``--critic-from`` ships the critic (weights, config and its note) of another run or exported
-model beside this run's generator: a minibatch-kernel critic is a training device, not a
-pipeline scorer (docs/benchmarks.md, "The shipped critics"). ``--sample-temperature`` sets
+``--critic-from`` ships the critic (weights, config and its note; ``--critic-note`` says why)
+of another run or exported model beside this run's generator when the run's own critic is a
+poor pipeline scorer (docs/benchmarks.md, "The shipped critics"). ``--sample-temperature`` sets
 the temperature ``molgan sample`` draws at by default for a model trained with
 ``--decode sample`` (chosen on a sampling seed other than the reported one).
 ``--average-only`` ships the moving average of the generator's weights as its only weights,
@@ -58,6 +58,8 @@ def main() -> None:
                         help="run dir, checkpoint or exported model whose critic to ship")
     parser.add_argument("--sample-temperature", type=float, default=None,
                         help="default sampling temperature of a decode=sample model")
+    parser.add_argument("--critic-note", default=None,
+                        help="why this critic ships (with --critic-from), kept in the note")
     parser.add_argument("--average-only", action="store_true",
                         help="ship only the moving average of the generator's weights")
     args = parser.parse_args()
@@ -86,6 +88,8 @@ def main() -> None:
                 note[key] = donor_note[key]
         note.setdefault("critic_note_from", {"path": str(args.critic_from),
                                              "steps": int(donor["step"])})
+        if args.critic_note:
+            note["critic"] = args.critic_note
     export_model(bundle, args.out, note)
     print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.2f} MB, step {note['steps']}")
 

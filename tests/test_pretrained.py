@@ -135,10 +135,12 @@ def test_export_ships_a_run_generator_beside_another_models_critic(qm9, tmp_path
 
     average = tmp_path / "average.pt"  # the moving average as the only generator weights
     monkeypatch.setattr(sys, "argv", ["export_pretrained.py", str(run), "--out", str(average),
-                                      "--command", "molgan train (test)", "--average-only"])
+                                      "--command", "molgan train (test)", "--average-only",
+                                      "--critic-from", str(shipped), "--critic-note", "why"])
     runpy.run_path(str(script), run_name="__main__")
     slim = load_checkpoint(average)
     assert "generator_ema" not in slim and "generator_weights" in slim["note"]
+    assert slim["note"]["critic"] == "why"
     for key, value in trained["generator_ema"].items():
         torch.testing.assert_close(slim["generator"][key], value)
     both = Sampler.from_checkpoint(out, temperature=1.1).sample(50, seed=0).smiles
