@@ -142,6 +142,15 @@ def pretrained_path(name: str = "qm9") -> Path:
     return Path(__file__).resolve().parent / "pretrained" / PRETRAINED[name]
 
 
+def model_path(model: str | Path) -> str | Path:
+    """Where a model named on the command line lives: ``'pretrained'`` (the shipped QM9
+    model) and ``'pretrained:NAME'`` are shipped models, anything else a run dir or file."""
+    text = str(model)
+    if text == "pretrained" or text.startswith("pretrained:"):
+        return pretrained_path(text.partition(":")[2] or "qm9")
+    return model
+
+
 def export_model(bundle: dict[str, Any], path: str | Path, note: dict[str, Any]) -> None:
     """Write a slim, inference-only copy of a training bundle (no optimizer or RNG state)."""
     keep = ("step", "vocab", "config", "generator_config", "critic_config", "generator",

@@ -456,7 +456,7 @@ def run_score(args: argparse.Namespace) -> int:
     """``molgan score``: one CSV row per input molecule, NaN score with a reason if unscorable."""
     import csv
 
-    from molgan.checkpoint import pretrained_path
+    from molgan.checkpoint import model_path
     from molgan.critic import Critic
     from molgan.evaluate import read_samples
 
@@ -467,10 +467,7 @@ def run_score(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    model = args.model
-    if model == "pretrained" or model.startswith("pretrained:"):
-        model = pretrained_path(model.partition(":")[2] or "qm9")
-    critic = Critic.from_checkpoint(model, device=device)
+    critic = Critic.from_checkpoint(model_path(args.model), device=device)
     rows = read_samples(args.input, args.smiles_column)
     scored = 0
     # every row is written to a temporary file, renamed onto the output once complete

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molgan.checkpoint import pretrained_path
+from molgan.checkpoint import model_path
 from molgan.critic import Critic
 from molgan.dataset import load_dataset
 from molgan.evaluate import read_samples
@@ -68,16 +68,14 @@ def summary(scores: torch.Tensor) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="run directory, ckpt.pt or pretrained:NAME")
+    parser.add_argument("model", help="run directory, ckpt.pt, pretrained or pretrained:NAME")
     parser.add_argument("--data", default="qm9", choices=("qm9", "moses"))
     parser.add_argument("--limit", type=int, default=10_000, help="test molecules scored")
     parser.add_argument("--samples", nargs="*", default=[], help="SMILES files to score")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random graphs")
     parser.add_argument("--json", default=None, help="write the report here")
     args = parser.parse_args()
-    source = (pretrained_path(args.model.partition(":")[2])
-              if args.model.startswith("pretrained:") else args.model)
-    critic = Critic.from_checkpoint(source)
+    critic = Critic.from_checkpoint(model_path(args.model))
     t, y = critic.vocab.num_atom_types, critic.vocab.num_bond_types
     x_idx, adj_idx = test_graphs(args.data, args.limit)
     test = critic_scores(critic, x_idx, adj_idx)
