@@ -11,23 +11,24 @@ from molgan.retired import ANY_VALUE, REMOVED_IN, RETIRED
 
 
 def test_the_shipped_recipes_are_default_molgan_and_the_pretrained_models():
-    assert recipe_names() == ("default", "molgan", "pretrained-qm9")
-    with pytest.raises(ValueError, match="default, molgan, pretrained-qm9"):
+    assert recipe_names() == ("default", "molgan", "pretrained-moses", "pretrained-qm9")
+    with pytest.raises(ValueError, match="default, molgan, pretrained-moses, pretrained-qm9"):
         recipe_fields("wgan")
 
 
-def test_the_pretrained_recipe_is_the_shipped_models_config_less_its_run_settings():
-    """The recipe file reproduces the shipped checkpoint's saved config: with the run's own
-    settings (data, budget, device, seed) put back, nothing differs, sampling temperature
-    included."""
+@pytest.mark.parametrize("model", ["qm9", "moses"])
+def test_the_pretrained_recipe_is_the_shipped_models_config_less_its_run_settings(model):
+    """Each recipe file ``pretrained-NAME`` reproduces the shipped checkpoint's saved config:
+    with the run's own settings (data, budget, device, seed) put back, nothing differs,
+    sampling temperature included."""
     import dataclasses
 
     from molgan.checkpoint import load_checkpoint, pretrained_path
 
-    shipped = RunConfig.from_dict(load_checkpoint(pretrained_path("qm9"))["config"])
+    shipped = RunConfig.from_dict(load_checkpoint(pretrained_path(model))["config"])
     run_settings = dataclasses.asdict(shipped.train.run)
-    assert load_recipe("pretrained-qm9", **run_settings) == shipped
-    assert load_recipe("pretrained-qm9") != RunConfig()
+    assert load_recipe(f"pretrained-{model}", **run_settings) == shipped
+    assert load_recipe(f"pretrained-{model}") != RunConfig()
 
 
 def test_the_default_recipe_file_is_what_the_config_classes_default_to():

@@ -6,7 +6,7 @@ user's. ``molgan train --recipe NAME`` starts from one, ``--config FILE`` and fl
 it::
 
     from molgan.recipes import load_recipe, recipe_names
-    recipe_names()                 # ('default', 'molgan', 'pretrained-qm9')
+    recipe_names()   # ('default', 'molgan', 'pretrained-moses', 'pretrained-qm9')
     config = load_recipe("molgan")  # a molgan.config.RunConfig
 
 The file's tables (``[optimization]``, ``[generator]``, ...) are for the reader: field names
