@@ -127,6 +127,8 @@ def test_train_help_lists_at_most_78_flags_grouped_and_none_retired(capsys):
     assert not flags & retired
     for title in ("optimization:", "WGAN-GP and penalties:", "diversity RL:", "sampling:"):
         assert title in text
+    recipe_help = " ".join(text.split("\n  --recipe NAME", 1)[1].split("\n  --config")[0].split())
+    assert all(name in recipe_help for name in recipe_names())
 
 
 def test_cli_recipe_and_config_file_compose(cache_dir, tmp_path, small_smi):
