@@ -103,17 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     from molgan.critic import CriticConfig
     from molgan.generator import GeneratorConfig
     from molgan.options import add_dataclass_flags
+    from molgan.recipes import recipe_names
 
     train = sub.add_parser("train", help="train a generator and critic (WGAN-GP)",
                            description="Train on QM9 or your own molecules. Defaults < "
                            "--recipe < --config < flags; the defaults shown are the default "
                            "recipe's.")
-    from molgan.recipes import recipe_names
-
     train.add_argument("--recipe", default=None, metavar="NAME",
-                       help=f"a shipped recipe: {', '.join(recipe_names())}; default is "
-                            "molgan's, molgan De Cao & Kipf's WGAN-GP settings, pretrained-NAME "
-                            "the shipped model NAME's (default: default)")
+                       help=f"a shipped recipe: {', '.join(recipe_names())}. 'default' is "
+                            "molgan's own, 'molgan' De Cao & Kipf's WGAN-GP settings, "
+                            "'pretrained-NAME' the recipe of the shipped model NAME "
+                            "(default: default)")
     train.add_argument("--config", default=None,
                        help="JSON or TOML file of config fields (over the recipe)")
     train.add_argument("--out", default="runs/molgan", help="run directory (default: runs/molgan)")
