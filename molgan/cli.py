@@ -242,7 +242,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 #: Fields that ``--resume`` may change; the rest define the run.
 RESUMABLE = ("steps", "epochs", "device", "log_every", "eval_every", "eval_samples", "ckpt_every",
-             "max_seconds")
+             "keep_every", "max_seconds")
 #: Namespace entries of ``molgan train`` that are not config fields.
 _NOT_FIELDS = ("command", "handler", "out", "resume", "config", "recipe", "cache_dir",
                "workers", "verbose", "threads")

@@ -81,6 +81,9 @@ class RunSettings:
     """Samples per evaluation."""
     ckpt_every: int = 250
     """Steps between checkpoints (one is always written at the end)."""
+    keep_every: int = 0
+    """Steps between kept copies of the checkpoint, ckpt-STEP.pt beside ckpt.pt (0: none):
+    earlier points of a long run, to sample or evaluate later."""
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
@@ -102,6 +105,8 @@ class RunSettings:
         for name in ("log_every", "eval_every", "ckpt_every"):
             _check(getattr(self, name) >= 1,
                    f"{name} must be at least 1 step, got {getattr(self, name)}")
+        _check(self.keep_every >= 0, f"keep_every must be 0 (none) or a number of steps, "
+                                     f"got {self.keep_every}")
 
 
 @dataclass

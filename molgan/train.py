@@ -464,9 +464,13 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.out_dir / "ckpt.pt"
 
-    def save(self) -> None:
-        """Write the checkpoint atomically (rank 0 only); refuse to overwrite a good one with
-        NaN weights."""
+    def kept_checkpoint_path(self, step: int) -> Path:
+        """Where ``keep_every`` keeps the checkpoint of ``step``: ``ckpt-STEP.pt`` (7 digits)."""
+        return self.out_dir / f"ckpt-{step:07d}.pt"
+
+    def save(self, keep: bool = False) -> None:
+        """Write the checkpoint atomically (rank 0 only), and with ``keep`` a copy of it at
+        :meth:`kept_checkpoint_path`; refuse to overwrite a good one with NaN weights."""
         for name, module in (("generator", self.generator), ("critic", self.critic),
                              ("generator average", self.generator_average)):
             if module is not None and not all(bool(torch.isfinite(p).all())
@@ -474,7 +478,10 @@ class Trainer:
                 raise TrainingDiverged(f"non-finite {name} weights at step {self.step}; "
                                        f"{self._last_good()}")
         if self.dist.is_main:
-            save_checkpoint(self.checkpoint_path, self.state_dict())
+            state = self.state_dict()
+            save_checkpoint(self.checkpoint_path, state)
+            if keep:
+                save_checkpoint(self.kept_checkpoint_path(self.step), state)
 
     def _last_good(self) -> str:
         if self.checkpoint_path.is_file():
@@ -660,9 +667,10 @@ class Trainer:
                         metrics_file.flush()
                     postfix.update({"loss_d": record["loss_d"], "loss_g": record["loss_g"],
                                     "W": record["wasserstein"]})
-                saved = self.step % run.ckpt_every == 0 or last
+                keep = run.keep_every > 0 and self.step % run.keep_every == 0
+                saved = self.step % run.ckpt_every == 0 or last or keep
                 if saved:
-                    self.save()
+                    self.save(keep)
                 if on_step is not None:
                     on_step(self.step, postfix)
                 if out_of_time:

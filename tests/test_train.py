@@ -253,6 +253,37 @@ def test_data_penalty_adds_its_term_and_is_logged(train_data, tmp_path):
     assert record["data_gp"] >= 0 and "feature_gp" not in record
 
 
+def test_kept_checkpoints_hold_the_run_as_it_was_at_their_step(train_data, tmp_path):
+    from molgan.sample import Sampler
+
+    Trainer(config(6, keep_every=2, ckpt_every=1000), train_data, tmp_path / "long").fit()
+    kept = sorted(p.name for p in (tmp_path / "long").glob("ckpt-*.pt"))
+    assert kept == ["ckpt-0000002.pt", "ckpt-0000004.pt", "ckpt-0000006.pt"]
+    Trainer(config(4), train_data, tmp_path / "short").fit()
+    at_four, short = (load_checkpoint(tmp_path / "long" / "ckpt-0000004.pt"),
+                      load_checkpoint(tmp_path / "short"))
+    assert at_four["step"] == short["step"] == 4
+    for network in ("generator", "critic"):
+        for key, value in short[network].items():
+            torch.testing.assert_close(at_four[network][key], value, rtol=0, atol=0, msg=key)
+    first = Sampler.from_checkpoint(tmp_path / "long" / "ckpt-0000004.pt").sample(20, seed=0)
+    assert first.smiles == Sampler.from_checkpoint(tmp_path / "short").sample(20, seed=0).smiles
+
+
+def test_keep_every_can_be_raised_on_resume(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(QM9_FIXTURE), "--batch-size", "16", "--eval-every", "1000",
+            "--out", str(out), "--cache-dir", str(cache_dir), "--threads", "1"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert main([*args, "--steps", "4", "--keep-every", "3", "--resume"]) == 0
+    assert sorted(p.name for p in out.glob("ckpt-*.pt")) == ["ckpt-0000003.pt"]
+
+
+def test_negative_keep_every_is_refused(train_data, tmp_path):
+    with pytest.raises(ValueError, match="keep_every must be 0"):
+        Trainer(config(1, keep_every=-1), train_data, tmp_path)
+
+
 @pytest.mark.parametrize("name", ["log_every", "eval_every", "ckpt_every"])
 def test_intervals_below_one_step_are_refused_with_their_name(train_data, tmp_path, name):
     with pytest.raises(ValueError, match=f"{name} must be at least 1"):
