@@ -289,9 +289,15 @@ class DiversityConfig:
     """What the latent coverage term scores a real graph by under a latent's law: ``log``, its
     log-likelihood per variable, or ``hits``, the expected share of its variables a draw gets
     right (a sharp law per latent)."""
+    autoencoder: float = 0.0
+    """Weight of the autoencoder term (:mod:`molgan.encoder`): an encoder maps each real graph of
+    a batch to a latent and the generator's law there is pulled toward the graph, with a KL
+    term that keeps those latents where sampling draws them (a variational autoencoder whose
+    decoder is the generator; 0 = off)."""
 
     def __post_init__(self) -> None:
         _check(self.diversity_rl >= 0, f"diversity_rl must be >= 0, got {self.diversity_rl}")
+        _check(self.autoencoder >= 0, f"autoencoder must be >= 0, got {self.autoencoder}")
         _check(self.rl_draws >= 1, f"rl_draws must be at least 1, got {self.rl_draws}")
         _check(0 <= self.free_draws <= self.rl_draws,
                f"free_draws must lie in [0, rl_draws = {self.rl_draws}], got {self.free_draws}")

@@ -35,6 +35,7 @@ import torch
 from molgan.checkpoint import bundle_contents, load_checkpoint, save_checkpoint
 from molgan.config import RunConfig, TrainConfig
 from molgan.coverage import coverage_loss, nearest_latents
+from molgan.encoder import GraphEncoder, autoencoder_loss, reparameterize
 from molgan.critic import Critic
 from molgan.dataset import MoleculeDataset
 from molgan.device import resolve_device
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Per-step quantities averaged over each logging interval, by name (metrics.jsonl keys).
 LOGGED = ("loss_d", "wasserstein", "gp", "real_score", "feature_gp", "data_gp", "loss_g",
-          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision")
+          "repeated", "drawn_valid", "motif_kl", "loss_r", "reward", "coverage", "collision",
+          "autoencoder", "kl")
 
 
 class TrainingDiverged(RuntimeError):
@@ -156,7 +158,16 @@ class Trainer:
         torch.manual_seed(tc.run.seed)
         self.generator = Generator(config.generator, self.vocab).to(self.device)
         self.critic = Critic(config.critic, self.vocab).to(self.device)
-        self.opt_g = make_adam(self.generator.parameters(), tc.optim.generator_lr, tc, adam)
+        # the autoencoder term's encoder (molgan.encoder), trained with the generator
+        self.encoder: GraphEncoder | None = None
+        if tc.diversity.autoencoder > 0:
+            self.encoder = GraphEncoder(
+                self.vocab.max_atoms, self.vocab.num_atom_types, self.vocab.num_bond_types,
+                tuple(reversed(config.generator.gen_hidden)), config.generator.z_dim,
+            ).to(self.device)
+        generator_parameters = list(self.generator.parameters()) + (
+            list(self.encoder.parameters()) if self.encoder is not None else [])
+        self.opt_g = make_adam(generator_parameters, tc.optim.generator_lr, tc, adam)
         self.opt_d = make_adam(self.critic.parameters(), tc.optim.critic_lr, tc, adam)
         # the moving average of the generator's weights (generator_ema), never trained
         self.generator_average: Generator | None = (
@@ -183,6 +194,8 @@ class Trainer:
         self.critic_ddp: torch.nn.Module = self.critic
         self.generator_ddp: torch.nn.Module = self.generator
         self.critic_frozen: torch.nn.Module = self.critic  # the generator step's scorer
+        self.encoder_ddp: torch.nn.Module = (self.encoder if self.encoder is not None
+                                             else torch.nn.Identity())
         self.noise = torch.Generator(device=self.device).manual_seed(tc.run.seed + 1)
         self._critic_loss: Callable[..., CriticLoss] = self._critic_objective
         self.critic_updates = 0  # critic updates so far (steepness_every counts them)
@@ -199,6 +212,9 @@ class Trainer:
         self.coverage_term = torch.zeros((), device=self.device)
         # the last collision penalty, unweighted (0 while it is off)
         self.collision_term = torch.zeros((), device=self.device)
+        # the last autoencoder term's reconstruction loss and KL (0 while it is off)
+        self.reconstruction_term = torch.zeros((), device=self.device)
+        self.kl_term = torch.zeros((), device=self.device)
         self.step = 0
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
         self.total_steps = self._total_steps(len(train))
@@ -257,24 +273,43 @@ class Trainer:
         logits = DenseGraph(logits.x.float(), logits.adj.float())  # fp32 under bf16 autocast
         return relax(logits, self.config.train.sampling.relax, generator=self.noise)
 
-    def _fakes_and_coverage(self) -> tuple[DenseGraph, torch.Tensor | None]:
-        """This step's relaxed fakes ``[B]`` and, with ``latent_coverage > 0``, the coverage
-        term (:mod:`molgan.coverage`, unweighted) of a fresh real batch, both
-        from one generator call (the nearest latents appended to the batch's latents)."""
+    def _fakes_and_latent_terms(self) -> tuple[DenseGraph, torch.Tensor]:
+        """This step's relaxed fakes ``[B]`` and the weighted sum of the latent terms (0 when
+        both are off), all from one generator call: the latent coverage term
+        (:mod:`molgan.coverage`) of a fresh real batch, its nearest latents appended to the
+        batch's latents, and the autoencoder term (:mod:`molgan.encoder`) of another, its
+        encoded latents appended after them. Records both terms' parts for the log."""
         diversity = self.config.train.diversity
         z = self._latents()
-        if diversity.latent_coverage <= 0:
-            return self._fake_batch(z, self.generator_ddp), None
-        real = self._real_batch()
-        pool = self._local(self.generator.sample_z(
-            diversity.coverage_pool * self.batches.batch_size, generator=self.noise))
-        chosen = nearest_latents(self.generator, real, pool, diversity.coverage_temperature,
-                                 diversity.coverage_score)
-        logits = self.generator_ddp(torch.cat([z, chosen]))
-        b = z.shape[0]
-        fake = self._relax(DenseGraph(logits.x[:b], logits.adj[:b]))
-        return fake, coverage_loss(DenseGraph(logits.x[b:], logits.adj[b:]), real,
-                                   diversity.coverage_temperature, diversity.coverage_score)
+        total = torch.zeros((), device=self.device)
+        if diversity.latent_coverage <= 0 and self.encoder is None:
+            return self._fake_batch(z, self.generator_ddp), total
+        latents, b = [z], z.shape[0]
+        if diversity.latent_coverage > 0:
+            covered = self._real_batch()
+            pool = self._local(self.generator.sample_z(
+                diversity.coverage_pool * self.batches.batch_size, generator=self.noise))
+            latents.append(nearest_latents(self.generator, covered, pool,
+                                           diversity.coverage_temperature,
+                                           diversity.coverage_score))
+        if self.encoder is not None:
+            encoded = self._real_batch()
+            mean, log_var = self.encoder_ddp(encoded.x, encoded.adj)
+            latents.append(reparameterize(mean, log_var, generator=self.noise))
+        logits = self.generator_ddp(torch.cat(latents))
+        blocks = [DenseGraph(logits.x[i * b:(i + 1) * b], logits.adj[i * b:(i + 1) * b])
+                  for i in range(len(latents))]
+        if diversity.latent_coverage > 0:
+            coverage = coverage_loss(blocks[1], covered, diversity.coverage_temperature,
+                                     diversity.coverage_score)
+            self.coverage_term = coverage.detach()
+            total = total + diversity.latent_coverage * coverage
+        if self.encoder is not None:
+            term = autoencoder_loss(blocks[-1], encoded, mean, log_var)
+            self.reconstruction_term = term.reconstruction.detach()
+            self.kl_term = term.kl.detach()
+            total = total + diversity.autoencoder * term.loss
+        return self._relax(blocks[0]), total
 
     def _autocast(self) -> Any:
         """bfloat16 autocast of the forward computations when ``precision='bf16'``."""
@@ -335,11 +370,8 @@ class Trainer:
         self.critic.requires_grad_(False)
         try:
             with self._autocast():
-                fake, coverage = self._fakes_and_coverage()
-                loss = generator_loss(self._fp32(self.critic_frozen), fake)
-            if coverage is not None:
-                self.coverage_term = coverage.detach()
-                loss = loss + tc.diversity.latent_coverage * coverage
+                fake, latent_terms = self._fakes_and_latent_terms()
+                loss = generator_loss(self._fp32(self.critic_frozen), fake) + latent_terms
             if self.property_rl is not None:
                 index = self._local(self.batches.next())
                 self.property_rl.update(self._real_batch(index),
@@ -411,7 +443,8 @@ class Trainer:
                 "loss_g": loss_g, "repeated": self.diversity.repeated,
                 "drawn_valid": self.diversity.drawn_valid,
                 "motif_kl": self.diversity.motif_divergence, "loss_r": loss_r, "reward": reward,
-                "coverage": self.coverage_term, "collision": self.collision_term}
+                "coverage": self.coverage_term, "collision": self.collision_term,
+                "autoencoder": self.reconstruction_term, "kl": self.kl_term}
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -436,6 +469,7 @@ class Trainer:
             **({"generator_ema": self.generator_average.state_dict()}
                if self.generator_average is not None else {}),
             **self.diversity.state_dict(),
+            **({"encoder": self.encoder.state_dict()} if self.encoder is not None else {}),
         }
 
     def load_state_dict(self, bundle: dict[str, Any]) -> None:
@@ -446,6 +480,11 @@ class Trainer:
             self.generator_average.load_state_dict(bundle.get("generator_ema",
                                                               bundle["generator"]))
         self.critic.load_state_dict(bundle["critic"])
+        if self.encoder is not None:
+            if "encoder" not in bundle:
+                raise ValueError("the checkpoint has no encoder; --autoencoder cannot be added "
+                                 "when resuming")
+            self.encoder.load_state_dict(bundle["encoder"])
         self.opt_g.load_state_dict(bundle["opt_g"])
         self.opt_d.load_state_dict(bundle["opt_d"])
         if self.property_rl is not None:
@@ -547,6 +586,8 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.critic_ddp = DistributedDataParallel(self.critic, device_ids=ids)
             self.generator_ddp = DistributedDataParallel(self.generator, device_ids=ids)
+            if self.encoder is not None:
+                self.encoder_ddp = DistributedDataParallel(self.encoder, device_ids=ids)
         if self.config.train.run.compile:
             if not self.dist.enabled:
                 self._critic_loss = torch.compile(
@@ -597,6 +638,8 @@ class Trainer:
                 record["motif_kl"] = round(means["motif_kl"], 4)
         if tc.diversity.latent_coverage > 0:
             record["coverage"] = round(means["coverage"], 4)
+        if self.encoder is not None:
+            record.update(autoencoder=round(means["autoencoder"], 4), kl=round(means["kl"], 2))
         if tc.penalties.collision_penalty > 0:
             record["collision"] = round(means["collision"], 4)
         if self.property_rl is not None:
