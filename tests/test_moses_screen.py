@@ -71,3 +71,21 @@ def test_the_wheel_statistics_when_molsets_is_installed() -> None:
     assert stats["FCD"]["sigma"].shape == (512, 512)
     assert len(stats["Frag"]["frag"]) > 10_000
     assert np.isfinite(stats["FCD"]["sigma"]).all()
+
+
+def test_the_filter_split_scores_passing_and_failing_samples_apart(screen) -> None:
+    from rdkit import Chem
+
+    # a stand-in filter that rejects any oxygen: nicotine and five of OTHERS pass; five drugs,
+    # glycerol and a 9-membered ring (too large for MOSES's filters) fail; one row is invalid
+    patterns = [Chem.MolFromSmarts("[#8]")]
+    passing = [DRUGS[5], *[s for s in OTHERS if "O" not in s]]
+    samples = [*DRUGS, *OTHERS, "C1CCCCCCCC1", "C1CC"]
+    fcd_reference, _ = _reference(passing)
+    figures = screen.filter_split(samples, fcd_reference, patterns)
+    assert figures["filters"] == pytest.approx(6 / 13)
+    assert figures["large_rings"] == pytest.approx(1 / 13)
+    assert figures["split_size"] == 6
+    assert figures["fcd_pass"] == pytest.approx(0.0, abs=1e-3)  # all six passing ones
+    assert figures["fcd_fail"] > 1.0
+    assert figures["fcd_pass"] < figures["fcd_all"] < figures["fcd_fail"]
