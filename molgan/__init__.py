@@ -10,7 +10,7 @@ import logging
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.3.27"
+__version__ = "0.3.28"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
