@@ -35,13 +35,13 @@ import torch
 from molgan.checkpoint import bundle_contents, load_checkpoint, save_checkpoint
 from molgan.config import RunConfig, TrainConfig
 from molgan.coverage import coverage_loss, nearest_latents
-from molgan.encoder import GraphEncoder, autoencoder_loss, reparameterize
 from molgan.critic import Critic
 from molgan.dataset import MoleculeDataset
 from molgan.device import resolve_device
 from molgan.distributed import barrier, init_from_env, local_device
 from molgan.files import write_text_atomic
 from molgan.diversity import DiversityRL
+from molgan.encoder import GraphEncoder, autoencoder_loss, reparameterize
 from molgan.generator import Generator, relax, temper
 from molgan.graph import DenseGraph, one_hot_graph
 from molgan.loss import (CriticLoss, critic_loss, drawn_collisions, drawn_lone_atoms,
