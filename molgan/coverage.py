@@ -61,14 +61,15 @@ def _flat_scores(logits: DenseGraph, floor: float, temperature: float,
     return parts[0], parts[1]
 
 
-def _flat_one_hots(real: DenseGraph) -> tuple[Tensor, Tensor]:
+def flat_one_hots(real: DenseGraph) -> tuple[Tensor, Tensor]:
     """One-hot ``real`` as ``x [B, N T]`` and upper-triangle ``adj [B, P Y]``."""
     n = real.x.shape[1]
     rows, cols = torch.triu_indices(n, n, 1, device=real.x.device)
     return real.x.float().flatten(1), real.adj[:, rows, cols].float().flatten(1)
 
 
-def _variables(num_nodes: int) -> int:
+def variables_per_graph(num_nodes: int) -> int:
+    """:math:`V = N + N (N - 1) / 2`: atom slots and atom pairs of a graph of ``N`` slots."""
     return num_nodes + num_nodes * (num_nodes - 1) // 2
 
 
@@ -78,8 +79,8 @@ def pairwise_scores(logits: DenseGraph, real: DenseGraph, temperature: float = 1
     ``logits [M]`` (``x [M, N, T]``, ``adj [M, N, N, Y]``) at ``temperature`` (with
     ``score="hits"``: :math:`h(G_i, z_j)`)."""
     per_x, per_adj = _flat_scores(logits, floor, temperature, score)
-    real_x, real_adj = _flat_one_hots(real)
-    return (real_x @ per_x.T + real_adj @ per_adj.T) / _variables(real.x.shape[1])
+    real_x, real_adj = flat_one_hots(real)
+    return (real_x @ per_x.T + real_adj @ per_adj.T) / variables_per_graph(real.x.shape[1])
 
 
 def paired_scores(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0,
@@ -88,9 +89,9 @@ def paired_scores(logits: DenseGraph, real: DenseGraph, temperature: float = 1.0
     ``temperature`` (with ``score="hits"``: :math:`h(G_i, z_i)`), differentiable in
     ``logits``."""
     per_x, per_adj = _flat_scores(logits, floor, temperature, score)
-    real_x, real_adj = _flat_one_hots(real)
+    real_x, real_adj = flat_one_hots(real)
     total = (real_x * per_x).sum(1) + (real_adj * per_adj).sum(1)
-    return total / _variables(real.x.shape[1])
+    return total / variables_per_graph(real.x.shape[1])
 
 
 @torch.no_grad()

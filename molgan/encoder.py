@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from molgan.coverage import paired_scores
+from molgan.coverage import flat_one_hots, paired_scores, variables_per_graph
 from molgan.graph import DenseGraph
 
 KL_WEIGHT = 1.0
@@ -77,9 +77,7 @@ class GraphEncoder(nn.Module):
         n = x.shape[1]
         if n != self.num_nodes:
             raise ValueError(f"the encoder reads graphs of {self.num_nodes} atom slots, got {n}")
-        rows, cols = torch.triu_indices(n, n, 1, device=x.device)
-        flat = torch.cat([x.flatten(1), adj[:, rows, cols].flatten(1)], dim=1).float()
-        h = self.body(flat)
+        h = self.body(torch.cat(flat_one_hots(DenseGraph(x, adj)), dim=1))
         return self.to_mean(h), self.to_log_var(h).clamp(*LOG_VARIANCE_RANGE)
 
 
@@ -113,8 +111,7 @@ def autoencoder_loss(decoded: DenseGraph, real: DenseGraph, mean: Tensor, log_va
     r"""The module docstring's :math:`L` for ``real [B]`` one-hot graphs, ``decoded [B]`` the
     generator's logits at their encoded latents (``x [B, N, T]``, ``adj [B, N, N, Y]``) and
     ``mean``, ``log_var`` ``[B, Z]`` the encoder's outputs."""
-    n = real.x.shape[1]
-    variables = n + n * (n - 1) // 2
     reconstruction = -paired_scores(decoded, real).mean()
     kl = gaussian_kl(mean.float(), log_var.float()).mean()
+    variables = variables_per_graph(real.x.shape[1])
     return AutoencoderTerm(reconstruction + kl_weight * kl / variables, reconstruction, kl)
