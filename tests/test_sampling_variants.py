@@ -1,4 +1,5 @@
-"""scripts/sampling_variants.py: the latent scale and the atom-presence temperature."""
+"""scripts/sampling_variants.py: the latent scale, and the temperatures of atom presence, of
+bond presence and of bond orders."""
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def test_no_variant_draws_the_plain_samples(variants) -> None:
 FIRST_TOKEN = [("presence_temperature", "x"), ("pair_temperature", "adj")]
 
 
-@pytest.mark.parametrize("keyword, part", FIRST_TOKEN)
+@pytest.mark.parametrize("keyword, part", FIRST_TOKEN + [("order_temperature", "adj")])
 def test_a_first_token_at_the_sampling_temperature_draws_the_plain_samples(
         variants, keyword, part) -> None:
     """Tp = T gives q = softmax(l / T): T log q differs from l by a constant per node or
@@ -77,3 +78,27 @@ def test_the_latent_scale_multiplies_the_same_normal_draws(variants) -> None:
     torch.testing.assert_close(scaled, 1.5 * base)
     with pytest.raises(ValueError, match="latent scale"):
         variants.SamplingVariant(g, latent_scale=0.0)
+
+
+def test_bond_orders_are_drawn_at_their_own_temperature_and_bond_presence_at_the_sampling_one(
+        variants) -> None:
+    """"No bond" keeps its chance at T 2.5; the bond orders share the rest as at To 1; the
+    atoms are left alone. With a pair temperature as well, "no bond" follows that one."""
+    g = generator()
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = g(z)
+        orders = variants.SamplingVariant(g, temperature=2.5, order_temperature=1.0)(z)
+        both = variants.SamplingVariant(g, temperature=2.5, order_temperature=1.0,
+                                        pair_temperature=1.3)(z)
+    for tempered, none_temperature in ((orders, 2.5), (both, 1.3)):
+        law = torch.softmax(tempered.adj / 2.5, dim=-1)
+        first = torch.softmax(plain.adj / none_temperature, dim=-1)[..., 0]
+        torch.testing.assert_close(law[..., 0], first)
+        open_ = first < 0.999
+        rest = torch.softmax(plain.adj[..., 1:], dim=-1)
+        torch.testing.assert_close((law[..., 1:] / (1 - first).unsqueeze(-1))[open_],
+                                   rest[open_])
+        torch.testing.assert_close(tempered.x, plain.x)
+    with pytest.raises(ValueError, match="order temperature"):
+        variants.SamplingVariant(g, order_temperature=0.0)
