@@ -10,7 +10,7 @@ import logging
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.3.28"
+__version__ = "0.3.29"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
