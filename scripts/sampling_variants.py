@@ -42,7 +42,7 @@ from molgan.sample import Sampler, write_samples
 
 
 class SamplingVariant(nn.Module):
-    """A trained :class:`molgan.generator.Generator` seen through the three variants: latents
+    """A trained :class:`molgan.generator.Generator` seen through the four variants: latents
     ``s z``, node logits ``l [B, N, T]`` and pair logits ``[B, N, N, Y]`` replaced by ``T log
     q`` (so that the sampler's draw from ``softmax(. / T)`` draws from ``q``, see the
     module's docstring). Token 0 of the nodes is "no atom", of the pairs "no bond"."""
